@@ -1,0 +1,216 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Batch streams the rows of one query through a server-side cursor,
+// BatchSize rows per Next, so that memory stays constant whatever the size
+// of the result. It is Piccolo's AsyncBatch.
+//
+// Inside a transaction the cursor lives on that transaction's connection
+// and sees its uncommitted rows; outside, the batch borrows a connection and
+// runs in a transaction of its own, committed by Close. Close (or the end of
+// the rows, or leaving an All loop) closes the cursor and gives the
+// connection back. A Batch is safe for concurrent use, one Next at a time.
+type Batch struct {
+	engine *PostgresEngine
+	tx     *PostgresTransaction
+	own    bool   // the batch began tx and must end it
+	cursor string // quoted, unique per engine
+	fetch  string
+	size   int
+
+	mu        sync.Mutex
+	closed    bool
+	exhausted bool // closed because the rows ran out, not by Close
+}
+
+// Batch opens a cursor over q, which must render exactly one statement (a
+// SELECT or VALUES). OnNode runs it on that node; BatchSize sets the rows
+// per Next (default 100). The caller must Close the batch, or read it to
+// the end.
+func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error) {
+	ro := collectRunOptions(opts)
+	if ro.batchSize < 1 {
+		return nil, fmt.Errorf("piccolo: BatchSize must be at least 1, got %d", ro.batchSize)
+	}
+	if q == nil {
+		return nil, errors.New("piccolo: Batch: nil query")
+	}
+	qs, err := q.Querystrings()
+	if err != nil {
+		return nil, fmt.Errorf("piccolo: Batch: render query: %w", err)
+	}
+	if len(qs) != 1 {
+		return nil, fmt.Errorf("piccolo: Batch needs exactly one statement, the query has %d", len(qs))
+	}
+	target := e
+	if ro.node != "" {
+		if target, err = e.Node(ro.node); err != nil {
+			return nil, err
+		}
+	}
+	b := &Batch{engine: target, size: ro.batchSize}
+	b.tx = target.txFrom(ctx)
+	if b.tx == nil {
+		_, b.tx, err = target.begin(ctx, txOptions{nesting: NestJoin, maxAttempts: 1})
+		if err != nil {
+			return nil, err
+		}
+		b.own = true
+	}
+	b.cursor = `"piccolo_batch_` + strconv.FormatUint(target.cursorID.Add(1), 10) + `"`
+	b.fetch = "FETCH FORWARD " + strconv.Itoa(b.size) + " FROM " + b.cursor
+	declare := "DECLARE " + b.cursor + " NO SCROLL CURSOR FOR " + qs[0].SQL
+	err = b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		// DescribeExec: a DECLARE is run once, so caching it as a prepared
+		// statement would only fill the cache.
+		_, err := conn.Exec(ctx, declare, append([]any{pgx.QueryExecModeDescribeExec}, qs[0].Args...)...)
+		return err
+	})
+	if err != nil {
+		if b.own {
+			_ = b.tx.abort(ctx, err)
+		}
+		return nil, statementError(declare, err)
+	}
+	return b, nil
+}
+
+// Next returns the next rows as maps from column name to value: at most
+// BatchSize of them, and an empty slice once the rows have run out (the
+// batch then closes itself). After Close it returns ErrBatchClosed. An
+// error closes the batch, rolling back its own transaction.
+func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
+	rows := make([]map[string]any, 0, min(b.size, 1024))
+	_, err := b.NextFunc(ctx, func(r pgx.Rows) error {
+		m, err := pgx.RowToMap(r)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.engine.logRows(ctx, rows)
+	return rows, nil
+}
+
+// NextFunc fetches the next rows and calls scan for each while the
+// connection is held; it returns how many rows it fetched, 0 once they have
+// run out. It is Next without the maps, for typed scanning.
+func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		if b.exhausted {
+			return 0, nil
+		}
+		return 0, ErrBatchClosed
+	}
+	n := 0
+	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, b.fetch, pgx.QueryExecModeCacheDescribe)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n++
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		closeErr := b.closeLocked(ctx, err)
+		return n, errors.Join(statementError(b.fetch, err), closeErr)
+	}
+	if n < b.size {
+		b.exhausted = true
+		return n, b.closeLocked(ctx, nil)
+	}
+	return n, nil
+}
+
+// All returns an iterator over the batches of rows. Leaving the loop early,
+// an error, or the end of the rows closes the batch; an error is yielded
+// once, as the last value.
+func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
+	return func(yield func([]map[string]any, error) bool) {
+		for {
+			rows, err := b.Next(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if len(rows) == 0 {
+				return
+			}
+			if !yield(rows, nil) {
+				if err := b.Close(ctx); err != nil {
+					// A loop that broke out has no way to receive the error.
+					b.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: closing batch after the loop ended", slog.String("error", err.Error()))
+				}
+				return
+			}
+		}
+	}
+}
+
+// Close closes the cursor and, if the batch began its own transaction,
+// commits it and gives the connection back. Close is idempotent; Next
+// after Close returns ErrBatchClosed.
+func (b *Batch) Close(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closeLocked(ctx, nil)
+}
+
+// closeLocked ends the batch; cause is the error that ended it, if any.
+func (b *Batch) closeLocked(ctx context.Context, cause error) error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if b.own {
+		if cause != nil {
+			return b.tx.abort(ctx, cause)
+		}
+		// COMMIT closes the cursor too.
+		if err := b.tx.Commit(ctx); err != nil {
+			return fmt.Errorf("piccolo: close batch: %w", err)
+		}
+		return nil
+	}
+	if cause != nil || !b.tx.active() {
+		// The caller's transaction failed or ended: the cursor went with it,
+		// or dies with its rollback.
+		return nil
+	}
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
+	err := b.tx.withConn(cleanup, func(ctx context.Context, conn *pgx.Conn) error {
+		if conn.PgConn().TxStatus() == 'E' {
+			return nil // the transaction failed; its rollback removes the cursor
+		}
+		_, err := conn.Exec(ctx, "CLOSE "+b.cursor)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrTransactionDone) {
+		return fmt.Errorf("piccolo: close batch: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package piccolo_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo"
+)
+
+func seriesQuery(n int) piccolo.Query {
+	return piccolo.Raw("SELECT g AS i FROM generate_series(1, $1::int) AS g ORDER BY g", n)
+}
+
+func TestBatchSizes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rows, size int
+		want       []int
+	}{
+		{rows: 25, size: 10, want: []int{10, 10, 5}},
+		{rows: 1000, size: 10, want: slices.Repeat([]int{10}, 100)},
+		{rows: 20, size: 10, want: []int{10, 10}},
+		{rows: 0, size: 10, want: nil},
+		{rows: 250, size: 100, want: []int{100, 100, 50}},
+	} {
+		e := newEngine(t, true, piccolo.PostgresConfig{})
+		ctx := context.Background()
+		opts := []piccolo.Option{piccolo.BatchSize(tc.size)}
+		if tc.size == piccolo.DefaultBatchSize {
+			opts = nil // the default
+		}
+		b, err := e.Batch(ctx, seriesQuery(tc.rows), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int
+		next := int32(1)
+		for rows, err := range b.All(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, len(rows))
+			for _, r := range rows {
+				if r["i"] != next {
+					t.Fatalf("row %v, want i=%d: rows out of order or lost", r, next)
+				}
+				next++
+			}
+		}
+		if !slices.Equal(sizes, tc.want) {
+			t.Errorf("%d rows in batches of %d: got %v, want %v", tc.rows, tc.size, sizes, tc.want)
+		}
+		if rows, err := b.Next(ctx); err != nil || len(rows) != 0 {
+			t.Errorf("Next after the end: %v %v", rows, err)
+		}
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("Close after the end: %v", err)
+		}
+		assertNoBorrowed(t, e)
+	}
+}
+
+func TestBatchInsideTransactionSeesUncommittedRows(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		for _, n := range []string{"a", "b", "c"} {
+			mustInsert(t, ctx, e, table, n)
+		}
+		b, err := e.Batch(ctx, piccolo.Raw("SELECT name FROM "+table+" ORDER BY id"), piccolo.BatchSize(2))
+		if err != nil {
+			return err
+		}
+		var got []string
+		for rows, err := range b.All(ctx) {
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				got = append(got, r["name"].(string))
+			}
+		}
+		if !slices.Equal(got, []string{"a", "b", "c"}) {
+			t.Errorf("batch in the transaction saw %v", got)
+		}
+		// The transaction goes on after the batch.
+		return insert(ctx, e, table, "d")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, e, table); len(got) != 4 {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+func TestBatchCloseAndEarlyBreak(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+
+	b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows, err := range b.All(ctx) {
+		if err != nil || len(rows) != 10 {
+			t.Fatalf("first batch: %d rows, %v", len(rows), err)
+		}
+		break
+	}
+	assertNoBorrowed(t, e)
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after an early break: %v, want ErrBatchClosed", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close is idempotent: %v", err)
+	}
+
+	b, err = e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after Close: %v", err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+func TestBatchCancelledMidStream(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := e.Batch(ctx, seriesQuery(1000), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotErr error
+	batches := 0
+	for _, err := range b.All(ctx) {
+		if err != nil {
+			gotErr = err
+			break
+		}
+		batches++
+		if batches == 2 {
+			cancel()
+		}
+	}
+	if !errors.Is(gotErr, context.Canceled) || batches != 2 {
+		t.Fatalf("after cancel: %d batches, err %v", batches, gotErr)
+	}
+	assertNoBorrowed(t, e)
+	if got := scalar[int32](t, context.Background(), e, "SELECT 1::int4"); got != 1 {
+		t.Fatal("pool unusable after a cancelled batch")
+	}
+}
+
+func TestBatchErrors(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	_, err := e.Batch(ctx, piccolo.Raw("SELECT * FROM no_such_table"))
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+		t.Fatalf("bad query: %v", err)
+	}
+	if _, err := e.Batch(ctx, seriesQuery(1), piccolo.BatchSize(0)); err == nil {
+		t.Fatal("BatchSize(0) accepted")
+	}
+	if _, err := e.Batch(ctx, multi{}); err == nil || !strings.Contains(err.Error(), "exactly one") {
+		t.Fatalf("two statements: %v", err)
+	}
+	// An error while fetching (division by zero at row 15) is returned, and
+	// the batch's own transaction rolls back.
+	b, err := e.Batch(ctx, piccolo.Raw("SELECT 1 / (15 - g) FROM generate_series(1, 30) g"), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := b.Next(ctx); err != nil || len(rows) != 10 {
+		t.Fatalf("first batch: %v", err)
+	}
+	if _, err := b.Next(ctx); !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+		t.Fatalf("failing fetch: %v, want 22012", err)
+	}
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after an error: %v", err)
+	}
+	assertNoBorrowed(t, e)
+	// Without a pool, the batch's one-shot connection is closed too.
+	oneShot := newEngine(t, false, piccolo.PostgresConfig{})
+	b, err = oneShot.Batch(ctx, seriesQuery(5), piccolo.BatchSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for rows, err := range b.All(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(rows)
+	}
+	if total != 5 {
+		t.Fatalf("one-shot batch read %d rows", total)
+	}
+}
+
+type multi struct{}
+
+func (multi) Querystrings() ([]piccolo.Querystring, error) {
+	return []piccolo.Querystring{{SQL: "SELECT 1"}, {SQL: "SELECT 2"}}, nil
+}
+
+func TestBatchesShareATransaction(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		// Two cursors on one connection, read by two goroutines at once:
+		// unique cursor names, and turns taken on the connection.
+		var wg sync.WaitGroup
+		sums := make([]int, 2)
+		errs := make([]error, 2)
+		for i := range 2 {
+			b, err := e.Batch(ctx, seriesQuery(500*(i+1)), piccolo.BatchSize(7))
+			if err != nil {
+				return err
+			}
+			wg.Go(func() {
+				for {
+					n, err := b.NextFunc(ctx, func(r pgx.Rows) error {
+						var v int32
+						if err := r.Scan(&v); err != nil {
+							return err
+						}
+						sums[i] += int(v)
+						return nil
+					})
+					if err != nil || n == 0 {
+						errs[i] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		if sums[0] != 500*501/2 || sums[1] != 1000*1001/2 {
+			t.Errorf("sums %v", sums)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

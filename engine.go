@@ -1,0 +1,30 @@
+package piccolo
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Engine is what the query layer needs from an engine: statements that
+// report a command tag, statements whose rows are scanned by the caller,
+// cursors and transactions. Every method routes by the context: a query runs
+// on the context's transaction if there is one, else on the pool if started,
+// else on a one-shot connection.
+//
+// *PostgresEngine is the implementation; the interface keeps the query layer
+// free of the engine's internals.
+type Engine interface {
+	// Exec runs one statement and returns its command tag.
+	Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error)
+	// QueryFunc runs one statement and calls scan with its rows while the
+	// connection is held; scan must not keep rows after it returns.
+	QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error
+	// Batch opens a server-side cursor over q.
+	Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error)
+	// Transaction runs fn in a transaction carried by the context it is given.
+	Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error
+}
+
+var _ Engine = (*PostgresEngine)(nil)

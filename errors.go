@@ -1,0 +1,78 @@
+package piccolo
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	// ErrNestedTransaction is returned by Transaction and Begin with
+	// Nesting(NestRefuse) when the context already carries a transaction of
+	// the same engine. No I/O has happened.
+	ErrNestedTransaction = errors.New("piccolo: a transaction is already running in this context")
+
+	// ErrTransactionDone is returned for any use of a transaction after it
+	// committed or rolled back, and for statements in a transaction that was
+	// marked rollback-only because a joined block failed. The statement was
+	// not sent: nothing runs in autocommit behind the caller's back.
+	ErrTransactionDone = errors.New("piccolo: transaction has already been committed or rolled back")
+
+	// ErrCommitRolledBack is returned by Commit when PostgreSQL rolled the
+	// transaction back instead (an error inside it was swallowed, a joined
+	// block failed, or a deferred constraint failed). The work is lost.
+	ErrCommitRolledBack = errors.New("piccolo: commit failed: the transaction was rolled back")
+
+	// ErrAmbiguousCommit is returned when the connection failed after COMMIT
+	// was sent: the transaction may or may not have committed. It is never
+	// retried; the caller must check the outcome before doing the work again.
+	ErrAmbiguousCommit = errors.New("piccolo: connection lost during commit: outcome unknown")
+
+	// ErrInvalidSavepointName is returned for savepoint names that are not
+	// letters, digits and underscores starting with a letter or underscore,
+	// at most 63 bytes long.
+	ErrInvalidSavepointName = errors.New("piccolo: invalid savepoint name")
+
+	// ErrUnknownNode is returned when OnNode names a node that is not in
+	// PostgresConfig.ExtraNodes.
+	ErrUnknownNode = errors.New("piccolo: unknown node")
+
+	// ErrNoPool is returned by CloseConnectionPool when no pool is running.
+	ErrNoPool = errors.New("piccolo: no connection pool is running")
+
+	// ErrBatchClosed is returned by Batch.Next after Close, or after the
+	// batch ended with an error.
+	ErrBatchClosed = errors.New("piccolo: batch is closed")
+)
+
+// AtomicError reports which queued query of an Atomic failed. The whole
+// Atomic was rolled back (or, inside an outer transaction, that transaction
+// was marked rollback-only).
+type AtomicError struct {
+	Index int   // 0-based position of the failing query in the order of Add
+	Err   error // the cause; *pgconn.PgError is reachable through errors.As
+}
+
+// Error implements error.
+func (e *AtomicError) Error() string {
+	return fmt.Sprintf("piccolo: atomic query %d failed: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *AtomicError) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err is a serialization failure (40001) or a
+// deadlock (40P01): the whole transaction may succeed if run again from BEGIN.
+// An ambiguous commit is never retryable.
+func IsRetryable(err error) bool {
+	if errors.Is(err, ErrAmbiguousCommit) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == pgerrcode.SerializationFailure || pgErr.Code == pgerrcode.DeadlockDetected
+}

@@ -1,0 +1,129 @@
+package piccolo_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newEngine returns an engine on the package's database; with pooled it
+// starts a pool, closed when the test ends.
+func newEngine(t testing.TB, pooled bool, cfg piccolo.PostgresConfig) *piccolo.PostgresEngine {
+	t.Helper()
+	if cfg.DSN == "" {
+		cfg.DSN = pgtest.DSN(t)
+	}
+	e, err := piccolo.NewPostgresEngine(cfg)
+	if err != nil {
+		t.Fatalf("NewPostgresEngine: %v", err)
+	}
+	if pooled {
+		if err := e.StartConnectionPool(context.Background()); err != nil {
+			t.Fatalf("StartConnectionPool: %v", err)
+		}
+		t.Cleanup(e.Close)
+	}
+	return e
+}
+
+var tableSeq atomic.Int64
+
+// newTable creates a table of its own for a test: (id serial, name text
+// unique) and returns its quoted name.
+func newTable(t testing.TB, e *piccolo.PostgresEngine) string {
+	t.Helper()
+	name := fmt.Sprintf(`"t_%s_%d"`, strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "#", "_").Replace(t.Name())), tableSeq.Add(1))
+	ctx := context.Background()
+	if err := e.RunDDL(ctx, "CREATE TABLE "+name+" (id serial PRIMARY KEY, name text UNIQUE, n int NOT NULL DEFAULT 0)"); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE IF EXISTS "+name) })
+	return name
+}
+
+// names returns the table's names in id order.
+func names(t testing.TB, e *piccolo.PostgresEngine, table string) []string {
+	t.Helper()
+	rows, err := e.RunQuerystring(context.Background(), piccolo.Querystring{SQL: "SELECT name FROM " + table + " ORDER BY id"})
+	if err != nil {
+		t.Fatalf("read %s: %v", table, err)
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fmt.Sprint(r["name"]))
+	}
+	return out
+}
+
+func insert(ctx context.Context, e *piccolo.PostgresEngine, table, name string) error {
+	_, err := e.Exec(ctx, piccolo.Querystring{SQL: "INSERT INTO " + table + " (name) VALUES ($1)", Args: []any{name}})
+	return err
+}
+
+func mustInsert(t testing.TB, ctx context.Context, e *piccolo.PostgresEngine, table, name string) {
+	t.Helper()
+	if err := insert(ctx, e, table, name); err != nil {
+		t.Fatalf("insert %q: %v", name, err)
+	}
+}
+
+// scalar runs a one-value query.
+func scalar[T any](t testing.TB, ctx context.Context, e *piccolo.PostgresEngine, sql string, args ...any) T {
+	t.Helper()
+	rows, err := e.RunQuerystring(ctx, piccolo.Querystring{SQL: sql, Args: args})
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		t.Fatalf("%s: want one value, got %v", sql, rows)
+	}
+	for _, v := range rows[0] {
+		out, ok := v.(T)
+		if !ok {
+			t.Fatalf("%s: value %v is %T", sql, v, v)
+		}
+		return out
+	}
+	panic("unreachable")
+}
+
+// logBuffer is a slog handler target that tests can read while logging goes on.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newLogger() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// assertNoBorrowed fails when the engine's pool still lends connections.
+func assertNoBorrowed(t testing.TB, e *piccolo.PostgresEngine) {
+	t.Helper()
+	if s := e.Stats(); s != nil && s.AcquiredConns() != 0 {
+		t.Fatalf("%d connections still borrowed", s.AcquiredConns())
+	}
+}

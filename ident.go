@@ -1,0 +1,43 @@
+package piccolo
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// maxIdentifierLen is PostgreSQL's NAMEDATALEN-1: longer names are silently
+// truncated by the server, so two long names could collide.
+const maxIdentifierLen = 63
+
+// QuoteIdentifier returns name as a quoted SQL identifier ("my ""table"""),
+// so that any name, reserved words, mixed case and Unicode included, means
+// exactly itself. Empty names and names with a NUL byte (which PostgreSQL
+// cannot store) are rejected.
+func QuoteIdentifier(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("piccolo: empty identifier")
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", fmt.Errorf("piccolo: identifier %q contains a NUL byte", name)
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`, nil
+}
+
+// validSavepointName reports whether name is letters, digits and
+// underscores, not starting with a digit, and at most 63 bytes.
+func validSavepointName(name string) error {
+	if name == "" || len(name) > maxIdentifierLen {
+		return fmt.Errorf("%w: %q: want 1 to %d bytes", ErrInvalidSavepointName, name, maxIdentifierLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return fmt.Errorf("%w: %q: use letters, digits and _, not starting with a digit", ErrInvalidSavepointName, name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package piccolo
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// queryLogger logs the statements pgx sends for the engine. As a pgx tracer
+// it sees every statement on every connection, BEGIN and FETCH included,
+// without the engine having to remember to log at each call site.
+type queryLogger struct {
+	engine *PostgresEngine
+}
+
+type traceKey struct{}
+
+// traceStart carries what pgx tells only at the start of a statement to its end.
+type traceStart struct {
+	id    uint64
+	start time.Time
+	sql   string
+	args  []any
+}
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (l *queryLogger) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, traceKey{}, traceStart{
+		id: l.engine.queryID.Add(1), start: time.Now(), sql: data.SQL, args: data.Args,
+	})
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (l *queryLogger) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	ts, _ := ctx.Value(traceKey{}).(traceStart)
+	l.engine.logStatement(ctx, ts.id, ts.sql, ts.args, time.Since(ts.start), data.CommandTag.String(), data.Err)
+}
+
+// TraceBatchStart implements pgx.BatchTracer.
+func (l *queryLogger) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, traceKey{}, traceStart{start: time.Now()})
+}
+
+// TraceBatchQuery implements pgx.BatchTracer. The duration of each queued
+// statement is measured from the start of the batch.
+func (l *queryLogger) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	ts, _ := ctx.Value(traceKey{}).(traceStart)
+	l.engine.logStatement(ctx, l.engine.queryID.Add(1), data.SQL, data.Args, time.Since(ts.start), data.CommandTag.String(), data.Err)
+}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (l *queryLogger) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// logStatement logs one statement the engine sent.
+func (e *PostgresEngine) logStatement(ctx context.Context, id uint64, sql string, args []any, d time.Duration, tag string, err error) {
+	if !e.logQueries && !e.logResponses {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	attrs = append(attrs, slog.Uint64("query_id", id))
+	if e.logQueries {
+		attrs = append(attrs, slog.String("sql", sql), slog.Any("args", args))
+	}
+	attrs = append(attrs, slog.Duration("duration", d))
+	if e.logResponses && tag != "" {
+		attrs = append(attrs, slog.String("tag", tag))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: query", attrs...)
+}
+
+// logRows logs rows returned to the caller when LogResponses is on.
+func (e *PostgresEngine) logRows(ctx context.Context, rows []map[string]any) {
+	if e.logResponses {
+		e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: response", slog.Int("rows", len(rows)), slog.Any("data", rows))
+	}
+}

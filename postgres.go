@@ -1,0 +1,435 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PostgresConfig configures a PostgresEngine. The zero value connects with
+// the standard PG* environment variables.
+type PostgresConfig struct {
+	// DSN is a URL (postgres://user@host:5432/db) or key=value string. ""
+	// means the PG* environment variables (PGHOST, PGUSER, ...). The pool_*
+	// parameters of pgxpool.ParseConfig configure the pool and are stripped
+	// for one-shot connections.
+	DSN string
+	// Extensions are created by PrepDatabase.
+	Extensions []string
+	// LogQueries logs every statement the engine sends (BEGIN, COMMIT,
+	// SAVEPOINT and cursor statements included) at Info level with a query
+	// id, its arguments and duration.
+	LogQueries bool
+	// LogResponses logs each statement's command tag and the rows that
+	// RunQuerystring and Batch return.
+	LogResponses bool
+	// Logger receives the logs; nil means slog.Default().
+	Logger *slog.Logger
+	// ExtraNodes are other engines, usually read replicas, that OnNode(name)
+	// routes to. Their pools start and close with this engine's.
+	ExtraNodes map[string]*PostgresEngine
+
+	// Pool settings; zero keeps the DSN's pool_* value or pgxpool's default.
+	MaxConns          int32
+	MinConns          int32
+	MaxConnLifetime   time.Duration
+	MaxConnIdleTime   time.Duration
+	HealthCheckPeriod time.Duration
+}
+
+// PostgresEngine runs queries on PostgreSQL through pgx. It routes every
+// query by its context: on the context's transaction if there is one, else
+// on the connection pool if started, else on a one-shot connection that is
+// always closed afterwards.
+//
+// A PostgresEngine is safe for concurrent use. Its zero value is not usable:
+// create one with NewPostgresEngine.
+type PostgresEngine struct {
+	poolConfig   *pgxpool.Config
+	extensions   []string
+	logger       *slog.Logger
+	logQueries   bool
+	logResponses bool
+	nodes        map[string]*PostgresEngine
+
+	poolMu sync.Mutex // serialises starting and closing the pool
+	pool   atomic.Pointer[pgxpool.Pool]
+
+	queryID  atomic.Uint64 // numbers logged statements
+	cursorID atomic.Uint64 // makes cursor names unique per engine
+}
+
+// NewPostgresEngine parses cfg and returns an engine. It does no I/O: the
+// first query, Version or StartConnectionPool connects.
+func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
+	poolConfig, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("piccolo: parse DSN: %w", err)
+	}
+	if cfg.MaxConns < 0 || cfg.MinConns < 0 {
+		return nil, fmt.Errorf("piccolo: negative pool size (MaxConns %d, MinConns %d)", cfg.MaxConns, cfg.MinConns)
+	}
+	if cfg.MaxConns > 0 {
+		poolConfig.MaxConns = cfg.MaxConns
+	}
+	if cfg.MinConns > 0 {
+		poolConfig.MinConns = cfg.MinConns
+	}
+	if poolConfig.MinConns > poolConfig.MaxConns {
+		return nil, fmt.Errorf("piccolo: MinConns %d exceeds MaxConns %d", poolConfig.MinConns, poolConfig.MaxConns)
+	}
+	if cfg.MaxConnLifetime > 0 {
+		poolConfig.MaxConnLifetime = cfg.MaxConnLifetime
+	}
+	if cfg.MaxConnIdleTime > 0 {
+		poolConfig.MaxConnIdleTime = cfg.MaxConnIdleTime
+	}
+	if cfg.HealthCheckPeriod > 0 {
+		poolConfig.HealthCheckPeriod = cfg.HealthCheckPeriod
+	}
+	for name, node := range cfg.ExtraNodes {
+		if node == nil {
+			return nil, fmt.Errorf("piccolo: extra node %q is nil", name)
+		}
+	}
+	e := &PostgresEngine{
+		poolConfig:   poolConfig,
+		extensions:   append([]string(nil), cfg.Extensions...),
+		logger:       cfg.Logger,
+		logQueries:   cfg.LogQueries,
+		logResponses: cfg.LogResponses,
+		nodes:        make(map[string]*PostgresEngine, len(cfg.ExtraNodes)),
+	}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
+	for name, node := range cfg.ExtraNodes {
+		e.nodes[name] = node
+	}
+	if e.logQueries || e.logResponses {
+		poolConfig.ConnConfig.Tracer = &queryLogger{engine: e}
+	}
+	return e, nil
+}
+
+// Node returns the extra node registered under name, or ErrUnknownNode.
+func (e *PostgresEngine) Node(name string) (*PostgresEngine, error) {
+	node, ok := e.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNode, name)
+	}
+	return node, nil
+}
+
+// StartConnectionPool starts the engine's pool and those of its extra nodes,
+// and checks that each server answers. A second call keeps the running pool
+// and logs a warning.
+func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
+	if err := e.startPool(ctx); err != nil {
+		return err
+	}
+	for name, node := range e.nodes {
+		if err := node.startPool(ctx); err != nil {
+			// Leave nothing half-started: the caller sees one failure.
+			e.closeAll()
+			return fmt.Errorf("piccolo: start pool of node %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (e *PostgresEngine) startPool(ctx context.Context) error {
+	e.poolMu.Lock()
+	defer e.poolMu.Unlock()
+	if e.pool.Load() != nil {
+		e.logger.WarnContext(ctx, "piccolo: a connection pool is already running; keeping it")
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, e.poolConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("piccolo: create pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return fmt.Errorf("piccolo: start pool: %w", err)
+	}
+	e.pool.Store(pool)
+	return nil
+}
+
+// CloseConnectionPool closes the engine's pool and its nodes' pools. It
+// waits for borrowed connections to come back until ctx ends, then returns
+// ctx's error while the pools finish closing in the background. It returns
+// ErrNoPool when the engine has no pool running.
+func (e *PostgresEngine) CloseConnectionPool(ctx context.Context) error {
+	pools := e.detachPools()
+	if len(pools) == 0 {
+		return ErrNoPool
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("piccolo: close pool: borrowed connections still out: %w", ctx.Err())
+	}
+}
+
+// Close closes the engine's and its nodes' pools, waiting for every
+// borrowed connection to come back. It is safe to call more than once and
+// when no pool is running.
+func (e *PostgresEngine) Close() {
+	e.closeAll()
+}
+
+func (e *PostgresEngine) closeAll() {
+	for _, p := range e.detachPools() {
+		p.Close()
+	}
+}
+
+// detachPools removes the engine's and its nodes' pools so that new queries
+// use one-shot connections, and returns them for closing.
+func (e *PostgresEngine) detachPools() []*pgxpool.Pool {
+	var pools []*pgxpool.Pool
+	for _, eng := range append([]*PostgresEngine{e}, e.nodeList()...) {
+		eng.poolMu.Lock()
+		if p := eng.pool.Swap(nil); p != nil {
+			pools = append(pools, p)
+		}
+		eng.poolMu.Unlock()
+	}
+	return pools
+}
+
+func (e *PostgresEngine) nodeList() []*PostgresEngine {
+	nodes := make([]*PostgresEngine, 0, len(e.nodes))
+	for _, n := range e.nodes {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// Stats returns the pool's statistics, or nil when no pool is running.
+func (e *PostgresEngine) Stats() *pgxpool.Stat {
+	if p := e.pool.Load(); p != nil {
+		return p.Stat()
+	}
+	return nil
+}
+
+// Version is a PostgreSQL server version: 15.18 is {15, 18}. Before
+// PostgreSQL 10 the two parts were the major version (9.6 is {9, 6}).
+type Version struct {
+	Major, Minor int
+}
+
+// String returns the version as PostgreSQL writes it, e.g. "15.18".
+func (v Version) String() string {
+	return strconv.Itoa(v.Major) + "." + strconv.Itoa(v.Minor)
+}
+
+// parseVersionNum parses server_version_num: 150018 is 15.18, 90624 is 9.6.
+func parseVersionNum(s string) (Version, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return Version{}, fmt.Errorf("piccolo: unexpected server_version_num %q", s)
+	}
+	if n >= 100000 {
+		return Version{Major: n / 10000, Minor: n % 10000}, nil
+	}
+	return Version{Major: n / 10000, Minor: n / 100 % 100}, nil
+}
+
+// Version returns the server's version, parsed from server_version_num so
+// that 14.10 is not mistaken for 14.1. Versions before 10 log a warning:
+// piccolo-go is not tested on them.
+func (e *PostgresEngine) Version(ctx context.Context, opts ...Option) (Version, error) {
+	var s string
+	err := e.QueryFunc(ctx, Querystring{SQL: "SHOW server_version_num"}, func(rows pgx.Rows) error {
+		return rows.Scan(&s)
+	}, opts...)
+	if err != nil {
+		return Version{}, err
+	}
+	v, err := parseVersionNum(s)
+	if err != nil {
+		return Version{}, err
+	}
+	if v.Major < 10 {
+		e.logger.WarnContext(ctx, "piccolo: PostgreSQL version is not supported; use 10 or later", "version", v.String())
+	}
+	return v, nil
+}
+
+// PrepDatabase creates the configured extensions if they do not exist.
+// Missing privileges log a warning and go on (the extension may be created
+// by an administrator); any other error is returned.
+func (e *PostgresEngine) PrepDatabase(ctx context.Context) error {
+	for _, ext := range e.extensions {
+		quoted, err := QuoteIdentifier(ext)
+		if err != nil {
+			return fmt.Errorf("piccolo: extension name: %w", err)
+		}
+		err = e.RunDDL(ctx, "CREATE EXTENSION IF NOT EXISTS "+quoted)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege {
+			e.logger.WarnContext(ctx, "piccolo: cannot create extension: insufficient privilege; ask an administrator to create it",
+				"extension", ext, "error", pgErr.Message)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("piccolo: create extension %q: %w", ext, err)
+		}
+	}
+	return nil
+}
+
+// RunQuerystring runs one statement and returns its rows as maps from
+// column name to value.
+func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts ...Option) ([]map[string]any, error) {
+	var out []map[string]any
+	err := e.QueryFunc(ctx, q, func(rows pgx.Rows) error {
+		row, err := pgx.RowToMap(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, row)
+		return nil
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	e.logRows(ctx, out)
+	return out, nil
+}
+
+// RunDDL runs a DDL string. It may hold several statements separated by
+// semicolons; it takes no arguments.
+func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option) error {
+	_, err := e.Exec(ctx, Querystring{SQL: ddl}, opts...)
+	return err
+}
+
+// Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
+// Without arguments it may hold several statements.
+func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
+	err := e.withConn(ctx, opts, func(ctx context.Context, conn *pgx.Conn) error {
+		var err error
+		tag, err = conn.Exec(ctx, q.SQL, q.Args...)
+		return err
+	})
+	if err != nil {
+		return tag, statementError(q.SQL, err)
+	}
+	return tag, nil
+}
+
+// QueryFunc runs one statement and calls scan for each row while the
+// connection is held. scan must not keep rows after it returns.
+func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
+	err := e.withConn(ctx, opts, func(ctx context.Context, conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, q.SQL, q.Args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return statementError(q.SQL, err)
+	}
+	return nil
+}
+
+// statementError names the statement that failed, keeping the cause
+// reachable. Errors of the engine's own (ErrTransactionDone...) pass as they are.
+func statementError(sql string, err error) error {
+	if errors.Is(err, ErrTransactionDone) || errors.Is(err, ErrUnknownNode) {
+		return err
+	}
+	const max = 80
+	if len(sql) > max {
+		sql = sql[:max] + "…"
+	}
+	return fmt.Errorf("piccolo: %q: %w", sql, err)
+}
+
+// connFunc is work done on one connection.
+type connFunc func(ctx context.Context, conn *pgx.Conn) error
+
+// withConn is the one place that decides where a statement runs: the named
+// node, else the context's transaction, else the pool, else a one-shot
+// connection that is closed whatever happens.
+func (e *PostgresEngine) withConn(ctx context.Context, opts []Option, fn connFunc) error {
+	ro := collectRunOptions(opts)
+	target := e
+	if ro.node != "" {
+		node, err := e.Node(ro.node)
+		if err != nil {
+			return err
+		}
+		target = node
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if tx := target.txFrom(ctx); tx != nil {
+		return tx.withConn(ctx, fn)
+	}
+	conn, release, err := target.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(ctx, conn)
+}
+
+// acquire borrows a connection from the pool, or opens a one-shot
+// connection when no pool is running. release gives it back or closes it.
+func (e *PostgresEngine) acquire(ctx context.Context) (conn *pgx.Conn, release func(), err error) {
+	if pool := e.pool.Load(); pool != nil {
+		pc, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("piccolo: acquire connection: %w", err)
+		}
+		return pc.Conn(), pc.Release, nil
+	}
+	conn, err = pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, fmt.Errorf("piccolo: connect: %w", err)
+	}
+	return conn, func() {
+		// Close even when the caller's context has ended.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}, nil
+}
+
+// closeTimeout bounds the statements that clean up after a failure or a
+// cancelled context (ROLLBACK, CLOSE, Terminate): they run even when the
+// caller's context has ended, but never hang.
+const closeTimeout = 5 * time.Second

@@ -1,0 +1,81 @@
+package piccolo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Savepoint is a point inside a transaction to roll back to without
+// losing the work done before it.
+type Savepoint struct {
+	tx     *PostgresTransaction
+	name   string
+	quoted string
+}
+
+// Name returns the savepoint's name, as given or generated.
+func (s *Savepoint) Name() string { return s.name }
+
+// Savepoint creates a savepoint. An empty name generates savepoint_1,
+// savepoint_2...; other names must be letters, digits and underscores, not
+// starting with a digit, at most 63 bytes (ErrInvalidSavepointName). The
+// SAVEPOINT statement goes out with the next statement of the transaction.
+func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Savepoint, error) {
+	if name != "" {
+		if err := validSavepointName(name); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := t.usableLocked(); err != nil {
+		return nil, err
+	}
+	var quoted string
+	if name == "" {
+		quoted = c.nextSavepointName()
+		name = quoted[1 : len(quoted)-1]
+	} else {
+		quoted = `"` + name + `"` // validated: nothing to escape
+	}
+	c.pending = append(c.pending, "SAVEPOINT "+quoted)
+	return &Savepoint{tx: t, name: name, quoted: quoted}, nil
+}
+
+// RollbackTo undoes everything since the savepoint was created; the
+// savepoint stays, so RollbackTo can be called again.
+func (s *Savepoint) RollbackTo(ctx context.Context) error {
+	return s.tx.exec(ctx, "ROLLBACK TO SAVEPOINT "+s.quoted)
+}
+
+// Release forgets the savepoint, keeping the work done since it.
+func (s *Savepoint) Release(ctx context.Context) error {
+	return s.tx.exec(ctx, "RELEASE SAVEPOINT "+s.quoted)
+}
+
+// RollbackTo rolls back to the savepoint called name (see Savepoint for the
+// rules names follow).
+func (t *PostgresTransaction) RollbackTo(ctx context.Context, name string) error {
+	if err := validSavepointName(name); err != nil {
+		return err
+	}
+	return t.exec(ctx, `ROLLBACK TO SAVEPOINT "`+name+`"`)
+}
+
+// exec runs one of the transaction's own statements on its connection.
+func (t *PostgresTransaction) exec(ctx context.Context, sql string) error {
+	err := t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("piccolo: %s: %w", sql, err)
+	}
+	return nil
+}

@@ -1,0 +1,538 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// txKey is the context key of an engine's transaction. It holds the engine,
+// so a transaction of engine A is invisible to engine B.
+type txKey struct{ engine *PostgresEngine }
+
+func (e *PostgresEngine) withTx(ctx context.Context, tx *PostgresTransaction) context.Context {
+	return context.WithValue(ctx, txKey{e}, tx)
+}
+
+func (e *PostgresEngine) txFrom(ctx context.Context) *PostgresTransaction {
+	tx, _ := ctx.Value(txKey{e}).(*PostgresTransaction)
+	return tx
+}
+
+// CurrentTransaction returns the transaction the context carries for this
+// engine, or nil. After a manual Commit or Rollback it still returns the
+// finished handle; Committed and RolledBack tell which.
+func (e *PostgresEngine) CurrentTransaction(ctx context.Context) *PostgresTransaction {
+	return e.txFrom(ctx)
+}
+
+// TransactionExists reports whether the context carries a transaction of
+// this engine that can still run statements.
+func (e *PostgresEngine) TransactionExists(ctx context.Context) bool {
+	tx := e.txFrom(ctx)
+	return tx != nil && tx.active()
+}
+
+type txState int32
+
+const (
+	txActive txState = iota
+	txCommitted
+	txRolledBack
+	txUnknown // the connection died after COMMIT was sent
+)
+
+type txKind uint8
+
+const (
+	kindRoot      txKind = iota // the outermost transaction: owns BEGIN and COMMIT
+	kindJoined                  // NestJoin: runs inside its parent, owns nothing
+	kindSavepoint               // NestSavepoint: owns a savepoint
+)
+
+// txConn is the connection of an outermost transaction, shared by every
+// block nested in it. Its mutex serialises goroutines that share the
+// transaction's context: pgx connections are not safe for concurrent use.
+type txConn struct {
+	engine  *PostgresEngine
+	mu      sync.Mutex
+	conn    *pgx.Conn
+	release func()
+	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
+	// with the next statement, so a transaction that runs nothing costs no
+	// round trip.
+	pending    []string
+	begun      bool // BEGIN has reached the server
+	savepoints int  // numbers generated savepoint names
+}
+
+// PostgresTransaction is a transaction carried in a context.Context: every
+// query run with that context (or one derived from it) runs on its
+// connection. Obtain one with PostgresEngine.Transaction or Begin.
+//
+// A transaction is single-use: after Commit or Rollback every statement
+// through its context fails with ErrTransactionDone and never runs in
+// autocommit. Rollback after Commit is harmless, so `defer tx.Rollback(ctx)`
+// is always safe.
+type PostgresTransaction struct {
+	c         *txConn
+	parent    *PostgresTransaction
+	kind      txKind
+	savepoint string // kindSavepoint: its quoted savepoint name
+
+	state atomic.Int32 // txState; written under c.mu, read anywhere
+	// The fields below are guarded by c.mu.
+	abortErr   error // why this root or savepoint block became rollback-only
+	onCommit   []func(context.Context)
+	onRollback []func(context.Context)
+}
+
+// Committed reports whether this handle's Commit succeeded. For a joined
+// block it means the block finished; the outermost transaction decides.
+func (t *PostgresTransaction) Committed() bool { return txState(t.state.Load()) == txCommitted }
+
+// RolledBack reports whether this handle was rolled back, by Rollback, by
+// an error or panic in its closure, or by a Commit that PostgreSQL turned
+// into a rollback.
+func (t *PostgresTransaction) RolledBack() bool { return txState(t.state.Load()) == txRolledBack }
+
+// active reports whether this handle and every enclosing one are unfinished.
+func (t *PostgresTransaction) active() bool {
+	for x := t; x != nil; x = x.parent {
+		if txState(x.state.Load()) != txActive {
+			return false
+		}
+	}
+	return true
+}
+
+// unit returns the block whose fate this one shares: itself unless it
+// joined its parent.
+func (t *PostgresTransaction) unit() *PostgresTransaction {
+	x := t
+	for x.kind == kindJoined {
+		x = x.parent
+	}
+	return x
+}
+
+// usableLocked returns nil when statements may run through t.
+func (t *PostgresTransaction) usableLocked() error {
+	if !t.active() {
+		return ErrTransactionDone
+	}
+	for x := t; x != nil; x = x.parent {
+		if x.abortErr != nil {
+			return fmt.Errorf("%w: rollback-only after a nested block failed: %w", ErrTransactionDone, x.abortErr)
+		}
+	}
+	return nil
+}
+
+// OnCommit registers fn to run after the outermost transaction commits.
+// Hooks of a joined block wait for the outermost transaction; hooks of a
+// savepoint block that rolls back are dropped.
+func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	u := t.unit()
+	u.onCommit = append(u.onCommit, fn)
+}
+
+// OnRollback registers fn to run after the outermost transaction rolls back,
+// a Commit that failed included. When a savepoint block rolls back, its
+// OnRollback hooks run right away: that block's work is gone.
+func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	u := t.unit()
+	u.onRollback = append(u.onRollback, fn)
+}
+
+// Begin starts a transaction and returns a context that carries it; run
+// queries with that context, then Commit or Rollback. Inside another
+// transaction of this engine, Nesting decides what happens (NestJoin by
+// default). Retry is ignored: only Transaction can re-run work.
+//
+// Begin borrows a connection but sends nothing: BEGIN goes out with the
+// first statement.
+func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {
+	o, err := collectTxOptions(opts)
+	if err != nil {
+		return ctx, nil, err
+	}
+	return e.begin(ctx, o)
+}
+
+func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Context, *PostgresTransaction, error) {
+	if err := ctx.Err(); err != nil {
+		return ctx, nil, err
+	}
+	if parent := e.txFrom(ctx); parent != nil {
+		tx, err := parent.nest(o.nesting)
+		if err != nil {
+			return ctx, nil, err
+		}
+		return e.withTx(ctx, tx), tx, nil
+	}
+	conn, release, err := e.acquire(ctx)
+	if err != nil {
+		return ctx, nil, err
+	}
+	tx := &PostgresTransaction{
+		c:    &txConn{engine: e, conn: conn, release: release, pending: []string{o.beginSQL()}},
+		kind: kindRoot,
+	}
+	return e.withTx(ctx, tx), tx, nil
+}
+
+// nest starts a block inside t.
+func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) {
+	if mode == NestRefuse {
+		return nil, ErrNestedTransaction
+	}
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := t.usableLocked(); err != nil {
+		return nil, err
+	}
+	child := &PostgresTransaction{c: c, parent: t, kind: kindJoined}
+	if mode == NestSavepoint {
+		child.kind = kindSavepoint
+		child.savepoint = c.nextSavepointName()
+		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
+	}
+	return child, nil
+}
+
+// nextSavepointName generates savepoint_1, savepoint_2... (quoted).
+func (c *txConn) nextSavepointName() string {
+	c.savepoints++
+	return fmt.Sprintf(`"savepoint_%d"`, c.savepoints)
+}
+
+// withConn runs fn on the transaction's connection after sending pending
+// statements, holding the connection so that goroutines take turns.
+func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := t.usableLocked(); err != nil {
+		return err
+	}
+	if err := c.flushLocked(ctx); err != nil {
+		return err
+	}
+	return fn(ctx, c.conn)
+}
+
+// flushLocked sends pending BEGIN and SAVEPOINT statements in one round trip.
+func (c *txConn) flushLocked(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	_, err := c.conn.Exec(ctx, strings.Join(c.pending, "; "))
+	c.noteSentLocked(err == nil)
+	if err != nil {
+		return fmt.Errorf("piccolo: begin: %w", err)
+	}
+	return nil
+}
+
+// noteSentLocked records what reached the server after pending statements
+// were sent: the server's transaction status is the truth.
+func (c *txConn) noteSentLocked(ok bool) {
+	if c.conn.PgConn().TxStatus() != 'I' {
+		c.begun = true
+	}
+	if ok || c.begun {
+		c.pending = nil
+	}
+}
+
+// Commit commits the transaction. For the outermost transaction it sends
+// COMMIT (nothing, if no statement ran) and releases the connection; a
+// savepoint block releases its savepoint; a joined block only finishes: the
+// outermost transaction decides.
+//
+// Commit returns ErrCommitRolledBack when PostgreSQL rolled back instead,
+// ErrAmbiguousCommit when the connection died after COMMIT was sent, and
+// ErrTransactionDone when the handle already finished. The connection is
+// released whatever happens.
+func (t *PostgresTransaction) Commit(ctx context.Context) error {
+	return t.finish(ctx, true, nil)
+}
+
+// Rollback rolls the transaction back and releases its connection. A
+// savepoint block rolls back to its savepoint; a joined block marks the
+// whole transaction rollback-only. After Commit or Rollback it returns
+// ErrTransactionDone and does nothing, so it is safe to defer.
+func (t *PostgresTransaction) Rollback(ctx context.Context) error {
+	return t.finish(ctx, false, errors.New("rolled back by its handle"))
+}
+
+// abort rolls back after its closure failed or panicked; a handle already
+// finished by hand is left alone.
+func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
+	if !t.active() {
+		return nil
+	}
+	err := t.finish(ctx, false, cause)
+	if errors.Is(err, ErrTransactionDone) {
+		return nil
+	}
+	return err
+}
+
+// finish ends t: commit when commit is true, else roll back because of cause.
+func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
+	c := t.c
+	c.mu.Lock()
+	if !t.active() {
+		c.mu.Unlock()
+		return ErrTransactionDone
+	}
+	var (
+		err   error
+		hooks []func(context.Context)
+	)
+	switch t.kind {
+	case kindJoined:
+		if commit {
+			t.state.Store(int32(txCommitted))
+		} else {
+			t.state.Store(int32(txRolledBack))
+			if u := t.unit(); u.abortErr == nil {
+				u.abortErr = cause
+			}
+		}
+	case kindSavepoint:
+		hooks, err = t.endSavepointLocked(ctx, commit)
+	case kindRoot:
+		hooks, err = t.endRootLocked(ctx, commit)
+	}
+	c.mu.Unlock()
+	for _, h := range hooks {
+		h(ctx)
+	}
+	return err
+}
+
+// endSavepointLocked releases or rolls back a savepoint block and returns
+// the hooks to run once the lock is released.
+func (t *PostgresTransaction) endSavepointLocked(ctx context.Context, commit bool) ([]func(context.Context), error) {
+	c := t.c
+	parent := t.parent.unit()
+	if n := len(c.pending); n > 0 && c.pending[n-1] == "SAVEPOINT "+t.savepoint {
+		// Nothing ran inside the block: the savepoint was never sent.
+		c.pending = c.pending[:n-1]
+		if commit && t.abortErr == nil {
+			t.state.Store(int32(txCommitted))
+			t.moveHooksLocked(parent)
+			return nil, nil
+		}
+		t.state.Store(int32(txRolledBack))
+		return t.onRollback, commitRolledBack(commit, t.abortErr)
+	}
+	if err := c.flushLocked(ctx); err != nil {
+		t.state.Store(int32(txRolledBack))
+		return nil, err
+	}
+	failed := t.abortErr != nil || c.conn.PgConn().TxStatus() == 'E'
+	if commit && !failed {
+		if _, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
+			t.state.Store(int32(txRolledBack))
+			return nil, fmt.Errorf("piccolo: release savepoint: %w", err)
+		}
+		t.state.Store(int32(txCommitted))
+		t.moveHooksLocked(parent)
+		return nil, nil
+	}
+	t.state.Store(int32(txRolledBack))
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
+	if _, err := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+t.savepoint+"; RELEASE SAVEPOINT "+t.savepoint); err != nil {
+		return nil, fmt.Errorf("piccolo: rollback to savepoint: %w", err)
+	}
+	if commit {
+		cause := t.abortErr
+		if cause == nil {
+			cause = errors.New("a statement inside the savepoint block failed")
+		}
+		return t.onRollback, commitRolledBack(true, cause)
+	}
+	return t.onRollback, nil
+}
+
+func (t *PostgresTransaction) moveHooksLocked(to *PostgresTransaction) {
+	to.onCommit = append(to.onCommit, t.onCommit...)
+	to.onRollback = append(to.onRollback, t.onRollback...)
+	t.onCommit, t.onRollback = nil, nil
+}
+
+// commitRolledBack is the error of a Commit that ended in a rollback.
+func commitRolledBack(commit bool, cause error) error {
+	if !commit {
+		return nil
+	}
+	if cause == nil {
+		return ErrCommitRolledBack
+	}
+	return fmt.Errorf("%w: %w", ErrCommitRolledBack, cause)
+}
+
+// endRootLocked sends COMMIT or ROLLBACK, releases the connection and
+// returns the hooks to run once the lock is released.
+func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (hooks []func(context.Context), err error) {
+	c := t.c
+	defer func() {
+		c.release()
+		c.conn = nil
+		switch txState(t.state.Load()) {
+		case txCommitted:
+			hooks = t.onCommit
+		case txRolledBack:
+			hooks = t.onRollback
+		}
+	}()
+	if !c.begun {
+		// No statement ran: there is nothing to commit or roll back.
+		if commit && t.abortErr == nil {
+			t.state.Store(int32(txCommitted))
+			return nil, nil
+		}
+		t.state.Store(int32(txRolledBack))
+		return nil, commitRolledBack(commit, t.abortErr)
+	}
+	if !commit || t.abortErr != nil || ctx.Err() != nil {
+		t.state.Store(int32(txRolledBack))
+		cleanup, cancel := cleanupContext(ctx)
+		defer cancel()
+		_, rbErr := c.conn.Exec(cleanup, "ROLLBACK")
+		if commit {
+			cause := t.abortErr
+			if cause == nil {
+				cause = ctx.Err()
+			}
+			return nil, commitRolledBack(true, cause)
+		}
+		if rbErr != nil {
+			return nil, fmt.Errorf("piccolo: rollback: %w", rbErr)
+		}
+		return nil, nil
+	}
+	tag, err := c.conn.Exec(ctx, "COMMIT")
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil && tag.String() == "ROLLBACK":
+		t.state.Store(int32(txRolledBack))
+		return nil, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
+	case err == nil:
+		t.state.Store(int32(txCommitted))
+		return nil, nil
+	case errors.As(err, &pgErr) || pgconn.SafeToRetry(err):
+		// The server refused the commit, or COMMIT never left: either way
+		// the transaction is gone (the pool destroys a connection still in
+		// a transaction).
+		t.state.Store(int32(txRolledBack))
+		return nil, commitRolledBack(true, err)
+	default:
+		t.state.Store(int32(txUnknown))
+		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
+	}
+}
+
+// cleanupContext returns a context for statements that must run even when
+// ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+}
+
+// Transaction runs fn in a transaction carried by the context fn receives.
+// When fn returns nil the transaction commits; when it returns an error or
+// panics it rolls back, and the error is returned (the panic re-raised).
+// fn may Commit or Rollback by hand through CurrentTransaction; that is
+// honoured and nothing is sent twice.
+//
+// Inside another transaction of this engine, Nesting decides (NestJoin by
+// default). With Retry, the closure is run again from BEGIN after a
+// serialization failure or deadlock; fn must then be safe to re-run.
+func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
+	o, err := collectTxOptions(opts)
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return errors.New("piccolo: Transaction: nil function")
+	}
+	attempts := o.maxAttempts
+	if e.txFrom(ctx) != nil {
+		attempts = 1 // only the outermost transaction can start over
+	}
+	for attempt := 1; ; attempt++ {
+		err := e.runTx(ctx, fn, o)
+		if err == nil || attempt >= attempts || !IsRetryable(err) {
+			if err != nil && attempts > 1 && attempt == attempts && IsRetryable(err) {
+				return fmt.Errorf("piccolo: transaction failed after %d attempts: %w", attempts, err)
+			}
+			return err
+		}
+		if waitErr := sleepBackoff(ctx, attempt); waitErr != nil {
+			return fmt.Errorf("piccolo: context ended before retry %d: %w (last failure: %w)", attempt+1, waitErr, err)
+		}
+	}
+}
+
+// errPanicked is the rollback cause recorded when a closure panics.
+var errPanicked = errors.New("piccolo: transaction closure panicked")
+
+func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) error {
+	txCtx, tx, err := e.begin(ctx, o)
+	if err != nil {
+		return err
+	}
+	returned := false
+	defer func() {
+		if !returned { // panic or runtime.Goexit: roll back, let it go on
+			_ = tx.abort(ctx, errPanicked)
+		}
+	}()
+	err = fn(txCtx)
+	returned = true
+	if err != nil {
+		if rbErr := tx.abort(ctx, err); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+		return err
+	}
+	if !tx.active() {
+		return nil // committed or rolled back by hand
+	}
+	return tx.Commit(ctx)
+}
+
+// sleepBackoff waits before retry number attempt: exponential from 10ms,
+// capped at 1s, with full jitter so that conflicting clients spread out.
+func sleepBackoff(ctx context.Context, attempt int) error {
+	ceiling := min(10*time.Millisecond<<min(attempt-1, 10), time.Second)
+	timer := time.NewTimer(rand.N(ceiling) + time.Millisecond)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
