@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,9 +13,25 @@ import (
 
 	"github.com/piccolo-go/piccolo"
 	"github.com/piccolo-go/piccolo/pgtest"
+	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(leakChecked{m}) }
+
+// leakChecked fails a passing run that leaves goroutines behind: every
+// engine, pool, batch and transaction must have let go of its own.
+type leakChecked struct{ m *testing.M }
+
+func (l leakChecked) Run() int {
+	code := l.m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			return 1
+		}
+	}
+	return code
+}
 
 // newEngine returns an engine on the package's database; with pooled it
 // starts a pool, closed when the test ends.

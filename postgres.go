@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,38 +331,111 @@ func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option)
 // Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
 // Without arguments it may hold several statements.
 func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
-	var tag pgconn.CommandTag
-	err := e.withConn(ctx, opts, func(ctx context.Context, conn *pgx.Conn) error {
-		var err error
-		tag, err = conn.Exec(ctx, q.SQL, q.Args...)
-		return err
-	})
+	return e.statement(ctx, opts, q, nil)
+}
+
+// QueryFunc runs one statement and calls scan for each row while the
+// connection is held. scan must not keep rows after it returns.
+func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
+	if scan == nil {
+		return errors.New("piccolo: QueryFunc: nil scan function")
+	}
+	_, err := e.statement(ctx, opts, q, scan)
+	return err
+}
+
+// statement is the one place that decides where a statement runs: the
+// named node, else the context's transaction, else the pool, else a
+// one-shot connection that is closed whatever happens. scan nil means the
+// rows are not wanted.
+func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	target := e
+	if ro := collectRunOptions(opts); ro.node != "" {
+		node, err := e.Node(ro.node)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		target = node
+	}
+	if err := ctx.Err(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if tx := target.txFrom(ctx); tx != nil {
+		tag, err = tx.statement(ctx, q, scan)
+	} else {
+		var conn *pgx.Conn
+		var release func()
+		if conn, release, err = target.acquire(ctx); err != nil {
+			return tag, err
+		}
+		defer release()
+		tag, err = runStatement(ctx, conn, nil, q, scan)
+	}
 	if err != nil {
 		return tag, statementError(q.SQL, err)
 	}
 	return tag, nil
 }
 
-// QueryFunc runs one statement and calls scan for each row while the
-// connection is held. scan must not keep rows after it returns.
-func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
-	err := e.withConn(ctx, opts, func(ctx context.Context, conn *pgx.Conn) error {
+// runStatement sends prefix (pending BEGIN and SAVEPOINT statements) and q
+// in one round trip, and hands q's rows to scan.
+func runStatement(ctx context.Context, conn *pgx.Conn, prefix []string, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	switch {
+	case len(prefix) == 0 && scan == nil:
+		return conn.Exec(ctx, q.SQL, q.Args...)
+	case len(prefix) == 0:
 		rows, err := conn.Query(ctx, q.SQL, q.Args...)
 		if err != nil {
-			return err
+			return pgconn.CommandTag{}, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return statementError(q.SQL, err)
+		return scanRows(rows, scan)
+	case scan == nil && len(q.Args) == 0:
+		// The simple protocol takes several statements in one string.
+		return conn.Exec(ctx, strings.Join(prefix, "; ")+"; "+q.SQL)
 	}
-	return nil
+	b := &pgx.Batch{}
+	for _, sql := range prefix {
+		b.Queue(sql)
+	}
+	b.Queue(q.SQL, q.Args...)
+	br := conn.SendBatch(ctx, b)
+	for range prefix {
+		if _, err := br.Exec(); err != nil {
+			return pgconn.CommandTag{}, errors.Join(err, br.Close())
+		}
+	}
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if scan == nil {
+		tag, err = br.Exec()
+	} else {
+		var rows pgx.Rows
+		if rows, err = br.Query(); err == nil {
+			tag, err = scanRows(rows, scan)
+		}
+	}
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	return tag, err
+}
+
+// scanRows calls scan for each row and closes rows.
+func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+	}
+	rows.Close()
+	return rows.CommandTag(), rows.Err()
 }
 
 // statementError names the statement that failed, keeping the cause
@@ -379,33 +453,6 @@ func statementError(sql string, err error) error {
 
 // connFunc is work done on one connection.
 type connFunc func(ctx context.Context, conn *pgx.Conn) error
-
-// withConn is the one place that decides where a statement runs: the named
-// node, else the context's transaction, else the pool, else a one-shot
-// connection that is closed whatever happens.
-func (e *PostgresEngine) withConn(ctx context.Context, opts []Option, fn connFunc) error {
-	ro := collectRunOptions(opts)
-	target := e
-	if ro.node != "" {
-		node, err := e.Node(ro.node)
-		if err != nil {
-			return err
-		}
-		target = node
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if tx := target.txFrom(ctx); tx != nil {
-		return tx.withConn(ctx, fn)
-	}
-	conn, release, err := target.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return fn(ctx, conn)
-}
 
 // acquire borrows a connection from the pool, or opens a one-shot
 // connection when no pool is running. release gives it back or closes it.

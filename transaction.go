@@ -235,6 +235,23 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 	return fn(ctx, c.conn)
 }
 
+// statement runs q through t; pending BEGIN and SAVEPOINT statements go
+// out in the same round trip.
+func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := t.usableLocked(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	prefix := c.pending
+	tag, err := runStatement(ctx, c.conn, prefix, q, scan)
+	if len(prefix) > 0 {
+		c.noteSentLocked(err == nil)
+	}
+	return tag, err
+}
+
 // flushLocked sends pending BEGIN and SAVEPOINT statements in one round trip.
 func (c *txConn) flushLocked(ctx context.Context) error {
 	if len(c.pending) == 0 {

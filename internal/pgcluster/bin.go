@@ -1,0 +1,100 @@
+package pgcluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrNoBinaries means the PostgreSQL server programs (initdb, pg_ctl) are not
+// installed where this package looks. The error wrapping it says where it
+// looked and what to install.
+var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found")
+
+// debianBinGlob is where Debian and Ubuntu install each major version's server
+// programs; none of them is on $PATH there.
+const debianBinGlob = "/usr/lib/postgresql/*/bin"
+
+// binSearch is where findBinDir looks, so that tests can point it at fake
+// installations.
+type binSearch struct {
+	lookPath  func(file string) (string, error) // exec.LookPath
+	pgConfig  func() (string, error)            // output of pg_config --bindir
+	debianDir string                            // glob of per-version bin dirs
+}
+
+// systemBinSearch looks at the machine's $PATH, pg_config and Debian layout.
+func systemBinSearch() binSearch {
+	return binSearch{
+		lookPath: exec.LookPath,
+		pgConfig: func() (string, error) {
+			path, err := exec.LookPath("pg_config")
+			if err != nil {
+				return "", err
+			}
+			out, err := exec.Command(path, "--bindir").Output()
+			return strings.TrimSpace(string(out)), err
+		},
+		debianDir: debianBinGlob,
+	}
+}
+
+// FindBinDir returns the directory holding initdb and pg_ctl: the one $PATH
+// leads to (symlinks resolved, so that pg_basebackup is found next to them),
+// else `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin. The
+// error wraps ErrNoBinaries and says what to install.
+func FindBinDir() (string, error) {
+	return findBinDir(systemBinSearch())
+}
+
+func findBinDir(s binSearch) (string, error) {
+	if p, err := s.lookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil && hasServerBinaries(filepath.Dir(real)) {
+			return filepath.Dir(real), nil
+		}
+	}
+	if dir, err := s.pgConfig(); err == nil && dir != "" && hasServerBinaries(dir) {
+		return dir, nil
+	}
+	if dir := newestVersionDir(s.debianDir); dir != "" {
+		return dir, nil
+	}
+	return "", fmt.Errorf("pgcluster: %w in $PATH, `pg_config --bindir` or %s: install PostgreSQL "+
+		"(Debian/Ubuntu: apt-get install postgresql)", ErrNoBinaries, s.debianDir)
+}
+
+// hasServerBinaries reports whether dir holds executable initdb and pg_ctl.
+func hasServerBinaries(dir string) bool {
+	for _, name := range []string{"initdb", "pg_ctl"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// newestVersionDir returns the match of glob (like /usr/lib/postgresql/*/bin)
+// with the highest version number that holds the server binaries, or "".
+// Versions compare numerically: 16 is newer than 9.6.
+func newestVersionDir(glob string) string {
+	dirs, _ := filepath.Glob(glob) // the only error is a malformed pattern
+	dirs = slices.DeleteFunc(dirs, func(d string) bool { return !hasServerBinaries(d) })
+	if len(dirs) == 0 {
+		return ""
+	}
+	version := func(dir string) []int {
+		var v []int
+		for _, part := range strings.Split(filepath.Base(filepath.Dir(dir)), ".") {
+			n, _ := strconv.Atoi(part) // a non-numeric part sorts as 0
+			v = append(v, n)
+		}
+		return v
+	}
+	return slices.MaxFunc(dirs, func(a, b string) int { return slices.Compare(version(a), version(b)) })
+}
