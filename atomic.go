@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
-	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Atomic queues queries and runs them all in one transaction: all or
-// nothing. Consecutive plain statements go to the server in one pipelined
-// round trip (with the transaction's BEGIN); a Runner such as GetOrCreate
-// runs its own logic in between. An Atomic is safe for concurrent use.
+// nothing. Consecutive data statements go to the server in one pipelined
+// round trip; DDL runs on its own so that statements after it can use what
+// it created; a Runner such as GetOrCreate runs its own logic in between.
+// An Atomic is safe for concurrent use.
 type Atomic struct {
 	engine  *PostgresEngine
 	mu      sync.Mutex
@@ -101,80 +102,98 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 	return steps, nil
 }
 
-// pipeline sends the pending BEGIN / SAVEPOINT statements and stmts in one
-// round trip and reads every result. On failure it returns the index in
-// stmts of the statement that failed.
-//
-// It uses pgconn directly because pgx's cached-statement batches prepare
-// every statement before executing any, which breaks a CREATE TABLE
-// followed by an INSERT into it. Here each statement is parsed, bound and
-// executed in order, with arguments encoded the way pgx's exec mode does.
-func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring) (int, error) {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
-		return 0, err
-	}
-	prefix := c.pending
-	batch := &pgconn.Batch{}
-	for _, sql := range prefix {
-		batch.ExecParams(sql, nil, nil, nil, nil)
-	}
-	var eqb pgx.ExtendedQueryBuilder
-	for i, q := range stmts {
-		if err := eqb.Build(c.conn.TypeMap(), nil, q.Args); err != nil {
-			return i, fmt.Errorf("piccolo: encode arguments of %q: %w", q.SQL, err)
+// pipeline runs stmts in order on the transaction's connection and, on
+// failure, returns the index in stmts of the statement that failed.
+// Consecutive data statements (SELECT, INSERT, UPDATE, DELETE...) go in one
+// pgx batch: one round trip once pgx has them prepared. Any other statement
+// (DDL) runs alone, before the statements that may depend on it are
+// prepared; without arguments it may hold several statements.
+func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring) (failed int, err error) {
+	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		for i := 0; i < len(stmts); {
+			j := i
+			for j < len(stmts) && isDataStatement(stmts[j].SQL) {
+				j++
+			}
+			if j == i {
+				j = i + 1
+			}
+			k, err := runInOrder(ctx, conn, stmts[i:j])
+			if err != nil {
+				failed = i + k
+				return statementError(stmts[failed].SQL, err)
+			}
+			i = j
 		}
-		batch.ExecParams(q.SQL, eqb.ParamValues, nil, eqb.ParamFormats, eqb.ResultFormats)
-	}
-	start := time.Now()
-	results, err := c.conn.PgConn().ExecBatch(ctx, batch).ReadAll()
-	c.logPipeline(ctx, prefix, stmts, results, err, time.Since(start))
-	failedAt := len(results) // a result of its own, or none, for the statement that failed
-	for i, r := range results {
-		if r.Err != nil {
-			failedAt, err = i, r.Err
-			break
-		}
-	}
-	done := failedAt - len(prefix) // statements of stmts that succeeded
-	c.noteSentLocked(err == nil || done >= 0)
-	if err == nil {
-		return 0, nil
-	}
-	if done < 0 {
-		return 0, fmt.Errorf("piccolo: begin: %w", err)
-	}
-	failed := min(done, len(stmts)-1)
-	return failed, statementError(stmts[failed].SQL, err)
+		return nil
+	})
+	return failed, err
 }
 
-// logPipeline logs a pipeline's statements, which bypass pgx's tracer.
-func (c *txConn) logPipeline(ctx context.Context, prefix []string, stmts []Querystring, results []*pgconn.Result, err error, d time.Duration) {
-	e := c.engine
-	if !e.logQueries && !e.logResponses {
-		return
+// runInOrder runs stmts in one pgx batch, or alone when there is one. On
+// failure it returns the index of the statement that failed.
+func runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+	if len(stmts) == 1 {
+		_, err := conn.Exec(ctx, stmts[0].SQL, stmts[0].Args...)
+		return 0, err
 	}
-	log := func(i int, sql string, args []any) {
-		var tag string
-		var stmtErr error
-		switch {
-		case i < len(results) && results[i].Err != nil:
-			stmtErr = results[i].Err
-		case i < len(results):
-			tag = results[i].CommandTag.String()
-		case i == len(results):
-			stmtErr = err
-		default:
-			stmtErr = errors.New("not run: an earlier statement failed")
+	b := &pgx.Batch{}
+	for _, q := range stmts {
+		b.Queue(q.SQL, q.Args...)
+	}
+	br := conn.SendBatch(ctx, b)
+	for i := range stmts {
+		if _, err := br.Exec(); err != nil {
+			closeErr := br.Close()
+			if i == 0 && !conn.IsClosed() && conn.PgConn().TxStatus() == 'T' {
+				// Preparing failed and nothing ran: run them one at a time
+				// to learn which statement it was.
+				return runOneByOne(ctx, conn, stmts)
+			}
+			return i, errors.Join(err, closeErr)
 		}
-		e.logStatement(ctx, e.queryID.Add(1), sql, args, d, tag, stmtErr)
 	}
-	for i, sql := range prefix {
-		log(i, sql, nil)
-	}
+	return 0, br.Close()
+}
+
+func runOneByOne(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
 	for i, q := range stmts {
-		log(len(prefix)+i, q.SQL, q.Args)
+		if _, err := conn.Exec(ctx, q.SQL, q.Args...); err != nil {
+			return i, err
+		}
+	}
+	return 0, nil
+}
+
+// isDataStatement reports whether sql starts, after blanks and comments,
+// with a keyword of a statement that reads or writes rows but cannot change
+// the schema a later statement is prepared against.
+func isDataStatement(sql string) bool {
+	for {
+		sql = strings.TrimLeft(sql, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			end := strings.IndexByte(sql, '\n')
+			if end < 0 {
+				return false
+			}
+			sql = sql[end+1:]
+		case strings.HasPrefix(sql, "/*"):
+			end := strings.Index(sql, "*/")
+			if end < 0 {
+				return false
+			}
+			sql = sql[end+2:]
+		default:
+			end := strings.IndexFunc(sql, func(r rune) bool { return !unicode.IsLetter(r) })
+			if end < 0 {
+				end = len(sql)
+			}
+			switch strings.ToUpper(sql[:end]) {
+			case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "TABLE", "MERGE":
+				return true
+			}
+			return false
+		}
 	}
 }

@@ -53,18 +53,23 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	if len(qs) != 1 {
 		return nil, fmt.Errorf("piccolo: Batch needs exactly one statement, the query has %d", len(qs))
 	}
-	target := e
-	if ro.node != "" {
-		if target, err = e.Node(ro.node); err != nil {
-			return nil, err
-		}
+	target, node, err := e.target(ctx, ro)
+	if err != nil {
+		return nil, err
 	}
 	b := &Batch{engine: target, size: ro.batchSize}
 	b.tx = target.txFrom(ctx)
 	if b.tx == nil {
-		_, b.tx, err = target.begin(ctx, txOptions{nesting: NestJoin, maxAttempts: 1})
+		own := txOptions{nesting: NestJoin, maxAttempts: 1}
+		_, b.tx, err = target.begin(ctx, own)
+		if err != nil && node != "" && ro.node == "" {
+			e.router.markDown(node) // a routed read falls back to the primary
+			target, node = e, ""
+			b.engine = e
+			_, b.tx, err = e.begin(ctx, own)
+		}
 		if err != nil {
-			return nil, err
+			return nil, onNode(node, err)
 		}
 		b.own = true
 	}
@@ -81,7 +86,7 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 		if b.own {
 			_ = b.tx.abort(ctx, err)
 		}
-		return nil, statementError(declare, err)
+		return nil, onNode(node, statementError(declare, err))
 	}
 	return b, nil
 }
@@ -103,7 +108,6 @@ func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.engine.logRows(ctx, rows)
 	return rows, nil
 }
 
@@ -120,8 +124,10 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		return 0, ErrBatchClosed
 	}
 	n := 0
+	scan, logRows := b.engine.logScan(scan)
+	defer func() { logRows(ctx) }()
 	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, b.fetch, pgx.QueryExecModeCacheDescribe)
+		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
 		}
@@ -145,25 +151,24 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 	return n, nil
 }
 
-// All returns an iterator over the batches of rows. Leaving the loop early,
-// an error, or the end of the rows closes the batch; an error is yielded
-// once, as the last value.
+// All returns an iterator over the batches of rows. Leaving the loop, by
+// break, return, panic or the end of the rows, closes the batch; an error
+// is yielded once, as the last value.
 func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
 	return func(yield func([]map[string]any, error) bool) {
+		defer func() {
+			if err := b.Close(ctx); err != nil {
+				// A loop that has ended has no way to receive the error.
+				b.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: closing batch after the loop ended", slog.String("error", err.Error()))
+			}
+		}()
 		for {
 			rows, err := b.Next(ctx)
 			if err != nil {
 				yield(nil, err)
 				return
 			}
-			if len(rows) == 0 {
-				return
-			}
-			if !yield(rows, nil) {
-				if err := b.Close(ctx); err != nil {
-					// A loop that broke out has no way to receive the error.
-					b.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: closing batch after the loop ended", slog.String("error", err.Error()))
-				}
+			if len(rows) == 0 || !yield(rows, nil) {
 				return
 			}
 		}

@@ -18,8 +18,9 @@ import (
 type Engine interface {
 	// Exec runs one statement and returns its command tag.
 	Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error)
-	// QueryFunc runs one statement and calls scan with its rows while the
-	// connection is held; scan must not keep rows after it returns.
+	// QueryFunc runs one statement and calls scan once per row (after
+	// rows.Next) while the connection is held; scan must not keep rows
+	// after it returns.
 	QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error
 	// Batch opens a server-side cursor over q.
 	Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error)

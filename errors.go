@@ -35,6 +35,11 @@ var (
 	// at most 63 bytes long.
 	ErrInvalidSavepointName = errors.New("piccolo: invalid savepoint name")
 
+	// ErrInvalidIdentifier is returned for names that cannot be quoted
+	// safely as SQL identifiers: empty, with a NUL byte, not UTF-8, or longer
+	// than 63 bytes.
+	ErrInvalidIdentifier = errors.New("piccolo: invalid identifier")
+
 	// ErrUnknownNode is returned when OnNode names a node that is not in
 	// PostgresConfig.ExtraNodes.
 	ErrUnknownNode = errors.New("piccolo: unknown node")

@@ -1,9 +1,9 @@
 package piccolo
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxIdentifierLen is PostgreSQL's NAMEDATALEN-1: longer names are silently
@@ -12,14 +12,20 @@ const maxIdentifierLen = 63
 
 // QuoteIdentifier returns name as a quoted SQL identifier ("my ""table"""),
 // so that any name, reserved words, mixed case and Unicode included, means
-// exactly itself. Empty names and names with a NUL byte (which PostgreSQL
-// cannot store) are rejected.
+// exactly itself. It rejects, with an error wrapping ErrInvalidIdentifier,
+// empty names, names with a NUL byte (which PostgreSQL cannot store), names
+// that are not valid UTF-8, and names longer than 63 bytes (which
+// PostgreSQL would silently truncate, so two long names could collide).
 func QuoteIdentifier(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("piccolo: empty identifier")
-	}
-	if strings.IndexByte(name, 0) >= 0 {
-		return "", fmt.Errorf("piccolo: identifier %q contains a NUL byte", name)
+	switch {
+	case name == "":
+		return "", fmt.Errorf("%w: empty", ErrInvalidIdentifier)
+	case strings.IndexByte(name, 0) >= 0:
+		return "", fmt.Errorf("%w: %q contains a NUL byte", ErrInvalidIdentifier, name)
+	case !utf8.ValidString(name):
+		return "", fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidIdentifier, name)
+	case len(name) > maxIdentifierLen:
+		return "", fmt.Errorf("%w: %q is longer than %d bytes", ErrInvalidIdentifier, name, maxIdentifierLen)
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`, nil
 }

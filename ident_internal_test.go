@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func FuzzSavepointName(f *testing.F) {
@@ -35,9 +36,9 @@ func FuzzQuoteIdentifier(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		q, err := QuoteIdentifier(name)
-		if name == "" || strings.IndexByte(name, 0) >= 0 {
-			if err == nil {
-				t.Fatalf("QuoteIdentifier(%q) accepted", name)
+		if name == "" || strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name) || len(name) > 63 {
+			if !errors.Is(err, ErrInvalidIdentifier) {
+				t.Fatalf("QuoteIdentifier(%q) = %v, want ErrInvalidIdentifier", name, err)
 			}
 			return
 		}
@@ -56,4 +57,52 @@ func FuzzQuoteIdentifier(f *testing.F) {
 			t.Fatalf("unquoted %q, want %q", got, name)
 		}
 	})
+}
+
+func TestQuoteIdentifier(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, want string
+	}{
+		{"band", `"band"`},
+		{"Band", `"Band"`},
+		{"select", `"select"`},
+		{"user", `"user"`},
+		{`a"b`, `"a""b"`},
+		{`"`, `""""`},
+		{"x; DROP TABLE band; --", `"x; DROP TABLE band; --"`},
+		{"a--b", `"a--b"`},
+		{"/* c */", `"/* c */"`},
+		{"bänd", `"bänd"`},
+		{"楽団", `"楽団"`},
+		{"has space", `"has space"`},
+		{"$1", `"$1"`},
+		{"'quoted'", `"'quoted'"`},
+		{strings.Repeat("a", 63), `"` + strings.Repeat("a", 63) + `"`},
+	}
+	for _, tt := range tests {
+		got, err := QuoteIdentifier(tt.name)
+		if err != nil || got != tt.want {
+			t.Errorf("QuoteIdentifier(%q) = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}
+
+func TestQuoteIdentifierRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, msg string
+	}{
+		{"", "empty"},
+		{"a\x00b", "NUL"},
+		{"\xff", "not valid UTF-8"},
+		{strings.Repeat("a", 64), "longer than 63 bytes"},
+		{strings.Repeat("é", 32), "longer than 63 bytes"},
+	}
+	for _, tt := range tests {
+		_, err := QuoteIdentifier(tt.name)
+		if !errors.Is(err, ErrInvalidIdentifier) || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("QuoteIdentifier(%q) error = %v; want ErrInvalidIdentifier mentioning %q", tt.name, err, tt.msg)
+		}
+	}
 }

@@ -28,7 +28,7 @@ type traceStart struct {
 // TraceQueryStart implements pgx.QueryTracer.
 func (l *queryLogger) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	return context.WithValue(ctx, traceKey{}, traceStart{
-		id: l.engine.queryID.Add(1), start: time.Now(), sql: data.SQL, args: data.Args,
+		id: l.engine.queryID.Add(1), start: time.Now(), sql: data.SQL, args: statementArgs(data.Args),
 	})
 }
 
@@ -53,6 +53,20 @@ func (l *queryLogger) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx
 // TraceBatchEnd implements pgx.BatchTracer.
 func (l *queryLogger) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
+// statementArgs drops the pgx options (such as a QueryExecMode) that pgx
+// passes to tracers with a statement's arguments.
+func statementArgs(args []any) []any {
+	for len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode, pgx.QueryRewriter:
+			args = args[1:]
+			continue
+		}
+		break
+	}
+	return args
+}
+
 // logStatement logs one statement the engine sent.
 func (e *PostgresEngine) logStatement(ctx context.Context, id uint64, sql string, args []any, d time.Duration, tag string, err error) {
 	if !e.logQueries && !e.logResponses {
@@ -73,9 +87,26 @@ func (e *PostgresEngine) logStatement(ctx context.Context, id uint64, sql string
 	e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: query", attrs...)
 }
 
-// logRows logs rows returned to the caller when LogResponses is on.
-func (e *PostgresEngine) logRows(ctx context.Context, rows []map[string]any) {
-	if e.logResponses {
-		e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: response", slog.Int("rows", len(rows)), slog.Any("data", rows))
+// logScan wraps scan so that, with LogResponses on, the rows it sees are
+// logged when the returned function is called; otherwise it changes nothing.
+func (e *PostgresEngine) logScan(scan func(pgx.Rows) error) (func(pgx.Rows) error, func(context.Context)) {
+	if !e.logResponses || scan == nil {
+		return scan, func(context.Context) {}
+	}
+	var seen []map[string]any
+	wrapped := func(rows pgx.Rows) error {
+		values, err := rows.Values()
+		if err != nil {
+			return err
+		}
+		row := make(map[string]any, len(values))
+		for i, fd := range rows.FieldDescriptions() {
+			row[fd.Name] = values[i]
+		}
+		seen = append(seen, row)
+		return scan(rows)
+	}
+	return wrapped, func(ctx context.Context) {
+		e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: response", slog.Int("rows", len(seen)), slog.Any("data", seen))
 	}
 }

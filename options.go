@@ -12,6 +12,7 @@ type Option func(*runOptions)
 type runOptions struct {
 	node      string
 	batchSize int
+	read      bool
 }
 
 // OnNode runs the query on the named extra node (a read replica) instead of

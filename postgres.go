@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -39,6 +39,22 @@ type PostgresConfig struct {
 	// ExtraNodes are other engines, usually read replicas, that OnNode(name)
 	// routes to. Their pools start and close with this engine's.
 	ExtraNodes map[string]*PostgresEngine
+	// ReadRouting, when set, sends reads made outside a transaction to
+	// healthy extra nodes (see ReadRouting for what counts as a read).
+	ReadRouting *ReadRouting
+
+	// Tracer receives pgx's trace events for every statement the engine
+	// sends, pipelines included, next to the engine's own logging: pgx
+	// tracers (OpenTelemetry's among them) plug in unchanged. It may also
+	// implement pgx's BatchTracer, ConnectTracer, PrepareTracer and pgxpool's
+	// AcquireTracer and ReleaseTracer.
+	Tracer pgx.QueryTracer
+	// QueryExecMode is how pgx sends statements; zero keeps the DSN's
+	// default_query_exec_mode, else pgx's default (named prepared statements,
+	// cached per connection). Behind PgBouncer in transaction pooling mode
+	// use pgx.QueryExecModeExec or pgx.QueryExecModeCacheDescribe, which
+	// leave no named prepared statements on the server.
+	QueryExecMode pgx.QueryExecMode
 
 	// Pool settings; zero keeps the DSN's pool_* value or pgxpool's default.
 	MaxConns          int32
@@ -46,6 +62,10 @@ type PostgresConfig struct {
 	MaxConnLifetime   time.Duration
 	MaxConnIdleTime   time.Duration
 	HealthCheckPeriod time.Duration
+	// AcquireTimeout bounds the wait for a pooled connection when the pool
+	// is exhausted (the context's deadline applies too); zero waits as long
+	// as the context allows.
+	AcquireTimeout time.Duration
 }
 
 // PostgresEngine runs queries on PostgreSQL through pgx. It routes every
@@ -56,12 +76,16 @@ type PostgresConfig struct {
 // A PostgresEngine is safe for concurrent use. Its zero value is not usable:
 // create one with NewPostgresEngine.
 type PostgresEngine struct {
-	poolConfig   *pgxpool.Config
-	extensions   []string
-	logger       *slog.Logger
-	logQueries   bool
-	logResponses bool
-	nodes        map[string]*PostgresEngine
+	poolConfig     *pgxpool.Config
+	acquireTimeout time.Duration
+	tracer         pgx.QueryTracer // the user's and the logger, composed; nil if neither
+	fetchMode      pgx.QueryExecMode
+	extensions     []string
+	logger         *slog.Logger
+	logQueries     bool
+	logResponses   bool
+	nodes          map[string]*PostgresEngine
+	router         *router // nil without ReadRouting
 
 	poolMu sync.Mutex // serialises starting and closing the pool
 	pool   atomic.Pointer[pgxpool.Pool]
@@ -98,18 +122,26 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	if cfg.HealthCheckPeriod > 0 {
 		poolConfig.HealthCheckPeriod = cfg.HealthCheckPeriod
 	}
+	if cfg.AcquireTimeout < 0 {
+		return nil, fmt.Errorf("piccolo: negative AcquireTimeout %v", cfg.AcquireTimeout)
+	}
+	if cfg.QueryExecMode != 0 {
+		poolConfig.ConnConfig.DefaultQueryExecMode = cfg.QueryExecMode
+	}
 	for name, node := range cfg.ExtraNodes {
 		if node == nil {
 			return nil, fmt.Errorf("piccolo: extra node %q is nil", name)
 		}
 	}
 	e := &PostgresEngine{
-		poolConfig:   poolConfig,
-		extensions:   append([]string(nil), cfg.Extensions...),
-		logger:       cfg.Logger,
-		logQueries:   cfg.LogQueries,
-		logResponses: cfg.LogResponses,
-		nodes:        make(map[string]*PostgresEngine, len(cfg.ExtraNodes)),
+		poolConfig:     poolConfig,
+		acquireTimeout: cfg.AcquireTimeout,
+		fetchMode:      pgx.QueryExecModeCacheDescribe,
+		extensions:     append([]string(nil), cfg.Extensions...),
+		logger:         cfg.Logger,
+		logQueries:     cfg.LogQueries,
+		logResponses:   cfg.LogResponses,
+		nodes:          make(map[string]*PostgresEngine, len(cfg.ExtraNodes)),
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()
@@ -117,8 +149,29 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	for name, node := range cfg.ExtraNodes {
 		e.nodes[name] = node
 	}
+	if cfg.ReadRouting != nil {
+		if e.router, err = newRouter(*cfg.ReadRouting, e.nodes); err != nil {
+			return nil, err
+		}
+	}
+	var tracers []pgx.QueryTracer
+	if cfg.Tracer != nil {
+		tracers = append(tracers, cfg.Tracer)
+	}
 	if e.logQueries || e.logResponses {
-		poolConfig.ConnConfig.Tracer = &queryLogger{engine: e}
+		tracers = append(tracers, &queryLogger{engine: e})
+	}
+	switch len(tracers) {
+	case 1:
+		e.tracer = tracers[0]
+	case 2:
+		e.tracer = multitracer.New(tracers...)
+	}
+	poolConfig.ConnConfig.Tracer = e.tracer
+	if poolConfig.ConnConfig.DescriptionCacheCapacity == 0 {
+		// Batch fetches through the description cache; without one, describe
+		// each time.
+		e.fetchMode = pgx.QueryExecModeDescribeExec
 	}
 	return e, nil
 }
@@ -145,6 +198,9 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 			e.closeAll()
 			return fmt.Errorf("piccolo: start pool of node %q: %w", name, err)
 		}
+	}
+	if e.router != nil {
+		e.router.start(ctx, e.logger)
 	}
 	return nil
 }
@@ -173,6 +229,7 @@ func (e *PostgresEngine) startPool(ctx context.Context) error {
 // ctx's error while the pools finish closing in the background. It returns
 // ErrNoPool when the engine has no pool running.
 func (e *PostgresEngine) CloseConnectionPool(ctx context.Context) error {
+	e.haltRouter()
 	pools := e.detachPools()
 	if len(pools) == 0 {
 		return ErrNoPool
@@ -200,8 +257,15 @@ func (e *PostgresEngine) Close() {
 }
 
 func (e *PostgresEngine) closeAll() {
+	e.haltRouter()
 	for _, p := range e.detachPools() {
 		p.Close()
+	}
+}
+
+func (e *PostgresEngine) haltRouter() {
+	if e.router != nil {
+		e.router.halt()
 	}
 }
 
@@ -317,7 +381,6 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts
 	if err != nil {
 		return nil, err
 	}
-	e.logRows(ctx, out)
 	return out, nil
 }
 
@@ -334,8 +397,9 @@ func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option
 	return e.statement(ctx, opts, q, nil)
 }
 
-// QueryFunc runs one statement and calls scan for each row while the
-// connection is held. scan must not keep rows after it returns.
+// QueryFunc runs one statement and calls scan once per row (after
+// rows.Next) while the connection is held. scan must not keep rows after
+// it returns.
 func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
 	if scan == nil {
 		return errors.New("piccolo: QueryFunc: nil scan function")
@@ -349,81 +413,81 @@ func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func
 // one-shot connection that is closed whatever happens. scan nil means the
 // rows are not wanted.
 func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
-	target := e
-	if ro := collectRunOptions(opts); ro.node != "" {
-		node, err := e.Node(ro.node)
-		if err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		target = node
+	scan, logRows := e.logScan(scan)
+	tag, err := e.route(ctx, opts, q, scan)
+	if err == nil && scan != nil {
+		logRows(ctx)
+	}
+	return tag, err
+}
+
+// route runs q where the options and the context send it.
+func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	ro := collectRunOptions(opts)
+	target, node, err := e.target(ctx, ro)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	var (
-		tag pgconn.CommandTag
-		err error
-	)
+	var tag pgconn.CommandTag
 	if tx := target.txFrom(ctx); tx != nil {
 		tag, err = tx.statement(ctx, q, scan)
 	} else {
 		var conn *pgx.Conn
 		var release func()
-		if conn, release, err = target.acquire(ctx); err != nil {
-			return tag, err
+		if conn, release, err = target.acquire(ctx); err != nil && node != "" && ro.node == "" {
+			// A routed read whose replica is down falls back to the primary.
+			e.router.markDown(node)
+			target, node = e, ""
+			conn, release, err = target.acquire(ctx)
+		}
+		if err != nil {
+			return tag, onNode(node, err)
 		}
 		defer release()
-		tag, err = runStatement(ctx, conn, nil, q, scan)
+		tag, err = runStatement(ctx, conn, q, scan)
 	}
 	if err != nil {
-		return tag, statementError(q.SQL, err)
+		return tag, onNode(node, statementError(q.SQL, err))
 	}
 	return tag, nil
 }
 
-// runStatement sends prefix (pending BEGIN and SAVEPOINT statements) and q
-// in one round trip, and hands q's rows to scan.
-func runStatement(ctx context.Context, conn *pgx.Conn, prefix []string, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
-	switch {
-	case len(prefix) == 0 && scan == nil:
-		return conn.Exec(ctx, q.SQL, q.Args...)
-	case len(prefix) == 0:
-		rows, err := conn.Query(ctx, q.SQL, q.Args...)
-		if err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		return scanRows(rows, scan)
-	case scan == nil && len(q.Args) == 0:
-		// The simple protocol takes several statements in one string.
-		return conn.Exec(ctx, strings.Join(prefix, "; ")+"; "+q.SQL)
+// target picks the engine a statement runs on: the node OnNode names, a
+// healthy replica for a routed read, else e. node is "" for e.
+func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *PostgresEngine, node string, err error) {
+	if ro.node != "" {
+		n, err := e.Node(ro.node)
+		return n, ro.node, err
 	}
-	b := &pgx.Batch{}
-	for _, sql := range prefix {
-		b.Queue(sql)
-	}
-	b.Queue(q.SQL, q.Args...)
-	br := conn.SendBatch(ctx, b)
-	for range prefix {
-		if _, err := br.Exec(); err != nil {
-			return pgconn.CommandTag{}, errors.Join(err, br.Close())
+	if ro.read && e.router != nil && e.txFrom(ctx) == nil {
+		if n, ok := e.router.pick(); ok {
+			return n.engine, n.name, nil
 		}
 	}
-	var (
-		tag pgconn.CommandTag
-		err error
-	)
+	return e, "", nil
+}
+
+// onNode says which node an error came from.
+func onNode(node string, err error) error {
+	if node == "" || err == nil {
+		return err
+	}
+	return fmt.Errorf("piccolo: node %q: %w", node, err)
+}
+
+// runStatement runs q on conn and hands its rows to scan (nil: Exec).
+func runStatement(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	if scan == nil {
-		tag, err = br.Exec()
-	} else {
-		var rows pgx.Rows
-		if rows, err = br.Query(); err == nil {
-			tag, err = scanRows(rows, scan)
-		}
+		return conn.Exec(ctx, q.SQL, q.Args...)
 	}
-	if closeErr := br.Close(); err == nil {
-		err = closeErr
+	rows, err := conn.Query(ctx, q.SQL, q.Args...)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
-	return tag, err
+	return scanRows(rows, scan)
 }
 
 // scanRows calls scan for each row and closes rows.
@@ -458,6 +522,11 @@ type connFunc func(ctx context.Context, conn *pgx.Conn) error
 // connection when no pool is running. release gives it back or closes it.
 func (e *PostgresEngine) acquire(ctx context.Context) (conn *pgx.Conn, release func(), err error) {
 	if pool := e.pool.Load(); pool != nil {
+		if e.acquireTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, e.acquireTimeout)
+			defer cancel()
+		}
 		pc, err := pool.Acquire(ctx)
 		if err != nil {
 			return nil, nil, fmt.Errorf("piccolo: acquire connection: %w", err)

@@ -32,18 +32,20 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockQuick()
+	defer c.unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}
-	var quoted string
 	if name == "" {
-		quoted = c.nextSavepointName()
-		name = quoted[1 : len(quoted)-1]
+		name = c.nextSavepointName()
 	} else {
-		quoted = `"` + name + `"` // validated: nothing to escape
+		if c.named == nil {
+			c.named = map[string]bool{}
+		}
+		c.named[name] = true
 	}
+	quoted := `"` + name + `"` // validated or generated: nothing to escape
 	c.pending = append(c.pending, "SAVEPOINT "+quoted)
 	return &Savepoint{tx: t, name: name, quoted: quoted}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,20 +58,49 @@ const (
 )
 
 // txConn is the connection of an outermost transaction, shared by every
-// block nested in it. Its mutex serialises goroutines that share the
-// transaction's context: pgx connections are not safe for concurrent use.
+// block nested in it. Its lock serialises goroutines that share the
+// transaction's context (pgx connections are not safe for concurrent use);
+// waiting for it honours the waiter's context.
 type txConn struct {
 	engine  *PostgresEngine
-	mu      sync.Mutex
+	sem     chan struct{} // the lock: holding it is having sent into it
 	conn    *pgx.Conn
 	release func()
 	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
 	// with the next statement, so a transaction that runs nothing costs no
 	// round trip.
 	pending    []string
-	begun      bool // BEGIN has reached the server
-	savepoints int  // numbers generated savepoint names
+	begun      bool            // BEGIN has reached the server
+	savepoints int             // numbers generated savepoint names
+	named      map[string]bool // savepoint names the caller chose, which generated names avoid
+	// ended is set when a statement sent as SQL (COMMIT, ROLLBACK) ended
+	// the transaction behind the engine's back: its tag says which.
+	ended string
 }
+
+func newTxConn(e *PostgresEngine, conn *pgx.Conn, release func(), begin string) *txConn {
+	return &txConn{engine: e, sem: make(chan struct{}, 1), conn: conn, release: release, pending: []string{begin}}
+}
+
+// lock takes the connection, giving up when ctx ends first.
+func (c *txConn) lock(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("piccolo: waiting for the transaction's connection: %w", ctx.Err())
+	}
+}
+
+// lockQuick takes the connection for bookkeeping that does no I/O.
+func (c *txConn) lockQuick() { c.sem <- struct{}{} }
+
+func (c *txConn) unlock() { <-c.sem }
 
 // PostgresTransaction is a transaction carried in a context.Context: every
 // query run with that context (or one derived from it) runs on its
@@ -88,8 +116,8 @@ type PostgresTransaction struct {
 	kind      txKind
 	savepoint string // kindSavepoint: its quoted savepoint name
 
-	state atomic.Int32 // txState; written under c.mu, read anywhere
-	// The fields below are guarded by c.mu.
+	state atomic.Int32 // txState; written under c's lock, read anywhere
+	// The fields below are guarded by c's lock.
 	abortErr   error // why this root or savepoint block became rollback-only
 	onCommit   []func(context.Context)
 	onRollback []func(context.Context)
@@ -129,6 +157,9 @@ func (t *PostgresTransaction) usableLocked() error {
 	if !t.active() {
 		return ErrTransactionDone
 	}
+	if t.c.ended != "" {
+		return fmt.Errorf("%w: a %s sent as SQL ended it; use Commit and Rollback", ErrTransactionDone, t.c.ended)
+	}
 	for x := t; x != nil; x = x.parent {
 		if x.abortErr != nil {
 			return fmt.Errorf("%w: rollback-only after a nested block failed: %w", ErrTransactionDone, x.abortErr)
@@ -137,24 +168,56 @@ func (t *PostgresTransaction) usableLocked() error {
 	return nil
 }
 
-// OnCommit registers fn to run after the outermost transaction commits.
-// Hooks of a joined block wait for the outermost transaction; hooks of a
-// savepoint block that rolls back are dropped.
+// OnCommit registers fn to run after the outermost transaction commits,
+// with a context that no longer carries the transaction (fn may run
+// queries of its own). Hooks of a joined block wait for the outermost
+// transaction; hooks of a savepoint block that rolls back are dropped.
+// Registered on a transaction that has already committed, fn runs at once;
+// on one that rolled back, it is dropped.
 func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	u := t.unit()
-	u.onCommit = append(u.onCommit, fn)
+	if u := t.addHook(fn, true); u != nil && txState(u.state.Load()) == txCommitted {
+		fn(t.hookContext(context.Background(), u))
+	}
 }
 
 // OnRollback registers fn to run after the outermost transaction rolls back,
 // a Commit that failed included. When a savepoint block rolls back, its
-// OnRollback hooks run right away: that block's work is gone.
+// OnRollback hooks run right away: that block's work is gone. Registered on
+// a transaction that has already rolled back, fn runs at once; on one that
+// committed, it is dropped.
 func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
+	if u := t.addHook(fn, false); u != nil && txState(u.state.Load()) == txRolledBack {
+		fn(t.hookContext(context.Background(), u))
+	}
+}
+
+// addHook appends fn to the hooks of the block that decides t's fate. When
+// that block has finished, it returns the block instead, for the caller to
+// run or drop fn outside the lock.
+func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (finished *PostgresTransaction) {
+	t.c.lockQuick()
+	defer t.c.unlock()
 	u := t.unit()
-	u.onRollback = append(u.onRollback, fn)
+	// A released savepoint block handed its hooks to its parent.
+	for txState(u.state.Load()) == txCommitted && u.parent != nil {
+		u = u.parent.unit()
+	}
+	if txState(u.state.Load()) != txActive {
+		return u
+	}
+	if onCommit {
+		u.onCommit = append(u.onCommit, fn)
+	} else {
+		u.onRollback = append(u.onRollback, fn)
+	}
+	return nil
+}
+
+// hookContext is the context hooks of the finished block u run with: ctx
+// carrying u's parent, or no transaction of the engine, so that queries the
+// hooks run do not fail with ErrTransactionDone.
+func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransaction) context.Context {
+	return t.c.engine.withTx(ctx, u.parent)
 }
 
 // Begin starts a transaction and returns a context that carries it; run
@@ -187,10 +250,7 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 	if err != nil {
 		return ctx, nil, err
 	}
-	tx := &PostgresTransaction{
-		c:    &txConn{engine: e, conn: conn, release: release, pending: []string{o.beginSQL()}},
-		kind: kindRoot,
-	}
+	tx := &PostgresTransaction{c: newTxConn(e, conn, release, o.beginSQL()), kind: kindRoot}
 	return e.withTx(ctx, tx), tx, nil
 }
 
@@ -200,80 +260,90 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		return nil, ErrNestedTransaction
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockQuick()
+	defer c.unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}
 	child := &PostgresTransaction{c: c, parent: t, kind: kindJoined}
 	if mode == NestSavepoint {
 		child.kind = kindSavepoint
-		child.savepoint = c.nextSavepointName()
+		// The space keeps the name apart from every name Savepoint accepts.
+		c.savepoints++
+		child.savepoint = fmt.Sprintf(`"piccolo nested %d"`, c.savepoints)
 		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
 	}
 	return child, nil
 }
 
-// nextSavepointName generates savepoint_1, savepoint_2... (quoted).
+// nextSavepointName generates savepoint_1, savepoint_2..., skipping names
+// the caller chose (PostgreSQL resolves a name to its newest savepoint).
 func (c *txConn) nextSavepointName() string {
-	c.savepoints++
-	return fmt.Sprintf(`"savepoint_%d"`, c.savepoints)
+	for {
+		c.savepoints++
+		name := fmt.Sprintf("savepoint_%d", c.savepoints)
+		if !c.named[name] {
+			return name
+		}
+	}
 }
 
 // withConn runs fn on the transaction's connection after sending pending
 // statements, holding the connection so that goroutines take turns.
 func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
 	if err := t.usableLocked(); err != nil {
 		return err
 	}
 	if err := c.flushLocked(ctx); err != nil {
 		return err
 	}
-	return fn(ctx, c.conn)
+	err := fn(ctx, c.conn)
+	c.checkEndedLocked()
+	return err
 }
 
-// statement runs q through t; pending BEGIN and SAVEPOINT statements go
-// out in the same round trip.
-func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	prefix := c.pending
-	tag, err := runStatement(ctx, c.conn, prefix, q, scan)
-	if len(prefix) > 0 {
-		c.noteSentLocked(err == nil)
-	}
+// statement runs q through t.
+func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, err error) {
+	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		tag, err = runStatement(ctx, conn, q, scan)
+		return err
+	})
 	return tag, err
 }
 
-// flushLocked sends pending BEGIN and SAVEPOINT statements in one round trip.
+// checkEndedLocked notices a transaction that a statement sent as SQL
+// (COMMIT, ROLLBACK) ended on the server: from then on the engine refuses
+// statements instead of letting them run in autocommit.
+func (c *txConn) checkEndedLocked() {
+	if c.begun && c.ended == "" && c.conn.PgConn().TxStatus() == 'I' && !c.conn.IsClosed() {
+		c.ended = "COMMIT or ROLLBACK"
+	}
+}
+
+// flushLocked sends pending BEGIN and SAVEPOINT statements in one round
+// trip, before the statement that needs them. They travel alone so that a
+// statement that fails to parse or encode still finds them sent, as
+// PostgreSQL's own transaction rules expect.
 func (c *txConn) flushLocked(ctx context.Context) error {
 	if len(c.pending) == 0 {
 		return nil
 	}
 	_, err := c.conn.Exec(ctx, strings.Join(c.pending, "; "))
-	c.noteSentLocked(err == nil)
+	if c.conn.PgConn().TxStatus() != 'I' {
+		// BEGIN ran; the statements after it cannot fail but with the
+		// connection, which ends the transaction anyway.
+		c.begun = true
+		c.pending = nil
+	}
 	if err != nil {
 		return fmt.Errorf("piccolo: begin: %w", err)
 	}
 	return nil
-}
-
-// noteSentLocked records what reached the server after pending statements
-// were sent: the server's transaction status is the truth.
-func (c *txConn) noteSentLocked(ok bool) {
-	if c.conn.PgConn().TxStatus() != 'I' {
-		c.begun = true
-	}
-	if ok || c.begun {
-		c.pending = nil
-	}
 }
 
 // Commit commits the transaction. For the outermost transaction it sends
@@ -313,9 +383,18 @@ func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
 // finish ends t: commit when commit is true, else roll back because of cause.
 func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
 	c := t.c
-	c.mu.Lock()
+	lockCtx := ctx
+	if !commit {
+		// A rollback is cleanup: it waits for the connection even when ctx ended.
+		var cancel context.CancelFunc
+		lockCtx, cancel = cleanupContext(ctx)
+		defer cancel()
+	}
+	if err := c.lock(lockCtx); err != nil {
+		return err
+	}
 	if !t.active() {
-		c.mu.Unlock()
+		c.unlock()
 		return ErrTransactionDone
 	}
 	var (
@@ -337,9 +416,12 @@ func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause err
 	case kindRoot:
 		hooks, err = t.endRootLocked(ctx, commit)
 	}
-	c.mu.Unlock()
-	for _, h := range hooks {
-		h(ctx)
+	c.unlock()
+	if len(hooks) > 0 {
+		hookCtx := t.hookContext(ctx, t)
+		for _, h := range hooks {
+			h(hookCtx)
+		}
 	}
 	return err
 }
@@ -362,13 +444,13 @@ func (t *PostgresTransaction) endSavepointLocked(ctx context.Context, commit boo
 	}
 	if err := c.flushLocked(ctx); err != nil {
 		t.state.Store(int32(txRolledBack))
-		return nil, err
+		return t.onRollback, err
 	}
 	failed := t.abortErr != nil || c.conn.PgConn().TxStatus() == 'E'
 	if commit && !failed {
 		if _, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
 			t.state.Store(int32(txRolledBack))
-			return nil, fmt.Errorf("piccolo: release savepoint: %w", err)
+			return t.onRollback, fmt.Errorf("piccolo: release savepoint: %w", err)
 		}
 		t.state.Store(int32(txCommitted))
 		t.moveHooksLocked(parent)
@@ -378,7 +460,9 @@ func (t *PostgresTransaction) endSavepointLocked(ctx context.Context, commit boo
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
 	if _, err := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+t.savepoint+"; RELEASE SAVEPOINT "+t.savepoint); err != nil {
-		return nil, fmt.Errorf("piccolo: rollback to savepoint: %w", err)
+		// The connection is gone or the transaction is beyond repair: the
+		// block's work is lost either way.
+		return t.onRollback, fmt.Errorf("piccolo: rollback to savepoint: %w", err)
 	}
 	if commit {
 		cause := t.abortErr
@@ -421,6 +505,11 @@ func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (h
 			hooks = t.onRollback
 		}
 	}()
+	if c.ended != "" {
+		// A statement sent as SQL ended it: what happened is not ours to tell.
+		t.state.Store(int32(txUnknown))
+		return nil, fmt.Errorf("%w: a %s sent as SQL ended it", ErrTransactionDone, c.ended)
+	}
 	if !c.begun {
 		// No statement ran: there is nothing to commit or roll back.
 		if commit && t.abortErr == nil {

@@ -1,7 +1,8 @@
 // Package pgcluster starts and stops throw-away PostgreSQL clusters from the
 // PostgreSQL programs installed on the machine, for tests that need a server
 // of their own: pgtest uses it when DATABASE_URL is unset, fault tests
-// restart servers and replicate to standbys with it.
+// restart servers and replicate to standbys with it. StartBouncer puts a
+// PgBouncer in front of a cluster, for tests of clients behind a pooler.
 //
 // A cluster is a set of processes outside the Go runtime, so callers must
 // call Stop (in t.Cleanup or TestMain). As a safety net each cluster has a
@@ -126,7 +127,8 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 	if err != nil {
 		return nil, err
 	}
-	if err := c.startWatchdog(); err != nil {
+	if c.watchdog, err = startWatchdog(c.owner, c.base, watchdogScript, "pgcluster-watchdog",
+		filepath.Join(c.bin, "pg_ctl"), c.data, c.base); err != nil {
 		return nil, errors.Join(err, c.removeFiles())
 	}
 	err = populate(ctx, c)
@@ -255,17 +257,18 @@ func (c *Cluster) startServer(ctx context.Context) error {
 	return fmt.Errorf("start server on port %d: %w\nserver log:\n%s", c.port, err, log)
 }
 
-// logSince returns the last lines the server wrote to path after offset.
+// logSince returns the last lines a server wrote to its log file path after
+// offset.
 func logSince(path string, offset int64) string {
 	const maxLines = 40
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Sprintf("(no server log: %v)", err)
+		return fmt.Sprintf("(no log: %v)", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<20))
 	if err != nil {
-		return fmt.Sprintf("(read server log: %v)", err)
+		return fmt.Sprintf("(read log: %v)", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-maxLines):], "\n")
@@ -338,14 +341,18 @@ func (c *Cluster) removeFiles() error {
 // DSN returns a URL connecting to database dbname ("" means postgres) as
 // superuser postgres over TCP, without TLS:
 // postgres://postgres@127.0.0.1:PORT/dbname?sslmode=disable.
-func (c *Cluster) DSN(dbname string) string {
+func (c *Cluster) DSN(dbname string) string { return dsn(c.Port(), dbname) }
+
+// dsn returns the URL of database dbname ("": postgres) as user postgres at
+// 127.0.0.1:port, without TLS.
+func dsn(port int, dbname string) string {
 	if dbname == "" {
 		dbname = "postgres"
 	}
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port())),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
 	}

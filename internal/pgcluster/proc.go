@@ -63,8 +63,8 @@ func (o *owner) give(dir string) error {
 	if o == nil {
 		return nil
 	}
-	if err := os.Chown(dir, int(o.uid), int(o.gid)); err != nil {
-		return fmt.Errorf("pgcluster: give %s to OS user %s: %w", dir, o.name, err)
+	if err := o.chown(dir); err != nil {
+		return err
 	}
 	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
@@ -80,6 +80,17 @@ func (o *owner) give(dir string) error {
 			return nil
 		}
 	}
+}
+
+// chown makes o the owner of path (nil o: nothing to do).
+func (o *owner) chown(path string) error {
+	if o == nil {
+		return nil
+	}
+	if err := os.Chown(path, int(o.uid), int(o.gid)); err != nil {
+		return fmt.Errorf("pgcluster: give %s to OS user %s: %w", path, o.name, err)
+	}
+	return nil
 }
 
 // childEnv is the environment of PostgreSQL programs: this process's without
@@ -145,26 +156,26 @@ type watchdog struct {
 	pipe *os.File // write end; the watchdog fires when it closes
 }
 
-// startWatchdog starts c's watchdog. It must run before the server first
-// starts, so that no server exists without one.
-func (c *Cluster) startWatchdog() error {
+// startWatchdog starts a watchdog running the shell script with name ($0)
+// and args as o in dir. It must run before the server it guards first
+// starts, so that no server exists without one. The script's stdin is the
+// read end of the watchdog's pipe.
+func startWatchdog(o *owner, dir, script, name string, args ...string) (*watchdog, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("pgcluster: start watchdog: %w", err)
+		return nil, fmt.Errorf("pgcluster: start watchdog: %w", err)
 	}
 	defer r.Close() // the child has its own copy
-	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgcluster-watchdog",
-		filepath.Join(c.bin, "pg_ctl"), c.data, c.base)
-	cmd.Dir = c.base
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, name}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = c.owner.sysProcAttr()
+	cmd.SysProcAttr = o.sysProcAttr()
 	cmd.Stdin = r
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return fmt.Errorf("pgcluster: start watchdog: %w", err)
+		return nil, fmt.Errorf("pgcluster: start watchdog: %w", err)
 	}
-	c.watchdog = &watchdog{cmd: cmd, pipe: w}
-	return nil
+	return &watchdog{cmd: cmd, pipe: w}, nil
 }
 
 // disarm ends the watchdog without letting it act: Stop does its work.

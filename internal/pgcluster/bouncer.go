@@ -1,0 +1,525 @@
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNoBouncer means the pgbouncer program is not installed where
+// StartBouncer looks. The error wrapping it says where it looked and what to
+// install.
+var ErrNoBouncer = errors.New("pgbouncer not found")
+
+// debianBouncer is where Debian and Ubuntu install pgbouncer; /usr/sbin is
+// not on every user's $PATH.
+const debianBouncer = "/usr/sbin/pgbouncer"
+
+// Bouncer pool modes, for BouncerOptions.PoolMode.
+const (
+	PoolSession     = "session"
+	PoolTransaction = "transaction"
+	PoolStatement   = "statement"
+)
+
+// BouncerOptions configure a PgBouncer. The zero value is ready to use:
+// transaction pooling with PgBouncer's default sizes.
+type BouncerOptions struct {
+	// Binary is the pgbouncer program. Empty: FindBouncer.
+	Binary string
+	// PoolMode is PoolSession, PoolTransaction or PoolStatement.
+	// Empty: PoolTransaction.
+	PoolMode string
+	// DefaultPoolSize is default_pool_size, the number of server
+	// connections per database and user. 0: PgBouncer's default, 20.
+	DefaultPoolSize int
+	// MaxClientConn is max_client_conn, the number of client connections
+	// PgBouncer accepts. 0: PgBouncer's default, 100.
+	MaxClientConn int
+	// Settings are further [pgbouncer] settings of pgbouncer.ini (name →
+	// value), such as server_login_retry or query_wait_timeout; they
+	// override pgcluster's defaults (auth_type trust, admin_users postgres,
+	// ignore_startup_parameters extra_float_digits). The settings that
+	// place PgBouncer's sockets and files are pgcluster's to choose, and
+	// those with a field above are set there.
+	Settings map[string]string
+
+	// pickPort chooses a port to try; nil: freePort. Tests use it to make
+	// the first choice collide.
+	pickPort func() (int, error)
+	// tempParent is where the temporary directory goes; "": os.TempDir().
+	// Tests use it to check that nothing is left behind.
+	tempParent string
+}
+
+// reservedBouncerSettings are chosen by pgcluster (Port, DSN, Stop and the
+// error messages rely on them) or set through a BouncerOptions field.
+var reservedBouncerSettings = map[string]string{
+	"listen_addr":       "chosen by pgcluster",
+	"listen_port":       "chosen by pgcluster",
+	"unix_socket_dir":   "chosen by pgcluster",
+	"logfile":           "chosen by pgcluster",
+	"pidfile":           "chosen by pgcluster",
+	"auth_file":         "chosen by pgcluster",
+	"syslog":            "chosen by pgcluster", // start errors quote the log file
+	"pool_mode":         "set by BouncerOptions.PoolMode",
+	"default_pool_size": "set by BouncerOptions.DefaultPoolSize",
+	"max_client_conn":   "set by BouncerOptions.MaxClientConn",
+}
+
+// Bouncer is a running PgBouncer listening on 127.0.0.1 in front of a
+// Cluster, for tests of clients behind a connection pooler. Every user
+// listed in its auth file (only postgres) connects without a password, to
+// any database of the cluster; the database pgbouncer is its admin console
+// (SHOW POOLS…), which speaks only the simple query protocol.
+//
+// Its methods are safe for concurrent use. Like a Cluster it has a watchdog
+// that ends PgBouncer and removes its files if the Go process exits without
+// calling Stop.
+type Bouncer struct {
+	bin     string // the pgbouncer program
+	base    string // temporary directory: configuration, log, Unix socket
+	ini     string // pgbouncer.ini
+	logFile string // PgBouncer's log, appended to by every start attempt
+	errFile string // its standard error: what it says before its log is open
+	owner   *owner // OS user running PgBouncer; nil: this process's
+	port    int    // set before the Bouncer is shared, then fixed
+
+	mu       sync.Mutex // serialises Stop
+	proc     *bouncerProc
+	stopped  bool
+	watchdog *watchdog
+}
+
+// bouncerProc is one running pgbouncer process.
+type bouncerProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd.Wait has returned; then err is set
+	err    error
+}
+
+// FindBouncer returns the path of the pgbouncer program: the one $PATH leads
+// to, else /usr/sbin/pgbouncer (Debian's place, often not on $PATH). The
+// error wraps ErrNoBouncer and says what to install.
+func FindBouncer() (string, error) {
+	return findBouncer(exec.LookPath, debianBouncer)
+}
+
+func findBouncer(lookPath func(string) (string, error), fallback string) (string, error) {
+	if p, err := lookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	if isExecutable(fallback) {
+		return fallback, nil
+	}
+	return "", fmt.Errorf("pgcluster: %w in $PATH or at %s: install PgBouncer "+
+		"(Debian/Ubuntu: apt-get install pgbouncer)", ErrNoBouncer, fallback)
+}
+
+// isExecutable reports whether path is an executable file.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
+}
+
+// StartBouncer starts PgBouncer on a free port of 127.0.0.1, pooling
+// connections to target, and waits until a query through it succeeds. It
+// runs as the OS user that runs target's server (PgBouncer refuses to run
+// as root). If ctx ends first, StartBouncer ends whatever it started,
+// removes the files and returns an error wrapping ctx's error. The caller
+// must call Stop, before stopping target.
+//
+// PgBouncer 1.18 does not track prepared statements in transaction and
+// statement pooling, so pgx connections through it need
+// default_query_exec_mode=exec (or simple_protocol, describe_exec) instead
+// of pgx's default statement cache.
+func StartBouncer(ctx context.Context, target *Cluster, opts BouncerOptions) (*Bouncer, error) {
+	if err := validateBouncerOptions(&opts); err != nil {
+		return nil, err
+	}
+	if target == nil {
+		return nil, errors.New("pgcluster: start bouncer: no target cluster")
+	}
+	target.mu.Lock()
+	targetPort, stopped := target.port, target.stopped
+	target.mu.Unlock()
+	if stopped {
+		return nil, fmt.Errorf("pgcluster: start bouncer: target: %w", ErrStopped)
+	}
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = FindBouncer(); err != nil {
+			return nil, err
+		}
+	} else if !isExecutable(bin) {
+		return nil, fmt.Errorf("pgcluster: %w: %s is not an executable file", ErrNoBouncer, bin)
+	}
+	base, err := os.MkdirTemp(opts.tempParent, "pgbouncer-")
+	if err != nil {
+		return nil, fmt.Errorf("pgcluster: create temporary directory: %w", err)
+	}
+	b := &Bouncer{
+		bin:     bin,
+		base:    base,
+		ini:     filepath.Join(base, "pgbouncer.ini"),
+		logFile: filepath.Join(base, "pgbouncer.log"),
+		errFile: filepath.Join(base, "pgbouncer.stderr"),
+		owner:   target.owner,
+	}
+	if err := b.prepare(); err != nil {
+		return nil, errors.Join(err, b.removeFiles())
+	}
+	if err := b.startOnFreePort(ctx, targetPort, opts); err != nil {
+		// ctx may be done; cleaning up must not be.
+		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return nil, errors.Join(fmt.Errorf("pgcluster: start bouncer: %w", err), b.Stop(cleanupCtx))
+	}
+	return b, nil
+}
+
+// validateBouncerOptions fills in the default pool mode and rejects options
+// that PgBouncer would refuse or that would corrupt pgbouncer.ini.
+func validateBouncerOptions(opts *BouncerOptions) error {
+	switch opts.PoolMode {
+	case "":
+		opts.PoolMode = PoolTransaction
+	case PoolSession, PoolTransaction, PoolStatement:
+	default:
+		return fmt.Errorf("pgcluster: invalid pool mode %q: want %q, %q or %q",
+			opts.PoolMode, PoolSession, PoolTransaction, PoolStatement)
+	}
+	if opts.DefaultPoolSize < 0 || opts.MaxClientConn < 0 {
+		return fmt.Errorf("pgcluster: negative DefaultPoolSize (%d) or MaxClientConn (%d)",
+			opts.DefaultPoolSize, opts.MaxClientConn)
+	}
+	for k, v := range opts.Settings {
+		if !settingName.MatchString(k) {
+			return fmt.Errorf("pgcluster: invalid bouncer setting name %q", k)
+		}
+		if why, ok := reservedBouncerSettings[strings.ToLower(k)]; ok {
+			return fmt.Errorf("pgcluster: bouncer setting %q is %s and cannot be in Settings", k, why)
+		}
+		if strings.ContainsAny(v, "\n\r\x00") {
+			return fmt.Errorf("pgcluster: value of bouncer setting %q contains a line break or NUL", k)
+		}
+	}
+	return nil
+}
+
+// prepare hands the temporary directory to the owner, writes the auth file
+// and starts the watchdog, before any pgbouncer process exists.
+func (b *Bouncer) prepare() error {
+	if err := b.owner.give(b.base); err != nil {
+		return err
+	}
+	// With auth_type trust PgBouncer still admits only the users listed here.
+	authFile := filepath.Join(b.base, "users.txt")
+	if err := writeOwned(authFile, "\"postgres\" \"\"\n", b.owner); err != nil {
+		return err
+	}
+	w, err := startWatchdog(b.owner, b.base, bouncerWatchdogScript, "pgbouncer-watchdog", b.base)
+	if err != nil {
+		return err
+	}
+	b.watchdog = w
+	return nil
+}
+
+// writeOwned writes a file only o (nil: this process's user) may read.
+func writeOwned(path, content string, o *owner) error {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("pgcluster: write %s: %w", path, err)
+	}
+	return o.chown(path)
+}
+
+// bouncerIni is pgbouncer.ini for listening on port in front of the server
+// on targetPort. The log file comes first so that PgBouncer logs its
+// complaints about the lines after it.
+func (b *Bouncer) bouncerIni(port, targetPort int, opts BouncerOptions) string {
+	s := map[string]string{
+		"listen_addr":               "127.0.0.1",
+		"listen_port":               strconv.Itoa(port),
+		"unix_socket_dir":           b.base,
+		"pidfile":                   filepath.Join(b.base, "pgbouncer.pid"),
+		"auth_type":                 "trust",
+		"auth_file":                 filepath.Join(b.base, "users.txt"),
+		"admin_users":               "postgres",
+		"pool_mode":                 opts.PoolMode,
+		"ignore_startup_parameters": "extra_float_digits", // pgx and others send it
+	}
+	if opts.DefaultPoolSize > 0 {
+		s["default_pool_size"] = strconv.Itoa(opts.DefaultPoolSize)
+	}
+	if opts.MaxClientConn > 0 {
+		s["max_client_conn"] = strconv.Itoa(opts.MaxClientConn)
+	}
+	maps.Copy(s, opts.Settings) // validated: no reserved names
+	var sb strings.Builder
+	sb.WriteString("; written by pgcluster for a throw-away PgBouncer\n")
+	fmt.Fprintf(&sb, "[databases]\n* = host=127.0.0.1 port=%d\n\n[pgbouncer]\n", targetPort)
+	fmt.Fprintf(&sb, "logfile = %s\n", b.logFile)
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		fmt.Fprintf(&sb, "%s = %s\n", k, s[k])
+	}
+	return sb.String()
+}
+
+// startOnFreePort starts PgBouncer on a free port, trying other ports when
+// another process takes the chosen one first.
+func (b *Bouncer) startOnFreePort(ctx context.Context, targetPort int, opts BouncerOptions) error {
+	pick := opts.pickPort
+	if pick == nil {
+		pick = freePort
+	}
+	const attempts = 5
+	var err error
+	for range attempts {
+		var port int
+		if port, err = pick(); err != nil {
+			return err
+		}
+		if err = writeOwned(b.ini, b.bouncerIni(port, targetPort, opts), b.owner); err != nil {
+			return err
+		}
+		b.port = port // b is not shared yet
+		if err = b.startProcess(ctx); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("no free port after %d attempts: %w", attempts, err)
+}
+
+// bouncerStartTimeout bounds how long one start attempt waits for PgBouncer
+// to answer.
+const bouncerStartTimeout = 30 * time.Second
+
+// startProcess starts pgbouncer and waits until it listens on b.port and
+// a query through it reaches the server. On failure the process is gone and
+// the error carries what PgBouncer logged during this attempt.
+func (b *Bouncer) startProcess(ctx context.Context) error {
+	var offset int64
+	if fi, err := os.Stat(b.logFile); err == nil {
+		offset = fi.Size()
+	}
+	p, err := b.spawn()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.proc = p
+	b.mu.Unlock()
+	err = b.waitReady(ctx, p, offset)
+	if err == nil {
+		return nil
+	}
+	p.kill()
+	log := logSince(b.logFile, offset)
+	if stderr := strings.TrimSpace(readFrom(b.errFile, 0)); stderr != "" {
+		log += "\nstandard error:\n" + stderr
+	}
+	return fmt.Errorf("pgbouncer on port %d: %w\npgbouncer log:\n%s", b.port, err, log)
+}
+
+// spawn starts a pgbouncer process as b's owner and tells the watchdog its
+// process ID.
+func (b *Bouncer) spawn() (*bouncerProc, error) {
+	stderr, err := os.OpenFile(b.errFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open pgbouncer's standard error file: %w", err)
+	}
+	defer stderr.Close() // the child has its own copy
+	// -q: log to the log file only; what comes before it is open goes to stderr.
+	cmd := exec.Command(b.bin, "-q", b.ini)
+	cmd.Dir = b.base
+	cmd.Env = bouncerEnv()
+	cmd.SysProcAttr = b.owner.sysProcAttr()
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", b.bin, err)
+	}
+	// The watchdog keeps the last PID it reads; it cannot block on a pipe
+	// buffer holding a few lines.
+	fmt.Fprintf(b.watchdog.pipe, "%d\n", cmd.Process.Pid)
+	p := &bouncerProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// bouncerEnv is childEnv without systemd's socket activation and readiness
+// variables, which a pgbouncer built with systemd support would act on.
+func bouncerEnv() []string {
+	return slices.DeleteFunc(childEnv(), func(kv string) bool {
+		for _, v := range []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="} {
+			if strings.HasPrefix(kv, v) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitReady waits until p logs that it listens on b.port (PgBouncer only
+// warns when it cannot, and goes on with its Unix socket), then until a
+// query through it succeeds.
+func (b *Bouncer) waitReady(ctx context.Context, p *bouncerProc, offset int64) error {
+	ctx, cancel := context.WithTimeout(ctx, bouncerStartTimeout)
+	defer cancel()
+	listening := fmt.Sprintf("listening on 127.0.0.1:%d", b.port)
+	cannot := fmt.Sprintf("cannot listen on 127.0.0.1:%d", b.port)
+	listens := false
+	var pingErr error
+	for {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("pgbouncer exited: %v", p.err)
+		default:
+		}
+		if !listens {
+			log := readFrom(b.logFile, offset)
+			if strings.Contains(log, cannot) {
+				if strings.Contains(log, "Address already in use") {
+					return errPortInUse
+				}
+				return errors.New("pgbouncer cannot listen on its port")
+			}
+			listens = strings.Contains(log, listening)
+		}
+		if listens {
+			if pingErr = b.ping(ctx); pingErr == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if listens {
+				return fmt.Errorf("%w; last query through pgbouncer: %w", ctx.Err(), pingErr)
+			}
+			return fmt.Errorf("%w before pgbouncer listened", ctx.Err())
+		case <-p.exited:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ping connects through b and runs SELECT 1, which also needs a server
+// connection.
+func (b *Bouncer) ping(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(b.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
+// readFrom returns the contents of path after offset, or "".
+func readFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < offset {
+		return ""
+	}
+	return string(b[offset:])
+}
+
+// kill ends p at once and waits for it.
+func (p *bouncerProc) kill() {
+	_ = p.cmd.Process.Kill() // fails only if it already exited
+	<-p.exited
+}
+
+// stop asks p to shut down and waits: SIGTERM, a second SIGTERM (PgBouncer
+// 1.23 made the first one wait for clients to disconnect; the second exits
+// at once), then SIGKILL. When ctx ends it kills p at once.
+func (p *bouncerProc) stop(ctx context.Context) {
+	for _, step := range []struct {
+		sig  syscall.Signal
+		wait time.Duration
+	}{{syscall.SIGTERM, 2 * time.Second}, {syscall.SIGTERM, 3 * time.Second}} {
+		if p.cmd.Process.Signal(step.sig) != nil {
+			break // it has exited
+		}
+		select {
+		case <-p.exited:
+			return
+		case <-ctx.Done():
+			p.kill()
+			return
+		case <-time.After(step.wait):
+		}
+	}
+	p.kill()
+}
+
+// Stop ends PgBouncer, closing its client and server connections, and
+// removes its files. It also works after PgBouncer died, and a second call
+// does nothing.
+func (b *Bouncer) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return nil
+	}
+	b.stopped = true
+	if b.proc != nil {
+		b.proc.stop(ctx)
+	}
+	b.watchdog.disarm()
+	return b.removeFiles()
+}
+
+// removeFiles removes the temporary directory.
+func (b *Bouncer) removeFiles() error {
+	if err := os.RemoveAll(b.base); err != nil {
+		return fmt.Errorf("pgcluster: remove bouncer files: %w", err)
+	}
+	return nil
+}
+
+// DSN returns a URL connecting through PgBouncer to database dbname (""
+// means postgres) as user postgres over TCP, without TLS:
+// postgres://postgres@127.0.0.1:PORT/dbname?sslmode=disable. The database
+// pgbouncer is the admin console.
+func (b *Bouncer) DSN(dbname string) string { return dsn(b.port, dbname) }
+
+// Port returns the TCP port PgBouncer listens on at 127.0.0.1.
+func (b *Bouncer) Port() int { return b.port }
+
+// bouncerWatchdogScript reads the PIDs of the pgbouncer processes started
+// (one a line; only the last can still run) until its stdin reaches end of
+// file, which happens when this process exits, however it exits; then it
+// ends that pgbouncer like Stop does and removes the temporary directory.
+const bouncerWatchdogScript = `trap '' HUP INT
+pid=
+while read -r line; do pid=$line; done
+for sig in TERM TERM KILL; do
+	[ -n "$pid" ] && kill -s "$sig" "$pid" 2>/dev/null || break
+	i=0
+	while [ $i -lt 20 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+done
+rm -rf "$1"`

@@ -1,0 +1,213 @@
+package query
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/piccolo-go/piccolo"
+)
+
+// All runs the Select on e and returns every row, scanned into T with the
+// table's field plan (no per-row reflection). opts (piccolo.OnNode) choose
+// where it runs; inside a transaction carried by ctx it runs there.
+func (s Select[T]) All(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
+	q, cols, err := s.render()
+	if err != nil {
+		return nil, err
+	}
+	return queryAll[T](ctx, e, q, cols, opts)
+}
+
+// First runs the Select with LIMIT 1 and returns its row. With no row it
+// returns an error for which errors.Is(err, pgx.ErrNoRows) and
+// errors.Is(err, sql.ErrNoRows) hold.
+func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (T, error) {
+	rows, err := s.Limit(1).All(ctx, e, opts...)
+	if err != nil || len(rows) == 0 {
+		var zero T
+		if err == nil {
+			err = fmt.Errorf("query: Select %q: First: %w", s.t.def.name, pgx.ErrNoRows)
+		}
+		return zero, err
+	}
+	return rows[0], nil
+}
+
+// queryAll runs q and scans its rows, whose columns are cols, into Ts.
+func queryAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, cols []*column, opts []piccolo.Option) ([]T, error) {
+	var out []T
+	if err := e.QueryFunc(ctx, q, appendRow(&out, cols), opts...); err != nil {
+		return nil, fmt.Errorf("query: %s: %w", q.SQL, err)
+	}
+	return out, nil
+}
+
+// queryOne runs a single-statement query whose one row is one value.
+func queryOne[V any](ctx context.Context, e piccolo.Engine, q piccolo.Query, opts []piccolo.Option) (V, error) {
+	var v V
+	qs, err := q.Querystrings()
+	if err != nil {
+		return v, err
+	}
+	n := 0
+	err = e.QueryFunc(ctx, qs[0], func(rows pgx.Rows) error {
+		n++
+		return rows.Scan(&v)
+	}, opts...)
+	if err == nil && n != 1 {
+		err = fmt.Errorf("%d rows, want 1", n)
+	}
+	if err != nil {
+		return v, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
+	}
+	return v, nil
+}
+
+// Run runs the count and returns it.
+func (c Count) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (int64, error) {
+	return queryOne[int64](ctx, e, c, opts)
+}
+
+// Run reports whether any row matches.
+func (x Exists) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (bool, error) {
+	return queryOne[bool](ctx, e, x, opts)
+}
+
+// Run inserts the rows and writes the RETURNING columns (by default the
+// identity primary key and the omitted columns) back into them, relying on
+// PostgreSQL returning the rows of INSERT ... VALUES in order. Several
+// chunks run in one transaction (joining ctx's, if any): all rows or none.
+// If that transaction rolls back after a chunk, ids already written into
+// the rows are stale.
+//
+// Run makes Insert a piccolo.Runner: in an Atomic, ids are written back
+// too.
+func (i Insert[T]) Run(ctx context.Context, e piccolo.Engine) error {
+	p, err := i.plan()
+	if err != nil {
+		return err
+	}
+	run := func(ctx context.Context) error {
+		for _, rows := range p.chunks {
+			q, err := i.renderChunk(p, rows)
+			if err != nil {
+				return err
+			}
+			if len(p.returning) == 0 {
+				_, err = e.Exec(ctx, q)
+			} else {
+				n := 0
+				err = e.QueryFunc(ctx, q, intoTargets(rows, p.returning, &n))
+				if err == nil && n != len(rows) {
+					err = fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("query: Insert into %q: %w", i.t.def.name, err)
+			}
+		}
+		return nil
+	}
+	if len(p.chunks) == 1 {
+		return run(ctx)
+	}
+	return e.Transaction(ctx, run)
+}
+
+// Run runs the Update and returns the number of rows it changed; any
+// RETURNING rows are discarded (RunReturning scans them).
+func (u Update[T]) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (int64, error) {
+	return execOne(ctx, e, u, opts)
+}
+
+// RunReturning runs the Update and returns the RETURNING rows, scanned
+// into T (fields of columns not returned stay zero).
+func (u Update[T]) RunReturning(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
+	return returningAll[T](ctx, e, u, u.t.def, u.returning, opts)
+}
+
+// Run runs the Delete and returns the number of rows it removed.
+func (d Delete[T]) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (int64, error) {
+	return execOne(ctx, e, d, opts)
+}
+
+// RunReturning runs the Delete and returns the RETURNING rows, scanned
+// into T.
+func (d Delete[T]) RunReturning(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
+	return returningAll[T](ctx, e, d, d.t.def, d.returning, opts)
+}
+
+// execOne runs a single-statement query and returns its rows affected.
+func execOne(ctx context.Context, e piccolo.Engine, q piccolo.Query, opts []piccolo.Option) (int64, error) {
+	qs, err := q.Querystrings()
+	if err != nil {
+		return 0, err
+	}
+	tag, err := e.Exec(ctx, qs[0], opts...)
+	if err != nil {
+		return 0, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// returningAll runs q and scans its RETURNING rows.
+func returningAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Query, d *tableDef, ret []colRef, opts []piccolo.Option) ([]T, error) {
+	qs, err := q.Querystrings()
+	if err != nil {
+		return nil, err
+	}
+	if len(ret) == 0 {
+		return nil, fmt.Errorf("query: %q: RunReturning needs Returning columns", d.name)
+	}
+	cols := make([]*column, len(ret))
+	for i, r := range ret {
+		cols[i] = r.c // checked by Querystrings
+	}
+	return queryAll[T](ctx, e, qs[0], cols, opts)
+}
+
+// Exec runs every statement of q in order, in one transaction when there
+// are several (joining ctx's, if any), discarding any rows. A
+// piccolo.Runner runs through its Run. It is how DDL runs without an
+// Atomic:
+//
+//	err := query.Exec(ctx, eng, Bands.Create().IfNotExists())
+func Exec(ctx context.Context, e piccolo.Engine, q piccolo.Query) error {
+	if r, ok := q.(piccolo.Runner); ok {
+		return r.Run(ctx, e)
+	}
+	qs, err := q.Querystrings()
+	if err != nil {
+		return err
+	}
+	run := func(ctx context.Context) error {
+		for _, s := range qs {
+			if _, err := e.Exec(ctx, s); err != nil {
+				return fmt.Errorf("query: %s: %w", s.SQL, err)
+			}
+		}
+		return nil
+	}
+	if len(qs) == 1 {
+		return run(ctx)
+	}
+	return e.Transaction(ctx, run)
+}
+
+// Compile-time checks of the builders' contracts.
+var (
+	_ piccolo.Query  = Select[struct{}]{}
+	_ piccolo.Runner = Insert[struct{}]{}
+	_ piccolo.Query  = Update[struct{}]{}
+	_ piccolo.Query  = Delete[struct{}]{}
+	_ piccolo.Query  = Count{}
+	_ piccolo.Query  = Exists{}
+	_ piccolo.Query  = Create{}
+	_ piccolo.Query  = DropTable{}
+	_ piccolo.Query  = CreateIndex{}
+	_ piccolo.Query  = DropIndex{}
+	_ piccolo.Query  = AddColumn{}
+	_ piccolo.Query  = DropColumn{}
+	_ piccolo.Query  = RenameColumn{}
+)

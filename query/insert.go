@@ -1,0 +1,255 @@
+package query
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"unsafe"
+
+	"github.com/piccolo-go/piccolo"
+)
+
+// maxParams is PostgreSQL's limit on the parameters of one statement
+// (the wire protocol counts them in 16 bits).
+const maxParams = 65535
+
+// Insert adds rows of T. Build it with Table.Insert; it is a value, so
+// every method returns a modified copy. The rows are read when the query
+// renders, not when Insert is called.
+//
+// An identity primary key whose field is zero is sent as DEFAULT, so the
+// database numbers the row; a non-zero id is inserted as it is. Many rows
+// render as several INSERT statements, each under PostgreSQL's 65535
+// parameter limit; Run sends them in one transaction.
+type Insert[T any] struct {
+	t            *Table[T]
+	rows         []*T
+	omit         []colRef
+	returning    []colRef
+	returningSet bool
+	conflict     string // "", "NOTHING" or "UPDATE"
+	target       []colRef
+	set          []colRef
+}
+
+// Insert starts an INSERT of rows. Run writes the RETURNING columns (by
+// default the identity primary key and omitted columns) back into them.
+func (t *Table[T]) Insert(rows ...*T) Insert[T] {
+	return Insert[T]{t: t, rows: slices.Clone(rows)}
+}
+
+// Omit leaves cols out of the INSERT, so that their database defaults
+// (default= in the tag) apply; Run reads the values back. A Go zero value
+// is otherwise inserted as it is: an int field with default=7 stores 0
+// unless omitted.
+func (i Insert[T]) Omit(cols ...Col) Insert[T] {
+	i.omit = slices.Concat(i.omit, refs(cols))
+	return i
+}
+
+// Returning sets the RETURNING columns that Run writes back into the rows,
+// replacing the default (the identity primary key and omitted columns).
+// Returning() with no columns sends no RETURNING clause.
+func (i Insert[T]) Returning(cols ...Col) Insert[T] {
+	i.returning, i.returningSet = refs(cols), true
+	return i
+}
+
+// OnConflictDoNothing skips rows that violate a unique constraint: ON
+// CONFLICT (target) DO NOTHING, or any constraint with no target. Skipped
+// rows return nothing, so rows cannot be matched with RETURNING output: the
+// default RETURNING is dropped, and an explicit Returning fails rendering.
+func (i Insert[T]) OnConflictDoNothing(target ...Col) Insert[T] {
+	i.conflict, i.target, i.set = "NOTHING", refs(target), nil
+	return i
+}
+
+// OnConflictDoUpdate turns a conflict on the unique columns target into an
+// update of set from the row being inserted (an upsert): ON CONFLICT
+// (target) DO UPDATE SET c = EXCLUDED.c. With no set columns, every
+// inserted column but the target and the primary key is updated.
+func (i Insert[T]) OnConflictDoUpdate(target []Col, set ...Col) Insert[T] {
+	i.conflict, i.target, i.set = "UPDATE", refs(target), refs(set)
+	return i
+}
+
+// Querystrings implements piccolo.Query: one statement per chunk of rows.
+func (i Insert[T]) Querystrings() ([]piccolo.Querystring, error) {
+	p, err := i.plan()
+	if err != nil {
+		return nil, err
+	}
+	qs := make([]piccolo.Querystring, 0, len(p.chunks))
+	for _, rows := range p.chunks {
+		q, err := i.renderChunk(p, rows)
+		if err != nil {
+			return nil, err
+		}
+		qs = append(qs, q)
+	}
+	return qs, nil
+}
+
+// insertPlan is what every chunk of an Insert shares.
+type insertPlan[T any] struct {
+	cols      []*column // inserted, in table order
+	returning []*column
+	tail      string // the ON CONFLICT and RETURNING clauses
+	chunks    [][]*T
+}
+
+// plan resolves the columns and clauses and splits the rows into chunks.
+func (i Insert[T]) plan() (*insertPlan[T], error) {
+	d := i.t.def
+	r := newRenderer(d)
+	if len(i.rows) == 0 {
+		r.fail(errors.New("no rows"))
+	}
+	for n, row := range i.rows {
+		if row == nil {
+			r.fail(fmt.Errorf("row %d is nil", n))
+		}
+	}
+	omitted := map[*column]bool{}
+	for _, ref := range i.omit {
+		omitted[r.column(ref)] = true
+	}
+	p := &insertPlan[T]{}
+	var omittedCols []*column
+	for _, c := range d.cols {
+		if omitted[c] {
+			omittedCols = append(omittedCols, c)
+		} else {
+			p.cols = append(p.cols, c)
+		}
+	}
+	if len(p.cols) == 0 {
+		r.fail(errors.New("every column is omitted"))
+	}
+	p.returning = i.returningCols(r, omittedCols)
+	i.renderConflict(r, p.cols)
+	r.returning(i.returningRefs(p.returning))
+	if _, err := r.querystring("Insert into"); err != nil {
+		return nil, err
+	}
+	p.tail = r.b.String()
+	perChunk := maxParams / max(1, len(p.cols))
+	for rows := range slices.Chunk(i.rows, perChunk) {
+		p.chunks = append(p.chunks, rows)
+	}
+	return p, nil
+}
+
+// returningCols resolves the RETURNING columns: explicit ones, or the
+// identity primary key and the omitted columns.
+func (i Insert[T]) returningCols(r *renderer, omitted []*column) []*column {
+	if i.returningSet {
+		if i.conflict == "NOTHING" && len(i.returning) > 0 {
+			r.fail(errors.New("Returning with OnConflictDoNothing: skipped rows return nothing, so rows cannot be matched"))
+		}
+		cols := make([]*column, 0, len(i.returning))
+		for _, ref := range i.returning {
+			cols = append(cols, r.column(ref))
+		}
+		return cols
+	}
+	if i.conflict == "NOTHING" {
+		return nil
+	}
+	var cols []*column
+	if pk := i.t.def.pk; pk != nil && pk.identity && !slices.Contains(omitted, pk) {
+		cols = append(cols, pk)
+	}
+	return append(cols, omitted...)
+}
+
+// returningRefs turns resolved columns back into references for rendering.
+func (i Insert[T]) returningRefs(cols []*column) []colRef {
+	out := make([]colRef, 0, len(cols))
+	for _, c := range cols {
+		if c != nil {
+			out = append(out, colRef{c: c})
+		}
+	}
+	return out
+}
+
+// renderConflict writes the ON CONFLICT clause.
+func (i Insert[T]) renderConflict(r *renderer, inserted []*column) {
+	if i.conflict == "" {
+		return
+	}
+	r.write(" ON CONFLICT")
+	if len(i.target) > 0 {
+		r.write(" (")
+		r.colList(i.target)
+		r.write(")")
+	}
+	if i.conflict == "NOTHING" {
+		r.write(" DO NOTHING")
+		return
+	}
+	if len(i.target) == 0 {
+		r.fail(errors.New("OnConflictDoUpdate needs the conflict's target columns"))
+	}
+	set := i.set
+	if len(set) == 0 {
+		for _, c := range inserted {
+			if !c.pk && !slices.ContainsFunc(i.target, func(t colRef) bool { return t.c == c }) {
+				set = append(set, colRef{c: c})
+			}
+		}
+	}
+	if len(set) == 0 {
+		r.fail(errors.New("OnConflictDoUpdate has no column to update"))
+	}
+	r.write(" DO UPDATE SET ")
+	for n, ref := range set {
+		if n > 0 {
+			r.write(", ")
+		}
+		if c := r.column(ref); c != nil {
+			r.write(c.quoted, " = EXCLUDED.", c.quoted)
+		}
+	}
+}
+
+// renderChunk renders the INSERT of one chunk of rows.
+func (i Insert[T]) renderChunk(p *insertPlan[T], rows []*T) (piccolo.Querystring, error) {
+	r := newRenderer(i.t.def)
+	r.args = make([]any, 0, len(rows)*len(p.cols))
+	r.write("INSERT INTO ", i.t.def.quoted, " (")
+	for n, c := range p.cols {
+		if n > 0 {
+			r.write(", ")
+		}
+		r.write(c.quoted)
+	}
+	r.write(") VALUES ")
+	for n, row := range rows {
+		if n > 0 {
+			r.write(", ")
+		}
+		r.write("(")
+		for k, c := range p.cols {
+			if k > 0 {
+				r.write(", ")
+			}
+			v := c.value(unsafe.Pointer(row))
+			if c.identity && v.IsZero() {
+				r.write("DEFAULT")
+				continue
+			}
+			r.param(v.Interface())
+		}
+		r.write(")")
+	}
+	r.write(p.tail)
+	return r.querystring("Insert into")
+}
+
+// value returns the column's field in the struct at p.
+func (c *column) value(p unsafe.Pointer) reflect.Value {
+	return reflect.NewAt(c.goType, unsafe.Add(p, c.offset)).Elem()
+}

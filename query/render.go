@@ -1,0 +1,124 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/piccolo-go/piccolo"
+)
+
+// renderer accumulates one statement's SQL and arguments. The first error
+// sticks: later writes are ignored and finish returns it.
+type renderer struct {
+	b     strings.Builder
+	args  []any
+	table *tableDef
+	err   error
+}
+
+func newRenderer(t *tableDef) *renderer { return &renderer{table: t} }
+
+// write appends SQL text.
+func (r *renderer) write(s ...string) {
+	for _, x := range s {
+		r.b.WriteString(x)
+	}
+}
+
+// param binds v to the next $n and writes the placeholder.
+func (r *renderer) param(v any) {
+	r.args = append(r.args, v)
+	r.write("$", strconv.Itoa(len(r.args)))
+}
+
+// fail records err unless an earlier error is already recorded.
+func (r *renderer) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// column resolves ref to one of the statement's table's columns, or records
+// why it cannot be used.
+func (r *renderer) column(ref colRef) *column {
+	switch {
+	case ref.err != nil:
+		r.fail(ref.err)
+	case ref.c == nil:
+		r.fail(errZeroColumn)
+	case ref.c.table != r.table:
+		r.fail(fmt.Errorf("column %q belongs to table %q, not %q", ref.c.name, ref.c.table.name, r.table.name))
+	default:
+		return ref.c
+	}
+	return nil
+}
+
+// col writes a column's quoted name.
+func (r *renderer) col(ref colRef) {
+	if c := r.column(ref); c != nil {
+		r.write(c.quoted)
+	}
+}
+
+// colList writes quoted names separated by commas.
+func (r *renderer) colList(refs []colRef) {
+	for i, ref := range refs {
+		if i > 0 {
+			r.write(", ")
+		}
+		r.col(ref)
+	}
+}
+
+// where writes " WHERE a AND b" for the non-empty list exprs.
+func (r *renderer) where(exprs []Expr) {
+	if len(exprs) == 0 {
+		return
+	}
+	r.write(" WHERE ")
+	if len(exprs) == 1 {
+		renderExpr(r, exprs[0], false)
+		return
+	}
+	boolExpr{"AND", exprs}.render(r, false)
+}
+
+// returning writes " RETURNING a, b" for a non-empty list.
+func (r *renderer) returning(refs []colRef) {
+	if len(refs) > 0 {
+		r.write(" RETURNING ")
+		r.colList(refs)
+	}
+}
+
+// querystring returns the statement, or the first error wrapped with what
+// was being rendered.
+func (r *renderer) querystring(what string) (piccolo.Querystring, error) {
+	if r.err != nil {
+		return piccolo.Querystring{}, fmt.Errorf("query: %s %q: %w", what, r.table.name, r.err)
+	}
+	return piccolo.Querystring{SQL: r.b.String(), Args: r.args}, nil
+}
+
+// one wraps a single statement as Querystrings' result.
+func one(q piccolo.Querystring, err error) ([]piccolo.Querystring, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []piccolo.Querystring{q}, nil
+}
+
+// refs converts a list of Col to their references.
+func refs(cols []Col) []colRef {
+	out := make([]colRef, len(cols))
+	for i, c := range cols {
+		if c == nil {
+			out[i] = colRef{err: errZeroColumn}
+			continue
+		}
+		out[i] = c.ref()
+	}
+	return out
+}

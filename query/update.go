@@ -1,0 +1,133 @@
+package query
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/piccolo-go/piccolo"
+)
+
+// ErrNoWhere is wrapped by the error of an Update or Delete that has no
+// Where condition and was not told All(): a forgotten filter must not
+// change every row.
+var ErrNoWhere = errors.New("no Where condition; call All() to change every row")
+
+// Update changes rows: UPDATE ... SET. Build it with Table.Update; it is a
+// value, so every method returns a modified copy.
+type Update[T any] struct {
+	t         *Table[T]
+	set       []Assignment
+	where     []Expr
+	all       bool
+	returning []colRef
+}
+
+// Update starts an UPDATE of the assignments set (made by Column.Set).
+func (t *Table[T]) Update(set ...Assignment) Update[T] {
+	return Update[T]{t: t, set: slices.Clone(set)}
+}
+
+// Set adds assignments.
+func (u Update[T]) Set(set ...Assignment) Update[T] {
+	u.set = slices.Concat(u.set, set)
+	return u
+}
+
+// Where adds conditions, joined with AND to any given before.
+func (u Update[T]) Where(exprs ...Expr) Update[T] {
+	u.where = slices.Concat(u.where, exprs)
+	return u
+}
+
+// All allows the Update to render without a Where condition, changing
+// every row.
+func (u Update[T]) All() Update[T] {
+	u.all = true
+	return u
+}
+
+// Returning adds a RETURNING clause with cols.
+func (u Update[T]) Returning(cols ...Col) Update[T] {
+	u.returning = refs(cols)
+	return u
+}
+
+// Querystrings implements piccolo.Query.
+func (u Update[T]) Querystrings() ([]piccolo.Querystring, error) {
+	r := newRenderer(u.t.def)
+	r.write("UPDATE ", u.t.def.quoted, " SET ")
+	if len(u.set) == 0 {
+		r.fail(errors.New("no assignment; give Set one"))
+	}
+	for i, a := range u.set {
+		if i > 0 {
+			r.write(", ")
+		}
+		r.col(a.col)
+		r.write(" = ")
+		r.param(a.val)
+	}
+	guardAll(r, u.where, u.all)
+	r.where(u.where)
+	r.returning(u.returning)
+	return one(r.querystring("Update"))
+}
+
+// guardAll records ErrNoWhere for a statement without a condition that
+// was not told All. An And() with nothing in it is no condition.
+func guardAll(r *renderer, where []Expr, all bool) {
+	if !all && !slices.ContainsFunc(where, hasCondition) {
+		r.fail(ErrNoWhere)
+	}
+}
+
+// hasCondition reports whether e filters anything: an empty And (built
+// from an empty list of filters, say) does not.
+func hasCondition(e Expr) bool {
+	b, ok := e.(boolExpr)
+	if !ok || b.op != "AND" {
+		return true
+	}
+	return slices.ContainsFunc(b.exprs, hasCondition)
+}
+
+// Delete removes rows: DELETE FROM. Build it with Table.Delete; it is a
+// value, so every method returns a modified copy.
+type Delete[T any] struct {
+	t         *Table[T]
+	where     []Expr
+	all       bool
+	returning []colRef
+}
+
+// Delete starts a DELETE; it renders only with a Where condition or All.
+func (t *Table[T]) Delete() Delete[T] { return Delete[T]{t: t} }
+
+// Where adds conditions, joined with AND to any given before.
+func (d Delete[T]) Where(exprs ...Expr) Delete[T] {
+	d.where = slices.Concat(d.where, exprs)
+	return d
+}
+
+// All allows the Delete to render without a Where condition, deleting
+// every row.
+func (d Delete[T]) All() Delete[T] {
+	d.all = true
+	return d
+}
+
+// Returning adds a RETURNING clause with cols.
+func (d Delete[T]) Returning(cols ...Col) Delete[T] {
+	d.returning = refs(cols)
+	return d
+}
+
+// Querystrings implements piccolo.Query.
+func (d Delete[T]) Querystrings() ([]piccolo.Querystring, error) {
+	r := newRenderer(d.t.def)
+	r.write("DELETE FROM ", d.t.def.quoted)
+	guardAll(r, d.where, d.all)
+	r.where(d.where)
+	r.returning(d.returning)
+	return one(r.querystring("Delete from"))
+}
