@@ -66,6 +66,13 @@ type PostgresConfig struct {
 	// is exhausted (the context's deadline applies too); zero waits as long
 	// as the context allows.
 	AcquireTimeout time.Duration
+
+	// Configure, when set, adjusts the parsed pgx configuration before the
+	// engine uses it: TLS, a custom DialFunc, AfterConnect and other pgx
+	// settings the fields above do not cover. Its ConnConfig also serves
+	// one-shot connections. Tracers belong in Tracer: the engine sets
+	// ConnConfig.Tracer after Configure runs.
+	Configure func(*pgxpool.Config)
 }
 
 // PostgresEngine runs queries on PostgreSQL through pgx. It routes every
@@ -127,6 +134,9 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	}
 	if cfg.QueryExecMode != 0 {
 		poolConfig.ConnConfig.DefaultQueryExecMode = cfg.QueryExecMode
+	}
+	if cfg.Configure != nil {
+		cfg.Configure(poolConfig)
 	}
 	for name, node := range cfg.ExtraNodes {
 		if node == nil {
