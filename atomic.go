@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Atomic queues queries and runs them all in one transaction: all or
@@ -118,7 +119,7 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 			if j == i {
 				j = i + 1
 			}
-			k, err := runInOrder(ctx, conn, stmts[i:j])
+			k, err := t.c.engine.runInOrder(ctx, conn, stmts[i:j])
 			if err != nil {
 				failed = i + k
 				return statementError(stmts[failed].SQL, err)
@@ -132,10 +133,20 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 
 // runInOrder runs stmts in one pgx batch, or alone when there is one. On
 // failure it returns the index of the statement that failed.
-func runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+//
+// pgx prepares and encodes a whole batch before running any of it, and a
+// failure there names no statement (an encoding failure even closes the
+// connection). So each statement is first checked against its description:
+// described once per engine and SQL text (a round trip the first time), its
+// arguments encoded without I/O. The batch then fails only at execution,
+// where pgx reports which statement failed.
+func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
 	if len(stmts) == 1 {
 		_, err := conn.Exec(ctx, stmts[0].SQL, stmts[0].Args...)
 		return 0, err
+	}
+	if i, err := e.checkStatements(ctx, conn, stmts); err != nil {
+		return i, err
 	}
 	b := &pgx.Batch{}
 	for _, q := range stmts {
@@ -144,22 +155,43 @@ func runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, 
 	br := conn.SendBatch(ctx, b)
 	for i := range stmts {
 		if _, err := br.Exec(); err != nil {
-			closeErr := br.Close()
-			if i == 0 && !conn.IsClosed() && conn.PgConn().TxStatus() == 'T' {
-				// Preparing failed and nothing ran: run them one at a time
-				// to learn which statement it was.
-				return runOneByOne(ctx, conn, stmts)
-			}
-			return i, errors.Join(err, closeErr)
+			// A failure before anything ran (the schema changed since the
+			// statements were described) is reported at the first.
+			return i, errors.Join(err, br.Close())
 		}
 	}
 	return 0, br.Close()
 }
 
-func runOneByOne(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+// maxDescribed bounds the engine's cache of statement descriptions.
+const maxDescribed = 4096
+
+// checkStatements describes each statement (from the engine's cache, or
+// with a round trip) and encodes its arguments, without running anything.
+func (e *PostgresEngine) checkStatements(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+	var eqb pgx.ExtendedQueryBuilder
 	for i, q := range stmts {
-		if _, err := conn.Exec(ctx, q.SQL, q.Args...); err != nil {
-			return i, err
+		sd, cached := e.described.Load(q.SQL)
+		for {
+			if !cached {
+				d, err := conn.PgConn().Prepare(ctx, "", q.SQL, nil)
+				if err != nil {
+					return i, err
+				}
+				if e.describedCount.Add(1) <= maxDescribed {
+					e.described.Store(q.SQL, d)
+				}
+				sd = d
+			}
+			err := eqb.Build(conn.TypeMap(), sd.(*pgconn.StatementDescription), q.Args)
+			if err == nil {
+				break
+			}
+			if cached {
+				cached = false // the schema may have changed: describe again
+				continue
+			}
+			return i, fmt.Errorf("piccolo: encode arguments: %w", err)
 		}
 	}
 	return 0, nil

@@ -53,40 +53,42 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	if len(qs) != 1 {
 		return nil, fmt.Errorf("piccolo: Batch needs exactly one statement, the query has %d", len(qs))
 	}
-	target, node, err := e.target(ctx, ro)
+	var b *Batch
+	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
+		b, err = target.openBatch(ctx, qs[0], ro.batchSize)
+		return err
+	}, func() bool { return true })
 	if err != nil {
 		return nil, err
 	}
-	b := &Batch{engine: target, size: ro.batchSize}
-	b.tx = target.txFrom(ctx)
+	return b, nil
+}
+
+// openBatch declares the cursor on e, in the context's transaction or in a
+// transaction of the batch's own.
+func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int) (*Batch, error) {
+	b := &Batch{engine: e, size: size, tx: e.txFrom(ctx)}
 	if b.tx == nil {
-		own := txOptions{nesting: NestJoin, maxAttempts: 1}
-		_, b.tx, err = target.begin(ctx, own)
-		if err != nil && node != "" && ro.node == "" {
-			e.router.markDown(node) // a routed read falls back to the primary
-			target, node = e, ""
-			b.engine = e
-			_, b.tx, err = e.begin(ctx, own)
-		}
-		if err != nil {
-			return nil, onNode(node, err)
+		var err error
+		if _, b.tx, err = e.begin(ctx, txOptions{nesting: NestJoin, maxAttempts: 1}); err != nil {
+			return nil, err
 		}
 		b.own = true
 	}
-	b.cursor = `"piccolo_batch_` + strconv.FormatUint(target.cursorID.Add(1), 10) + `"`
-	b.fetch = "FETCH FORWARD " + strconv.Itoa(b.size) + " FROM " + b.cursor
-	declare := "DECLARE " + b.cursor + " NO SCROLL CURSOR FOR " + qs[0].SQL
-	err = b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+	b.cursor = `"piccolo_batch_` + strconv.FormatUint(e.cursorID.Add(1), 10) + `"`
+	b.fetch = "FETCH FORWARD " + strconv.Itoa(size) + " FROM " + b.cursor
+	declare := "DECLARE " + b.cursor + " NO SCROLL CURSOR FOR " + q.SQL
+	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		// DescribeExec: a DECLARE is run once, so caching it as a prepared
 		// statement would only fill the cache.
-		_, err := conn.Exec(ctx, declare, append([]any{pgx.QueryExecModeDescribeExec}, qs[0].Args...)...)
+		_, err := conn.Exec(ctx, declare, append([]any{pgx.QueryExecModeDescribeExec}, q.Args...)...)
 		return err
 	})
 	if err != nil {
 		if b.own {
 			_ = b.tx.abort(ctx, err)
 		}
-		return nil, onNode(node, statementError(declare, err))
+		return nil, statementError(declare, err)
 	}
 	return b, nil
 }

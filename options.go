@@ -29,13 +29,18 @@ func BatchSize(n int) Option {
 }
 
 func collectRunOptions(opts []Option) runOptions {
-	o := runOptions{batchSize: DefaultBatchSize}
+	if len(opts) == 0 {
+		// The common case, kept free of the allocation that passing &o to
+		// the options costs.
+		return runOptions{batchSize: DefaultBatchSize}
+	}
+	o := &runOptions{batchSize: DefaultBatchSize}
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&o)
+			opt(o)
 		}
 	}
-	return o
+	return *o
 }
 
 // NestMode says what Transaction and Begin do when the context already

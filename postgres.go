@@ -97,6 +97,9 @@ type PostgresEngine struct {
 	poolMu sync.Mutex // serialises starting and closing the pool
 	pool   atomic.Pointer[pgxpool.Pool]
 
+	described      sync.Map     // SQL → *pgconn.StatementDescription, for Atomic's checks
+	describedCount atomic.Int64 // bounds described
+
 	queryID  atomic.Uint64 // numbers logged statements
 	cursorID atomic.Uint64 // makes cursor names unique per engine
 }
@@ -434,35 +437,57 @@ func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Queryst
 // route runs q where the options and the context send it.
 func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	ro := collectRunOptions(opts)
-	target, node, err := e.target(ctx, ro)
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
 	if err := ctx.Err(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	scanned := false
+	if scan != nil && ro.read && e.router != nil {
+		inner := scan
+		scan = func(rows pgx.Rows) error { scanned = true; return inner(rows) }
+	}
 	var tag pgconn.CommandTag
-	if tx := target.txFrom(ctx); tx != nil {
-		tag, err = tx.statement(ctx, q, scan)
-	} else {
-		var conn *pgx.Conn
-		var release func()
-		if conn, release, err = target.acquire(ctx); err != nil && node != "" && ro.node == "" {
-			// A routed read whose replica is down falls back to the primary.
-			e.router.markDown(node)
-			target, node = e, ""
-			conn, release, err = target.acquire(ctx)
+	err := e.onTarget(ctx, ro, func(target *PostgresEngine) error {
+		var err error
+		if tx := target.txFrom(ctx); tx != nil {
+			tag, err = tx.statement(ctx, q, scan)
+		} else {
+			tag, err = target.runOnce(ctx, q, scan)
 		}
 		if err != nil {
-			return tag, onNode(node, err)
+			return statementError(q.SQL, err)
 		}
-		defer release()
-		tag, err = runStatement(ctx, conn, q, scan)
-	}
+		return nil
+	}, func() bool { return !scanned })
+	return tag, err
+}
+
+// runOnce runs q on a connection of its own: pooled, or one-shot.
+func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	l, err := e.acquire(ctx)
 	if err != nil {
-		return tag, onNode(node, statementError(q.SQL, err))
+		return pgconn.CommandTag{}, err
 	}
-	return tag, nil
+	defer l.release()
+	return runStatement(ctx, l.conn, q, scan)
+}
+
+// onTarget calls do with the engine the options send the work to. A routed
+// read whose replica fails other than with a server error (the replica is
+// down), while canRetry says nothing reached the caller yet, marks the
+// replica down and runs again on the primary. Errors name the node.
+func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(target *PostgresEngine) error, canRetry func() bool) error {
+	target, node, err := e.target(ctx, ro)
+	if err != nil {
+		return err
+	}
+	err = do(target)
+	var pgErr *pgconn.PgError
+	if err != nil && node != "" && ro.node == "" && ctx.Err() == nil && !errors.As(err, &pgErr) && canRetry() {
+		e.router.markDown(node)
+		node = ""
+		err = do(e)
+	}
+	return onNode(node, err)
 }
 
 // target picks the engine a statement runs on: the node OnNode names, a
@@ -528,9 +553,28 @@ func statementError(sql string, err error) error {
 // connFunc is work done on one connection.
 type connFunc func(ctx context.Context, conn *pgx.Conn) error
 
+// lease is a connection borrowed from the pool, or opened for one use.
+type lease struct {
+	conn   *pgx.Conn
+	pooled *pgxpool.Conn   // nil for a one-shot connection
+	ctx    context.Context // the borrower's, for closing a one-shot connection
+}
+
+// release gives a pooled connection back, or closes a one-shot one even
+// when the borrower's context has ended.
+func (l lease) release() {
+	if l.pooled != nil {
+		l.pooled.Release()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), closeTimeout)
+	defer cancel()
+	_ = l.conn.Close(ctx)
+}
+
 // acquire borrows a connection from the pool, or opens a one-shot
-// connection when no pool is running. release gives it back or closes it.
-func (e *PostgresEngine) acquire(ctx context.Context) (conn *pgx.Conn, release func(), err error) {
+// connection when no pool is running.
+func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
 	if pool := e.pool.Load(); pool != nil {
 		if e.acquireTimeout > 0 {
 			var cancel context.CancelFunc
@@ -539,20 +583,15 @@ func (e *PostgresEngine) acquire(ctx context.Context) (conn *pgx.Conn, release f
 		}
 		pc, err := pool.Acquire(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("piccolo: acquire connection: %w", err)
+			return lease{}, fmt.Errorf("piccolo: acquire connection: %w", err)
 		}
-		return pc.Conn(), pc.Release, nil
+		return lease{conn: pc.Conn(), pooled: pc}, nil
 	}
-	conn, err = pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
 	if err != nil {
-		return nil, nil, fmt.Errorf("piccolo: connect: %w", err)
+		return lease{}, fmt.Errorf("piccolo: connect: %w", err)
 	}
-	return conn, func() {
-		// Close even when the caller's context has ended.
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}, nil
+	return lease{conn: conn, ctx: ctx}, nil
 }
 
 // closeTimeout bounds the statements that clean up after a failure or a

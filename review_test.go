@@ -1,8 +1,9 @@
 package piccolo_test
 
 // Review tests: each pins a rule of DESIGN section 3 or a bug found in
-// review. Tests marked `// FAILS:` fail on the current engine; the comment
-// says why.
+// review. Tests marked `// FAILS:` fail on the current tree (65fa64a); the
+// comment says why. `// FIXED in 65fa64a` tests failed on 90610e0 and now
+// pin the fix.
 
 import (
 	"context"
@@ -21,7 +22,7 @@ import (
 	"github.com/piccolo-go/piccolo"
 )
 
-// FAILS: a SAVEPOINT queued in txConn.pending is dropped (never sent) when
+// FIXED in 65fa64a (failed on 90610e0): a SAVEPOINT queued in txConn.pending is dropped (never sent) when
 // the statement it travels with fails before execution (prepare error in a
 // pgx batch, a syntax error that rejects the whole simple-protocol string, a
 // client-side encoding error): noteSentLocked clears pending because the
@@ -69,7 +70,7 @@ func TestReviewSavepointSurvivesFailedFirstStatement(t *testing.T) {
 	}
 }
 
-// FAILS: same root cause through NestSavepoint. The inner block's first
+// FIXED in 65fa64a (failed on 90610e0): same root cause through NestSavepoint. The inner block's first
 // statement fails before execution, the block's SAVEPOINT was never sent,
 // so its ROLLBACK TO SAVEPOINT fails and aborts the OUTER transaction: the
 // outer work is lost although a savepoint block must roll back only itself.
@@ -98,17 +99,17 @@ func TestReviewNestSavepointFirstStatementFails(t *testing.T) {
 	if got := names(t, e, table); !slices.Equal(got, []string{"outer", "outer again"}) {
 		t.Fatalf("rows %v", got)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// FAILS (consistency of the lazy BEGIN): a server error swallowed inside a
+// FIXED in 65fa64a (failed on 90610e0, consistency of the lazy BEGIN): a server error swallowed inside a
 // transaction makes COMMIT return ErrCommitRolledBack, except when the
 // failing statement is the first one: its prepare error comes back before
 // the queued BEGIN ran, the transaction is not aborted, and COMMIT succeeds.
-func TestReviewSwallowedErrorPositionDoesNotMatter(t *testing.T) {
+func TestReviewSwallowedErrPos(t *testing.T) {
 	t.Parallel()
 	for _, first := range []bool{false, true} {
-		t.Run(fmt.Sprintf("failing statement first=%v", first), func(t *testing.T) {
+		t.Run(map[bool]string{false: "later", true: "first"}[first], func(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			table := newTable(t, e)
@@ -132,7 +133,7 @@ func TestReviewSwallowedErrorPositionDoesNotMatter(t *testing.T) {
 	}
 }
 
-// FAILS: the first statement of a transaction travels in one pgx.Batch with
+// FIXED in 65fa64a (failed on 90610e0): the first statement of a transaction travels in one pgx.Batch with
 // the queued BEGIN. When pgx cannot encode its arguments (here 70000 for an
 // int2, a client-side error), pgx has already queued BEGIN unsynced in the
 // pipeline and closes the connection (pgx conn.go sendBatchExtendedWithDescription
@@ -164,12 +165,12 @@ func TestReviewEncodeErrorInFirstStatementKeepsConnection(t *testing.T) {
 			if got := names(t, e, table); !slices.Equal(got, []string{"a"}) {
 				t.Fatalf("rows %v", got)
 			}
-			eventuallyNoBorrowed(t, e)
+			assertNoBorrowed(t, e)
 		})
 	}
 }
 
-// FAILS: OnCommit hooks receive the ctx given to Commit. With Begin (and
+// FIXED in 65fa64a (failed on 90610e0): OnCommit hooks receive the ctx given to Commit. With Begin (and
 // with a manual Commit inside a closure) that ctx still carries the finished
 // transaction, so any query the hook runs with it fails with
 // ErrTransactionDone: a hook cannot write an outbox row or start a new
@@ -221,7 +222,7 @@ func TestReviewOnCommitHookCanRunQueries(t *testing.T) {
 	}
 }
 
-// FAILS: generated savepoint names (savepoint_N, also used for NestSavepoint
+// FIXED in 65fa64a (failed on 90610e0): generated savepoint names (savepoint_N, also used for NestSavepoint
 // blocks) can equal a name the caller chose. PostgreSQL resolves a name to
 // the newest savepoint, so a handle rolls back to the wrong point: here the
 // caller's "savepoint_1" is shadowed by the generated one and RollbackTo
@@ -257,7 +258,7 @@ func TestReviewGeneratedSavepointNamesDoNotCollide(t *testing.T) {
 	}
 }
 
-// FAILS: same collision through NestSavepoint: a rolled-back savepoint
+// FIXED in 65fa64a (failed on 90610e0): same collision through NestSavepoint: a rolled-back savepoint
 // block keeps part of its work when the closure made a savepoint whose name
 // equals the block's generated one. ROLLBACK TO SAVEPOINT "savepoint_1"
 // goes to the newest (the caller's), so row "inner" is committed although
@@ -289,7 +290,7 @@ func TestReviewRolledBackSavepointBlockKeepsNothing(t *testing.T) {
 	}
 }
 
-// FAILS: goroutines sharing a transaction wait for its connection on a
+// FIXED in 65fa64a (failed on 90610e0): goroutines sharing a transaction wait for its connection on a
 // sync.Mutex (txConn.mu) that ignores their context: a caller with a 100ms
 // deadline waits for the other goroutine's whole statement. The same lock
 // makes a query run from inside a QueryFunc/NextFunc scan callback with the
@@ -317,10 +318,10 @@ func TestReviewWaitingForTransactionConnHonoursContext(t *testing.T) {
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("transaction: %v", err)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// FAILS: a statement that ends the transaction on the server (a raw COMMIT,
+// FIXED in 65fa64a (failed on 90610e0): a statement that ends the transaction on the server (a raw COMMIT,
 // e.g. a migration file run with RunDDL inside Transaction) is not noticed:
 // TxStatus is never checked after a statement, so later statements run in
 // autocommit and the closure's error "rolls back" nothing (ROLLBACK only
@@ -345,7 +346,7 @@ func TestReviewStatementEndingTheTransactionIsDetected(t *testing.T) {
 	}
 }
 
-// FAILS: Batch.All does not close the batch when the loop body panics (no
+// FIXED in 65fa64a (failed on 90610e0): Batch.All does not close the batch when the loop body panics (no
 // defer in the iterator). With the panic recovered higher up (an HTTP
 // middleware), the batch's own transaction keeps its pooled connection
 // forever.
@@ -363,7 +364,7 @@ func TestReviewBatchAllClosesOnPanic(t *testing.T) {
 			panic("loop body")
 		}
 	}()
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
 // Passes: runtime.Goexit (t.FailNow in a helper) inside the closure rolls
@@ -389,14 +390,14 @@ func TestReviewGoexitInClosureRollsBack(t *testing.T) {
 	if got := names(t, e, table); len(got) != 0 || !rolledBack.Load() {
 		t.Fatalf("after Goexit: rows %v, rollback hook ran %v", got, rolledBack.Load())
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
 type reviewJSON struct {
 	A int `json:"a"`
 }
 
-// FAILS: Atomic's pipeline encodes arguments like pgx's QueryExecModeExec
+// FIXED in 65fa64a (failed on 90610e0): Atomic's pipeline encodes arguments like pgx's QueryExecModeExec
 // (atomic.go pipeline: eqb.Build with a nil statement description, text
 // format, no parameter OIDs), while Exec/RunQuerystring use pgx's default
 // cached-statement mode that knows each parameter's type. The same Raw query
@@ -456,13 +457,13 @@ func TestReviewAtomicEncodesArgumentsLikeExec(t *testing.T) {
 // Context cancelled mid-statement inside a transaction: pgx closes the
 // connection. The transaction must not report success, nothing is
 // committed, the connection goes back (destroyed) and the pool still works.
-// FAILS for "first statement, swallowed": the lazy BEGIN never saw a
+// FIXED in 65fa64a (failed on 90610e0, for "first statement, swallowed"): the lazy BEGIN never saw a
 // ReadyForQuery, so begun is false and Commit reports success (Committed()
 // true) for a transaction whose only statement died with its connection.
 func TestReviewCancelMidStatementInTransaction(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name            string
+		name           string
 		first, swallow bool
 	}{
 		{"later statement, error returned", false, false},
@@ -500,7 +501,7 @@ func TestReviewCancelMidStatementInTransaction(t *testing.T) {
 			if got := names(t, e, table); len(got) != 0 {
 				t.Fatalf("rows %v", got)
 			}
-			eventuallyNoBorrowed(t, e)
+			assertNoBorrowed(t, e)
 			mustInsert(t, context.Background(), e, table, "pool works")
 		})
 	}
@@ -547,7 +548,7 @@ func TestReviewBatchWhileAnotherGoroutineCommits(t *testing.T) {
 	if err := b.Close(ctx); err != nil {
 		t.Fatalf("Close after the transaction ended: %v", err)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
 // Atomic: the failing statement's index is mapped back through queries that
@@ -577,10 +578,10 @@ func TestReviewAtomicErrorIndexMidPipeline(t *testing.T) {
 	if got := names(t, e, table); len(got) != 0 {
 		t.Fatalf("rows %v", got)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// FAILS: RunDDL accepts several statements in one string (DESIGN: "Without
+// FIXED in 65fa64a (failed on 90610e0): RunDDL accepts several statements in one string (DESIGN: "Without
 // arguments it may hold several statements"), but the same Raw DDL in an
 // Atomic fails with 42601 "cannot insert multiple commands into a prepared
 // statement": the pipeline sends every statement with the extended protocol.
@@ -614,7 +615,7 @@ func TestReviewRetryNeverAfterDeadCommit(t *testing.T) {
 	if err == nil || calls != 1 || piccolo.IsRetryable(err) {
 		t.Fatalf("commit on a killed connection: %v after %d calls", err, calls)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
 // Passes: cleanup statements and savepoint block statements are logged.
@@ -666,29 +667,10 @@ func TestReviewBatchCursorNamesUniqueOnOneConnection(t *testing.T) {
 			t.Fatalf("batch %d read %v", i, got)
 		}
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// eventuallyNoBorrowed is assertNoBorrowed for connections the pool may be
-// destroying: puddle's Resource.Destroy runs in a goroutine, so a dead
-// connection released a moment ago can still count as acquired.
-// (assertNoBorrowed in helpers_test.go has that race after fault tests.)
-func eventuallyNoBorrowed(t testing.TB, e *piccolo.PostgresEngine) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		s := e.Stats()
-		if s == nil || s.AcquiredConns() == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still borrowed after 2s", s.AcquiredConns())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// FAILS: LogResponses logs rows only for RunQuerystring and Batch.Next
+// FIXED in 65fa64a (failed on 90610e0): LogResponses logs rows only for RunQuerystring and Batch.Next
 // (logRows). QueryFunc and Batch.NextFunc, which the query layer uses for
 // every Select (query/exec.go), never log the rows they return.
 func TestReviewLogResponsesCoversQueryFunc(t *testing.T) {
@@ -707,7 +689,7 @@ func TestReviewLogResponsesCoversQueryFunc(t *testing.T) {
 	}
 }
 
-// FAILS: when ROLLBACK TO SAVEPOINT fails (here the connection died inside
+// FIXED in 65fa64a (failed on 90610e0): when ROLLBACK TO SAVEPOINT fails (here the connection died inside
 // the block), endSavepointLocked returns no hooks and does not move the
 // block's hooks to its parent, so an OnRollback hook registered in the
 // savepoint block never runs although the whole transaction rolled back.
@@ -733,10 +715,10 @@ func TestReviewSavepointBlockRollbackHookRunsWhenConnectionDies(t *testing.T) {
 	if !ran.Load() {
 		t.Fatalf("OnRollback hook of the savepoint block did not run (err %v)", err)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// FAILS (minor): OnCommit/OnRollback on a finished transaction are accepted
+// FIXED in 65fa64a (failed on 90610e0, minor): OnCommit/OnRollback on a finished transaction are accepted
 // and silently never run. Django runs such a callback at once; pgx-style
 // would be to report ErrTransactionDone. Either way, not silence.
 func TestReviewHookOnFinishedTransactionIsNotLost(t *testing.T) {
@@ -759,7 +741,7 @@ func TestReviewHookOnFinishedTransactionIsNotLost(t *testing.T) {
 	}
 }
 
-// FAILS (minor): QuoteIdentifier promises that a name "means exactly
+// FIXED in 65fa64a (failed on 90610e0, minor): QuoteIdentifier promises that a name "means exactly
 // itself", but accepts names over 63 bytes (and invalid UTF-8), which
 // PostgreSQL truncates: ident.go defines maxIdentifierLen for that reason
 // and only the savepoint check uses it (query.QuoteIdent re-implements the
@@ -832,10 +814,10 @@ func TestReviewTransactionStress(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	eventuallyNoBorrowed(t, e)
+	assertNoBorrowed(t, e)
 }
 
-// FAILS: a scan callback that panics (recovered by the caller) in the first
+// FIXED in 65fa64a (failed on 90610e0): a scan callback that panics (recovered by the caller) in the first
 // statement of a transaction leaves the connection busy: runStatement's
 // batch path (postgres.go:400-426) does not defer br.Close, so every later
 // statement of the transaction gets "conn busy". As a later statement
@@ -869,5 +851,109 @@ func TestReviewScanPanicKeepsTx(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// FAILS: Atomic's data statements go in one pgx batch in the
+// cached-statement mode, which prepares all of them before running any. A
+// prepare error (missing table, typo) or a client-side encode error in the
+// k-th statement of the group is returned by the FIRST br.Exec, and the
+// one-by-one fallback in runInOrder (atomic.go:148) never runs: a prepare
+// error inside a transaction block leaves TxStatus 'E', and an encode error
+// after statements were queued makes pgx close the connection. The
+// AtomicError then names the group's first query, not the failing one.
+func TestReviewAtomicIndexOfPrepareAndEncodeErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		bad  piccolo.Query
+	}{
+		{"prepare error", piccolo.Raw("INSERT INTO review_no_such_table VALUES ($1)", 1)},
+		{"encode error", piccolo.Raw("SELECT $1::int2", 70000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, true, piccolo.PostgresConfig{})
+			table := newTable(t, e)
+			ins := func(name string) piccolo.Query {
+				return piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", name)
+			}
+			err := e.Atomic().Add(ins("a"), ins("b"), tc.bad, ins("c")).Run(context.Background())
+			var ae *piccolo.AtomicError
+			if !errors.As(err, &ae) || ae.Index != 2 {
+				t.Fatalf("Run: %v, want AtomicError at index 2", err)
+			}
+			if got := names(t, e, table); len(got) != 0 {
+				t.Fatalf("rows %v", got)
+			}
+			assertNoBorrowed(t, e)
+		})
+	}
+}
+
+// FAILS: finish takes the connection lock with the caller's
+// ctx before anything else (transaction.go finish: c.lock(lockCtx)). When
+// ctx has ended and another goroutine still holds the connection, Commit
+// returns the lock error and leaves the transaction active: runTx returns
+// that error without rolling back, and nobody ever releases the connection.
+// DESIGN: the connection is released even when COMMIT fails.
+func TestReviewCommitWithEndedContextReleasesConnection(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	var tx *piccolo.PostgresTransaction
+	var wg sync.WaitGroup
+	err := e.Transaction(ctx, func(txCtx context.Context) error {
+		tx = e.CurrentTransaction(txCtx)
+		mustInsert(t, txCtx, e, table, "a")
+		// A worker still using the transaction (with a context of its own)
+		// when the request's context is cancelled and the closure returns.
+		wg.Go(func() {
+			_, _ = e.Exec(context.WithoutCancel(txCtx), piccolo.Querystring{SQL: "SELECT pg_sleep(1)"})
+		})
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		return nil
+	})
+	wg.Wait()
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) }) // let e.Close finish
+	if err == nil {
+		t.Fatal("commit with a cancelled context succeeded")
+	}
+	if !tx.Committed() && !tx.RolledBack() {
+		t.Errorf("after Transaction returned %v the transaction is still active", err)
+	}
+	assertNoBorrowed(t, e)
+	if got := names(t, e, table); len(got) != 0 {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+// FAILS: (minor) nest, Savepoint and the hook registration
+// take the connection lock with lockQuick, which ignores the context: a
+// nested Begin with a 100ms deadline waits for another goroutine's whole
+// statement. (The same lock makes OnCommit or a nested Transaction called
+// from inside a QueryFunc/NextFunc scan callback deadlock for good.)
+func TestReviewNestedBeginHonoursContext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = e.Exec(ctx, piccolo.Querystring{SQL: "SELECT pg_sleep(1.5)"}) })
+		time.Sleep(300 * time.Millisecond)
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, _, err := e.Begin(short, piccolo.Nesting(piccolo.NestSavepoint))
+		waited := time.Since(start)
+		wg.Wait()
+		if waited > 700*time.Millisecond {
+			t.Errorf("nested Begin with a 100ms deadline waited %v (err %v)", waited, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Logf("transaction: %v", err)
 	}
 }

@@ -62,10 +62,10 @@ const (
 // transaction's context (pgx connections are not safe for concurrent use);
 // waiting for it honours the waiter's context.
 type txConn struct {
-	engine  *PostgresEngine
-	sem     chan struct{} // the lock: holding it is having sent into it
-	conn    *pgx.Conn
-	release func()
+	engine *PostgresEngine
+	sem    chan struct{} // the lock: holding it is having sent into it
+	conn   *pgx.Conn     // lease.conn until the transaction ends, then nil
+	lease  lease
 	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
 	// with the next statement, so a transaction that runs nothing costs no
 	// round trip.
@@ -78,8 +78,8 @@ type txConn struct {
 	ended string
 }
 
-func newTxConn(e *PostgresEngine, conn *pgx.Conn, release func(), begin string) *txConn {
-	return &txConn{engine: e, sem: make(chan struct{}, 1), conn: conn, release: release, pending: []string{begin}}
+func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
+	return &txConn{engine: e, sem: make(chan struct{}, 1), conn: l.conn, lease: l, pending: []string{begin}}
 }
 
 // lock takes the connection, giving up when ctx ends first.
@@ -240,27 +240,29 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 		return ctx, nil, err
 	}
 	if parent := e.txFrom(ctx); parent != nil {
-		tx, err := parent.nest(o.nesting)
+		tx, err := parent.nest(ctx, o.nesting)
 		if err != nil {
 			return ctx, nil, err
 		}
 		return e.withTx(ctx, tx), tx, nil
 	}
-	conn, release, err := e.acquire(ctx)
+	l, err := e.acquire(ctx)
 	if err != nil {
 		return ctx, nil, err
 	}
-	tx := &PostgresTransaction{c: newTxConn(e, conn, release, o.beginSQL()), kind: kindRoot}
+	tx := &PostgresTransaction{c: newTxConn(e, l, o.beginSQL()), kind: kindRoot}
 	return e.withTx(ctx, tx), tx, nil
 }
 
 // nest starts a block inside t.
-func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) {
+func (t *PostgresTransaction) nest(ctx context.Context, mode NestMode) (*PostgresTransaction, error) {
 	if mode == NestRefuse {
 		return nil, ErrNestedTransaction
 	}
 	c := t.c
-	c.lockQuick()
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer c.unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
@@ -354,7 +356,8 @@ func (c *txConn) flushLocked(ctx context.Context) error {
 // Commit returns ErrCommitRolledBack when PostgreSQL rolled back instead,
 // ErrAmbiguousCommit when the connection died after COMMIT was sent, and
 // ErrTransactionDone when the handle already finished. The connection is
-// released whatever happens.
+// released whatever happens. Commit and Rollback wait for statements that
+// other goroutines are running in the transaction.
 func (t *PostgresTransaction) Commit(ctx context.Context) error {
 	return t.finish(ctx, true, nil)
 }
@@ -383,16 +386,10 @@ func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
 // finish ends t: commit when commit is true, else roll back because of cause.
 func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
 	c := t.c
-	lockCtx := ctx
-	if !commit {
-		// A rollback is cleanup: it waits for the connection even when ctx ended.
-		var cancel context.CancelFunc
-		lockCtx, cancel = cleanupContext(ctx)
-		defer cancel()
-	}
-	if err := c.lock(lockCtx); err != nil {
-		return err
-	}
+	// Ending the transaction waits for statements other goroutines are
+	// running in it, whatever ctx says: giving up would leave the
+	// transaction open and its connection borrowed for ever.
+	c.lockQuick()
 	if !t.active() {
 		c.unlock()
 		return ErrTransactionDone
@@ -496,7 +493,7 @@ func commitRolledBack(commit bool, cause error) error {
 func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (hooks []func(context.Context), err error) {
 	c := t.c
 	defer func() {
-		c.release()
+		c.lease.release()
 		c.conn = nil
 		switch txState(t.state.Load()) {
 		case txCommitted:
