@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -31,7 +32,8 @@ type Batch struct {
 
 	mu        sync.Mutex
 	closed    bool
-	exhausted bool // closed because the rows ran out, not by Close
+	exhausted bool            // closed because the rows ran out, not by Close
+	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
 }
 
 // Batch opens a cursor over q, which must render exactly one statement (a
@@ -74,6 +76,10 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 			return nil, err
 		}
 		b.own = true
+		// A batch dropped without Close would hold its pooled connection
+		// for ever: when the garbage collector finds it, roll back and
+		// give the connection back, and say so.
+		b.reclaim = runtime.AddCleanup(b, reclaimBatch, b.tx)
 	}
 	b.cursor = `"piccolo_batch_` + strconv.FormatUint(e.cursorID.Add(1), 10) + `"`
 	b.fetch = "FETCH FORWARD " + strconv.Itoa(size) + " FROM " + b.cursor
@@ -186,12 +192,22 @@ func (b *Batch) Close(ctx context.Context) error {
 	return b.closeLocked(ctx, nil)
 }
 
+// reclaimBatch ends the transaction of a batch that became garbage
+// before it was closed.
+func reclaimBatch(tx *PostgresTransaction) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
+	_ = tx.abort(ctx, errors.New("batch never closed"))
+}
+
 // closeLocked ends the batch; cause is the error that ended it, if any.
 func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	if b.closed {
 		return nil
 	}
 	b.closed = true
+	b.reclaim.Stop()
 	if b.own {
 		if cause != nil {
 			return b.tx.abort(ctx, cause)

@@ -3,10 +3,12 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -267,5 +269,33 @@ func TestBatchesShareATransaction(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBatchNeverClosedIsReclaimed(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e := newEngine(t, true, piccolo.PostgresConfig{Logger: logger})
+	ctx := context.Background()
+	func() {
+		b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Dropped here without Close.
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().AcquiredConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection of a batch that was never closed was not reclaimed")
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "never closed") {
+		t.Fatalf("no warning about the leaked batch:\n%s", logs)
 	}
 }
