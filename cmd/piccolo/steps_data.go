@@ -62,5 +62,5 @@ func stepFill(ctx context.Context, t *tour) (string, error) {
 	if got, want := res.rows[0], []string{"3", "3", "2", "2", "3"}; !slices.Equal(got, want) {
 		return "", fmt.Errorf("row counts %v, want %v", got, want)
 	}
-	return fmt.Sprintf("%d statements in one round trip: 3 managers, 3 bands, 2 venues, 2 concerts, 3 tickets", len(seedQueries())), nil
+	return fmt.Sprintf("%d statements in one transaction, the inserts pipelined: 3 managers, 3 bands, 2 venues, 2 concerts, 3 tickets", len(seedQueries())), nil
 }

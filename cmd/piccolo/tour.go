@@ -35,7 +35,7 @@ type step struct {
 // tourSteps are the tour's steps in order; the last one cleans up.
 func tourSteps() []step {
 	return []step{
-		{"Create the schema atomically", "One Atomic: CREATE SCHEMA and five CREATE TABLEs, all or nothing, pipelined in one round trip.", stepCreateSchema},
+		{"Create the schema atomically", "One Atomic: CREATE SCHEMA and five CREATE TABLEs, in order, all or nothing.", stepCreateSchema},
 		{"Fill it", "Piccolo's playground data, in one more Atomic: foreign keys are looked up by name.", stepFill},
 		{"A transaction that commits", "engine.Transaction: the closure returns nil, so its work is committed.", stepCommit},
 		{"A transaction that fails and rolls back", "The closure doubles every band's popularity, then inserts a duplicate band: the error rolls everything back.", stepRollback},
