@@ -92,6 +92,7 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 	})
 	if err != nil {
 		if b.own {
+			b.reclaim.Stop()
 			_ = b.tx.abort(ctx, err)
 		}
 		return nil, statementError(declare, err)

@@ -22,6 +22,8 @@ type Engine interface {
 	// rows.Next) while the connection is held; scan must not keep rows
 	// after it returns.
 	QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error
+	// CopyFrom loads rows with the COPY protocol and returns how many.
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error)
 	// Batch opens a server-side cursor over q.
 	Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error)
 	// Transaction runs fn in a transaction carried by the context it is given.

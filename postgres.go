@@ -461,6 +461,39 @@ func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring
 	return tag, err
 }
 
+// CopyFrom copies rows into table with PostgreSQL's COPY protocol, the
+// fastest way to load many rows, and returns how many it copied. It routes
+// like Exec: inside the context's transaction if there is one. COPY returns
+// no generated ids; use an INSERT ... RETURNING when you need them.
+func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	copyOn := func(ctx context.Context, conn *pgx.Conn) (err error) {
+		n, err = conn.CopyFrom(ctx, table, columns, src)
+		return err
+	}
+	err := e.onTarget(ctx, collectRunOptions(opts), func(target *PostgresEngine) error {
+		var err error
+		if tx := target.txFrom(ctx); tx != nil {
+			err = tx.withConn(ctx, copyOn)
+		} else {
+			var l lease
+			if l, err = target.acquire(ctx); err != nil {
+				return err
+			}
+			defer l.release()
+			err = copyOn(ctx, l.conn)
+		}
+		if err != nil {
+			return fmt.Errorf("piccolo: copy into %s: %w", table.Sanitize(), err)
+		}
+		return nil
+	}, func() bool { return false })
+	return n, err
+}
+
 // runOnce runs q on a connection of its own: pooled, or one-shot.
 func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	l, err := e.acquire(ctx)

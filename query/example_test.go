@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log"
@@ -215,4 +216,74 @@ func ExampleSelect_All() {
 		log.Fatal(err)
 	}
 	fmt.Println(len(popular), n)
+}
+
+func ExampleTable_GetOrCreate() {
+	// The lookup, then the insert that Run sends only on a miss; a row
+	// that another session inserted meanwhile is read again, not an error.
+	b := &Band{Name: "Pythonistas", Popularity: 1000, Formed: time.Date(1991, 2, 20, 0, 0, 0, 0, time.UTC)}
+	show(Bands.GetOrCreate(b, BandName))
+	// Output:
+	// SELECT "id", "name", "manager", "popularity", "formed" FROM "band" WHERE "name" = $1
+	// Pythonistas
+	// INSERT INTO "band" ("id", "name", "manager", "popularity", "formed") VALUES (DEFAULT, $1, $2, $3, $4) ON CONFLICT ("name") DO NOTHING RETURNING "id", "name", "manager", "popularity", "formed"
+	// Pythonistas <nil> 1000 1991-02-20 00:00:00 +0000 UTC
+}
+
+func ExampleTable_Save() {
+	// A new object is inserted and gets its id; a saved one is upserted
+	// by its primary key.
+	m := &Manager{Name: "Guido"}
+	show(Managers.Save(m))
+	m.ID = 1
+	show(Managers.Save(m))
+	show(Managers.Remove(m))
+	// Output:
+	// INSERT INTO "manager" ("id", "name") VALUES (DEFAULT, $1) RETURNING "id"
+	// Guido
+	// INSERT INTO "manager" ("id", "name") VALUES ($1, $2) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name" RETURNING "id"
+	// 1 Guido
+	// DELETE FROM "manager" WHERE "id" = $1
+	// 1
+}
+
+func ExampleObjects_Get() {
+	ctx := context.Background()
+	eng, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: os.Getenv("DATABASE_URL")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	b, err := Bands.Objects().Get(ctx, eng, BandName.Eq("Pythonistas"))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		fmt.Println("no such band")
+		return
+	case errors.Is(err, query.ErrMultipleRows):
+		log.Fatal("band names are not unique")
+	case err != nil:
+		log.Fatal(err)
+	}
+	b.Popularity++
+	if err := Bands.Save(&b).Run(ctx, eng); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleSelect_Batch() {
+	ctx := context.Background()
+	eng, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: os.Getenv("DATABASE_URL")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	// 500 bands at a time through a cursor; leaving the loop closes it.
+	for bands, err := range Bands.Select().OrderBy(BandID.Asc()).Batch(ctx, eng, piccolo.BatchSize(500)) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, b := range bands {
+			fmt.Println(b.Name)
+		}
+	}
 }

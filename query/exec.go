@@ -10,14 +10,38 @@ import (
 
 // All runs the Select on e and returns every row, scanned into T with the
 // table's field plan (no per-row reflection). opts (piccolo.OnNode) choose
-// where it runs; inside a transaction carried by ctx it runs there.
+// where it runs; inside a transaction carried by ctx it runs there. A
+// Select without ForUpdate or ForShare is a read (piccolo.Read): with the
+// engine's ReadRouting it may run on a replica.
 func (s Select[T]) All(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
 	q, cols, err := s.render()
 	if err != nil {
 		return nil, err
 	}
-	return queryAll[T](ctx, e, q, cols, opts)
+	return queryAll[T](ctx, e, q, cols, s.runOptions(opts))
 }
+
+// runOptions adds piccolo.Read to opts unless the Select locks rows, which
+// only the primary can do.
+func (s Select[T]) runOptions(opts []piccolo.Option) []piccolo.Option {
+	if s.lock != "" {
+		return opts
+	}
+	return readOptions(opts)
+}
+
+// readOptions marks a statement as a read that ReadRouting may send to a
+// replica; the caller's options come after, so OnNode still decides.
+func readOptions(opts []piccolo.Option) []piccolo.Option {
+	if len(opts) == 0 {
+		return readOnly
+	}
+	return append([]piccolo.Option{piccolo.Read()}, opts...)
+}
+
+// readOnly is readOptions' result without other options, shared so that a
+// point read allocates no option slice; nothing appends to it or changes it.
+var readOnly = []piccolo.Option{piccolo.Read()}
 
 // First runs the Select with LIMIT 1 and returns its row. With no row it
 // returns an error for which errors.Is(err, pgx.ErrNoRows) and
@@ -64,14 +88,14 @@ func queryOne[V any](ctx context.Context, e piccolo.Engine, q piccolo.Query, opt
 	return v, nil
 }
 
-// Run runs the count and returns it.
+// Run runs the count and returns it. It is a read (piccolo.Read).
 func (c Count) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (int64, error) {
-	return queryOne[int64](ctx, e, c, opts)
+	return queryOne[int64](ctx, e, c, readOptions(opts))
 }
 
-// Run reports whether any row matches.
+// Run reports whether any row matches. It is a read (piccolo.Read).
 func (x Exists) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (bool, error) {
-	return queryOne[bool](ctx, e, x, opts)
+	return queryOne[bool](ctx, e, x, readOptions(opts))
 }
 
 // Run inserts the rows and writes the RETURNING columns (by default the

@@ -40,6 +40,10 @@ func (f *fakeEngine) QueryFunc(_ context.Context, q piccolo.Querystring, scan fu
 	return nil
 }
 
+func (f *fakeEngine) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource, ...piccolo.Option) (int64, error) {
+	return 0, errors.New("fakeEngine: no COPY")
+}
+
 func (f *fakeEngine) Batch(context.Context, piccolo.Query, ...piccolo.Option) (*piccolo.Batch, error) {
 	return nil, errors.New("not faked")
 }
@@ -123,7 +127,7 @@ func TestInsertRunWritesBackIDs(t *testing.T) {
 
 func TestInsertRunChunksInOneTransaction(t *testing.T) {
 	t.Parallel()
-	rows := make([]*manager, 40000) // two parameters a row: 32767 per chunk
+	rows := make([]*manager, chunkParams/2+1) // two parameters a row: two chunks
 	for i := range rows {
 		rows[i] = &manager{ID: int64(i + 1)}
 	}

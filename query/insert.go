@@ -10,9 +10,13 @@ import (
 	"github.com/piccolo-go/piccolo"
 )
 
-// maxParams is PostgreSQL's limit on the parameters of one statement
-// (the wire protocol counts them in 16 bits).
-const maxParams = 65535
+// chunkParams is how many parameters an Insert puts in one statement.
+// PostgreSQL accepts up to 65535 (the wire protocol counts them in 16
+// bits), but large statements are slower per
+// row (parsing, planning, pgx's describe): 10,000 rows of 4 columns took
+// 48 ms in one statement, 29 ms in chunks of 1,000 rows and 44 ms in
+// chunks of 2,000 (BenchmarkInsert10k).
+const chunkParams = 4000
 
 // Insert adds rows of T. Build it with Table.Insert; it is a value, so
 // every method returns a modified copy. The rows are read when the query
@@ -20,8 +24,9 @@ const maxParams = 65535
 //
 // An identity primary key whose field is zero is sent as DEFAULT, so the
 // database numbers the row; a non-zero id is inserted as it is. Many rows
-// render as several INSERT statements, each under PostgreSQL's 65535
-// parameter limit; Run sends them in one transaction.
+// render as several INSERT statements of about 4,000 parameters each
+// (PostgreSQL's limit is 65535; smaller statements measured faster); Run
+// sends them in one transaction.
 type Insert[T any] struct {
 	t            *Table[T]
 	rows         []*T
@@ -134,7 +139,7 @@ func (i Insert[T]) plan() (*insertPlan[T], error) {
 		return nil, err
 	}
 	p.tail = r.b.String()
-	perChunk := maxParams / max(1, len(p.cols))
+	perChunk := max(1, chunkParams/max(1, len(p.cols)))
 	for rows := range slices.Chunk(i.rows, perChunk) {
 		p.chunks = append(p.chunks, rows)
 	}

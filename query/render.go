@@ -19,6 +19,14 @@ type renderer struct {
 
 func newRenderer(t *tableDef) *renderer { return &renderer{table: t} }
 
+// newStatement returns a renderer whose buffers are sized for a typical
+// statement, so that rendering one allocates each once.
+func newStatement(t *tableDef, sqlLen int) *renderer {
+	r := &renderer{table: t, args: make([]any, 0, 4)}
+	r.b.Grow(sqlLen + 64)
+	return r
+}
+
 // write appends SQL text.
 func (r *renderer) write(s ...string) {
 	for _, x := range s {
@@ -98,6 +106,9 @@ func (r *renderer) returning(refs []colRef) {
 func (r *renderer) querystring(what string) (piccolo.Querystring, error) {
 	if r.err != nil {
 		return piccolo.Querystring{}, fmt.Errorf("query: %s %q: %w", what, r.table.name, r.err)
+	}
+	if len(r.args) == 0 {
+		return piccolo.Querystring{SQL: r.b.String()}, nil
 	}
 	return piccolo.Querystring{SQL: r.b.String(), Args: r.args}, nil
 }

@@ -167,6 +167,7 @@ func TestRenderErrors(t *testing.T) {
 		{"negative limit", bands.Select().Limit(-1), "negative Limit or Offset: -1"},
 		{"skip locked alone", bands.Select().SkipLocked(), "SKIP LOCKED needs ForUpdate or ForShare"},
 		{"distinct for update", bands.Select().Distinct().ForUpdate(), "does not allow FOR UPDATE with DISTINCT"},
+		{"distinct order by unselected", bands.Select(bName).Distinct().OrderBy(bName.Asc(), bID.Desc()), "OrderBy columns must be selected"},
 		{"sql missing arg", bands.Select().Where(SQL("a = $2", 1)), "placeholder $2 with 1 arguments"},
 		{"sql unused arg", bands.Select().Where(SQL("a = $1", 1, 2)), "argument 2 has no placeholder $2"},
 		{"sql zero", bands.Select().Where(SQL("a = $0", 1)), "placeholder $0"},
@@ -238,8 +239,8 @@ func TestBuildersAreValues(t *testing.T) {
 func TestInsertChunks(t *testing.T) {
 	t.Parallel()
 	// manager inserts two columns a row, one a parameter when the id is
-	// zero: 65535/2 rows per statement.
-	rows := make([]*manager, 70000)
+	// zero: chunkParams/2 rows per statement.
+	rows := make([]*manager, 4500)
 	for i := range rows {
 		rows[i] = &manager{Name: fmt.Sprint(i)}
 	}
@@ -247,7 +248,7 @@ func TestInsertChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perChunk := maxParams / 2
+	perChunk := chunkParams / 2
 	want := []int{perChunk, perChunk, len(rows) - 2*perChunk}
 	if len(qs) != len(want) {
 		t.Fatalf("%d statements; want %d", len(qs), len(want))
@@ -262,5 +263,17 @@ func TestInsertChunks(t *testing.T) {
 	}
 	if qs[2].Args[0] != fmt.Sprint(2*perChunk) {
 		t.Errorf("third chunk starts with %v", qs[2].Args[0])
+	}
+}
+
+// BenchmarkRenderPointRead is the query layer's own work in a point read
+// before any I/O: building the Select and rendering it.
+func BenchmarkRenderPointRead(b *testing.B) {
+	b.ReportAllocs()
+	for i := int64(0); b.Loop(); i++ {
+		q, cols, err := bands.Select().Where(bID.Eq(i)).Limit(1).render()
+		if err != nil || len(q.Args) != 2 || len(cols) != 5 {
+			b.Fatal(q, err)
+		}
 	}
 }

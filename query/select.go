@@ -102,27 +102,33 @@ func (s Select[T]) Querystrings() ([]piccolo.Querystring, error) {
 // render renders the statement and reports the selected columns in order,
 // which is the scan plan.
 func (s Select[T]) render() (piccolo.Querystring, []*column, error) {
-	r := newRenderer(s.t.def)
-	r.write("SELECT ")
-	if s.distinct {
-		r.write("DISTINCT ")
-	}
-	cols := s.t.def.cols
-	if s.cols != nil {
-		cols = make([]*column, 0, len(s.cols))
-		for _, ref := range s.cols {
-			cols = append(cols, r.column(ref))
+	d := s.t.def
+	r := newStatement(d, len(d.selectAll))
+	cols := d.cols
+	switch {
+	case s.cols == nil && !s.distinct:
+		r.write(d.selectAll)
+	default:
+		r.write("SELECT ")
+		if s.distinct {
+			r.write("DISTINCT ")
 		}
-	}
-	for i, c := range cols {
-		if i > 0 {
-			r.write(", ")
+		if s.cols != nil {
+			cols = make([]*column, 0, len(s.cols))
+			for _, ref := range s.cols {
+				cols = append(cols, r.column(ref))
+			}
 		}
-		if c != nil {
-			r.write(c.quoted)
+		for i, c := range cols {
+			if i > 0 {
+				r.write(", ")
+			}
+			if c != nil {
+				r.write(c.quoted)
+			}
 		}
+		r.write(" FROM ", d.quoted)
 	}
-	r.write(" FROM ", s.t.def.quoted)
 	r.where(s.where)
 	r.orderBy(s.order)
 	if s.hasLimit {
@@ -147,6 +153,10 @@ func (s Select[T]) renderLock(r *renderer) {
 		r.fail(errors.New(s.wait + " needs ForUpdate or ForShare"))
 	case s.lock != "" && s.distinct:
 		r.fail(errors.New("PostgreSQL does not allow " + s.lock + " with DISTINCT"))
+	case s.distinct && s.cols != nil && slices.ContainsFunc(s.order, func(o Order) bool {
+		return !slices.ContainsFunc(s.cols, func(c colRef) bool { return c.c == o.col.c })
+	}):
+		r.fail(errors.New("with Distinct, OrderBy columns must be selected (PostgreSQL requires it)"))
 	case s.lock != "":
 		r.write(" ", s.lock)
 		if s.wait != "" {

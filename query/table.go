@@ -23,6 +23,9 @@ type tableDef struct {
 	goType reflect.Type
 	cols   []*column
 	pk     *column
+	// selectAll is SELECT of every column FROM the table, the start of
+	// most selects, rendered once.
+	selectAll string
 }
 
 // column is one column of a table and the struct field it maps to.
@@ -116,6 +119,7 @@ func (d *tableDef) build(opts []TableOption) error {
 	if len(d.cols) == 0 {
 		return errors.New("no columns: no exported fields")
 	}
+	d.selectAll = "SELECT " + columnList(d.cols) + " FROM " + d.quoted
 	return nil
 }
 

@@ -154,12 +154,14 @@ func TestTableDeclarationErrors(t *testing.T) {
 		*Base
 	}
 	type taggedPrivate struct {
+		//lint:ignore U1000 the unexported field is the point of the case
 		s string `piccolo:"s"`
 	}
 	type pkNull struct {
 		ID *int64 `piccolo:",pk,null"`
 	}
 	type noColumns struct {
+		//lint:ignore U1000 the unexported field is the point of the case
 		s string
 	}
 	tests := []struct {
@@ -233,6 +235,7 @@ func TestColumnLookup(t *testing.T) {
 		{"inside jsonb", C(tbl, func(a *allTypes) *int { return &a.Payload.A }).Err(), "does not return a column's field"},
 		{"outside", C(tbl, func(*allTypes) *int64 { return new(int64) }).Err(), "does not return a column's field"},
 		{"nil", C(tbl, func(*allTypes) *int64 { return nil }).Err(), "returned nil"},
+		//lint:ignore SA4001 dereferencing the nil pointer is the point: the accessor must panic
 		{"panics", C(tbl, func(a *allTypes) *string { return &(*a.Nick) }).Err(), "the accessor panicked"},
 		{"nil table", C[allTypes, int64](nil, nil).Err(), "nil table"},
 		{"zero", Column[int]{}.Err(), "zero Column"},
