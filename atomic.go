@@ -96,6 +96,9 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 		}
 		last := &steps[len(steps)-1]
 		for _, s := range qs {
+			if err := checkSize(s); err != nil {
+				return nil, &AtomicError{Index: i, Err: err}
+			}
 			last.statements = append(last.statements, s)
 			last.queryIdx = append(last.queryIdx, i)
 		}

@@ -55,6 +55,9 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	if len(qs) != 1 {
 		return nil, fmt.Errorf("piccolo: Batch needs exactly one statement, the query has %d", len(qs))
 	}
+	if err := checkSize(qs[0]); err != nil {
+		return nil, err
+	}
 	var b *Batch
 	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
 		b, err = target.openBatch(ctx, qs[0], ro.batchSize)

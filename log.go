@@ -2,6 +2,7 @@ package piccolo
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -67,6 +68,35 @@ func statementArgs(args []any) []any {
 	return args
 }
 
+// maxLoggedArg bounds what the log shows of one argument: a 100 MB upload
+// must not become a 100 MB log line.
+const maxLoggedArg = 256
+
+// loggedArgs is a statement's arguments as the log shows them: long
+// strings and byte slices cut to maxLoggedArg bytes, with their length.
+type loggedArgs []any
+
+// LogValue implements slog.LogValuer; it runs only when the record is logged.
+func (a loggedArgs) LogValue() slog.Value {
+	out := make([]any, len(a))
+	for i, v := range a {
+		switch v := v.(type) {
+		case string:
+			if len(v) > maxLoggedArg {
+				out[i] = fmt.Sprintf("%s… (%d bytes)", v[:maxLoggedArg], len(v))
+				continue
+			}
+		case []byte:
+			if len(v) > maxLoggedArg {
+				out[i] = fmt.Sprintf("%x… (%d bytes)", v[:maxLoggedArg/2], len(v))
+				continue
+			}
+		}
+		out[i] = v
+	}
+	return slog.AnyValue(out)
+}
+
 // logStatement logs one statement the engine sent.
 func (e *PostgresEngine) logStatement(ctx context.Context, id uint64, sql string, args []any, d time.Duration, tag string, err error) {
 	if !e.logQueries && !e.logResponses {
@@ -75,7 +105,7 @@ func (e *PostgresEngine) logStatement(ctx context.Context, id uint64, sql string
 	attrs := make([]slog.Attr, 0, 6)
 	attrs = append(attrs, slog.Uint64("query_id", id))
 	if e.logQueries {
-		attrs = append(attrs, slog.String("sql", sql), slog.Any("args", args))
+		attrs = append(attrs, slog.String("sql", sql), slog.Any("args", loggedArgs(args)))
 	}
 	attrs = append(attrs, slog.Duration("duration", d))
 	if e.logResponses && tag != "" {

@@ -440,6 +440,9 @@ func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring
 	if err := ctx.Err(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	if err := checkSize(q); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	scanned := false
 	if scan != nil && ro.read && e.router != nil {
 		inner := scan
@@ -494,11 +497,45 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 	return n, err
 }
 
-// runOnce runs q on a connection of its own: pooled, or one-shot.
+// maxMessage is PostgreSQL's limit on one protocol message (1 GB less a
+// byte): a statement and its arguments travel in one.
+const maxMessage = 1<<30 - 1
+
+// checkSize refuses, before any copying or I/O, a statement that cannot
+// fit in one protocol message: sending it would only cost seconds and
+// gigabytes before pgx or the server refused it.
+func checkSize(q Querystring) error {
+	size := len(q.SQL)
+	for _, a := range q.Args {
+		switch a := a.(type) {
+		case string:
+			size += len(a)
+		case []byte:
+			size += len(a)
+		}
+	}
+	if size > maxMessage {
+		return fmt.Errorf("piccolo: statement too large: %d bytes of SQL and arguments, PostgreSQL takes at most %d in one message", size, maxMessage)
+	}
+	return nil
+}
+
+// runOnce runs q on a connection of its own: pooled, or one-shot. When the
+// server had ended the pooled connection's session before q could run, q
+// runs once more on a fresh connection.
 func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	tag, seen, err := e.runOnConn(ctx, q, scan)
+	if err != nil && seen == 0 && sessionEnded(err) && ctx.Err() == nil {
+		e.resetPool()
+		tag, _, err = e.runOnConn(ctx, q, scan)
+	}
+	return tag, err
+}
+
+func (e *PostgresEngine) runOnConn(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
 	l, err := e.acquire(ctx)
 	if err != nil {
-		return pgconn.CommandTag{}, err
+		return pgconn.CommandTag{}, 0, err
 	}
 	defer l.release()
 	return runStatement(ctx, l.conn, q, scan)
@@ -547,27 +584,53 @@ func onNode(node string, err error) error {
 }
 
 // runStatement runs q on conn and hands its rows to scan (nil: Exec).
-func runStatement(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+// It also returns how many rows scan saw.
+func runStatement(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
 	if scan == nil {
-		return conn.Exec(ctx, q.SQL, q.Args...)
+		tag, err := conn.Exec(ctx, q.SQL, q.Args...)
+		return tag, 0, err
 	}
 	rows, err := conn.Query(ctx, q.SQL, q.Args...)
 	if err != nil {
-		return pgconn.CommandTag{}, err
+		return pgconn.CommandTag{}, 0, err
 	}
-	return scanRows(rows, scan)
-}
-
-// scanRows calls scan for each row and closes rows.
-func scanRows(rows pgx.Rows, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	defer rows.Close()
+	n := 0
 	for rows.Next() {
+		n++
 		if err := scan(rows); err != nil {
-			return pgconn.CommandTag{}, err
+			return pgconn.CommandTag{}, n, err
 		}
 	}
 	rows.Close()
-	return rows.CommandTag(), rows.Err()
+	return rows.CommandTag(), n, rows.Err()
+}
+
+// sessionEnded reports whether err is the server ending the session before
+// it ran the statement: the backend was terminated (57P01), the server shut
+// down (57P02) or is starting (57P03). A session that ends during a
+// statement aborts that statement's transaction, so nothing of it stayed.
+// A connection that sat idle in the pool meets this after a server restart
+// or pg_terminate_backend.
+func sessionEnded(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
+		return true
+	}
+	return false
+}
+
+// resetPool closes the pool's idle connections, which a session that ended
+// under one of them says are likely dead too (a server restart ends them
+// all); connections in use close when they come back.
+func (e *PostgresEngine) resetPool() {
+	if p := e.pool.Load(); p != nil {
+		p.Reset()
+	}
 }
 
 // statementError names the statement that failed, keeping the cause

@@ -1,7 +1,7 @@
 package piccolo_test
 
 // Review tests: each pins a rule of DESIGN section 3 or a bug found in
-// review. Tests marked `// FAILS:` fail on the current tree (65fa64a); the
+// review. Tests marked `// Fixed (was a bug):` fail on the current tree (65fa64a); the
 // comment says why. `// FIXED in 65fa64a` tests failed on 90610e0 and now
 // pin the fix.
 
@@ -854,7 +854,7 @@ func TestReviewScanPanicKeepsTx(t *testing.T) {
 	}
 }
 
-// FAILS: Atomic's data statements go in one pgx batch in the
+// Fixed (was a bug): Atomic's data statements go in one pgx batch in the
 // cached-statement mode, which prepares all of them before running any. A
 // prepare error (missing table, typo) or a client-side encode error in the
 // k-th statement of the group is returned by the FIRST br.Exec, and the
@@ -891,7 +891,7 @@ func TestReviewAtomicIndexOfPrepareAndEncodeErrors(t *testing.T) {
 	}
 }
 
-// FAILS: finish takes the connection lock with the caller's
+// Fixed (was a bug): finish takes the connection lock with the caller's
 // ctx before anything else (transaction.go finish: c.lock(lockCtx)). When
 // ctx has ended and another goroutine still holds the connection, Commit
 // returns the lock error and leaves the transaction active: runTx returns
@@ -930,7 +930,7 @@ func TestReviewCommitWithEndedContextReleasesConnection(t *testing.T) {
 	}
 }
 
-// FAILS: (minor) nest, Savepoint and the hook registration
+// Fixed (was a minor bug): nest, Savepoint and the hook registration
 // take the connection lock with lockQuick, which ignores the context: a
 // nested Begin with a 100ms deadline waits for another goroutine's whole
 // statement. (The same lock makes OnCommit or a nested Transaction called

@@ -312,7 +312,7 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 // statement runs q through t.
 func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, err error) {
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		tag, err = runStatement(ctx, conn, q, scan)
+		tag, _, err = runStatement(ctx, conn, q, scan)
 		return err
 	})
 	return tag, err
@@ -335,7 +335,20 @@ func (c *txConn) flushLocked(ctx context.Context) error {
 	if len(c.pending) == 0 {
 		return nil
 	}
-	_, err := c.conn.Exec(ctx, strings.Join(c.pending, "; "))
+	begin := strings.Join(c.pending, "; ")
+	_, err := c.conn.Exec(ctx, begin)
+	if err != nil && !c.begun && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
+		// The pooled connection's session had ended before the transaction
+		// sent anything: start it on a fresh connection instead.
+		c.lease.release()
+		c.engine.resetPool()
+		l, acqErr := c.engine.acquire(ctx)
+		if acqErr != nil {
+			return fmt.Errorf("piccolo: begin: %w", errors.Join(err, acqErr))
+		}
+		c.lease, c.conn = l, l.conn
+		_, err = c.conn.Exec(ctx, begin)
+	}
 	if c.conn.PgConn().TxStatus() != 'I' {
 		// BEGIN ran; the statements after it cannot fail but with the
 		// connection, which ends the transaction anyway.
@@ -533,6 +546,11 @@ func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (h
 		}
 		return nil, nil
 	}
+	if c.conn.IsClosed() {
+		// The connection died before COMMIT: the server rolled back.
+		t.state.Store(int32(txRolledBack))
+		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
+	}
 	tag, err := c.conn.Exec(ctx, "COMMIT")
 	var pgErr *pgconn.PgError
 	switch {
@@ -542,13 +560,15 @@ func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (h
 	case err == nil:
 		t.state.Store(int32(txCommitted))
 		return nil, nil
-	case errors.As(err, &pgErr) || pgconn.SafeToRetry(err):
-		// The server refused the commit, or COMMIT never left: either way
-		// the transaction is gone (the pool destroys a connection still in
-		// a transaction).
+	case errors.As(err, &pgErr):
+		// The server refused the commit (a deferred constraint, a
+		// serialization failure): the transaction is gone.
 		t.state.Store(int32(txRolledBack))
 		return nil, commitRolledBack(true, err)
 	default:
+		// COMMIT was handed to a live connection that then failed: pgx may
+		// call the failure safe to retry, but the server may have
+		// committed. Only the caller can find out.
 		t.state.Store(int32(txUnknown))
 		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
 	}
