@@ -27,15 +27,15 @@
 // block a savepoint, so that its failure undoes only its own work. Retry
 // re-runs the closure from BEGIN after a serialization failure or deadlock.
 //
-// BEGIN and SAVEPOINT are not sent on their own: they travel with the next
-// statement, so a transaction that runs nothing costs no round trip.
+// BEGIN and SAVEPOINT are sent only when the first statement needs them,
+// so a transaction that runs nothing costs no round trip.
 //
 // # Streaming and atomic runs
 //
 // Batch streams a query's rows through a server-side cursor, BatchSize rows
 // at a time, in constant memory; its All method is an iterator. Atomic
 // queues queries and runs them in one transaction, sending consecutive
-// statements in one pipelined round trip.
+// data statements in one pipelined round trip.
 //
 // # Errors
 //

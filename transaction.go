@@ -67,7 +67,7 @@ type txConn struct {
 	conn   *pgx.Conn     // lease.conn until the transaction ends, then nil
 	lease  lease
 	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
-	// with the next statement, so a transaction that runs nothing costs no
+	// before the next statement, so a transaction that runs nothing costs no
 	// round trip.
 	pending    []string
 	begun      bool            // BEGIN has reached the server
@@ -225,7 +225,7 @@ func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransa
 // transaction of this engine, Nesting decides what happens (NestJoin by
 // default). Retry is ignored: only Transaction can re-run work.
 //
-// Begin borrows a connection but sends nothing: BEGIN goes out with the
+// Begin borrows a connection but sends nothing: BEGIN goes out before the
 // first statement.
 func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {
 	o, err := collectTxOptions(opts)
