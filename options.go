@@ -6,8 +6,22 @@ import "fmt"
 // BatchSize says otherwise. It matches Piccolo's default.
 const DefaultBatchSize = 100
 
-// Option adjusts one run of a query or batch.
-type Option func(*runOptions)
+// Option adjusts one run of a query or batch. It is a plain value, not a
+// function, so that passing options costs no allocation on the hot path.
+type Option struct {
+	kind  optionKind
+	node  string
+	count int
+}
+
+type optionKind uint8
+
+const (
+	optNone optionKind = iota // the zero Option changes nothing
+	optNode
+	optBatchSize
+	optRead
+)
 
 type runOptions struct {
 	node      string
@@ -19,28 +33,28 @@ type runOptions struct {
 // the primary. Inside a transaction the query still runs on that node,
 // outside the transaction: replicas cannot join the primary's transaction.
 func OnNode(name string) Option {
-	return func(o *runOptions) { o.node = name }
+	return Option{kind: optNode, node: name}
 }
 
 // BatchSize sets how many rows a Batch fetches per Next (default 100).
 // Values below 1 are rejected when the batch opens.
 func BatchSize(n int) Option {
-	return func(o *runOptions) { o.batchSize = n }
+	return Option{kind: optBatchSize, count: n}
 }
 
 func collectRunOptions(opts []Option) runOptions {
-	if len(opts) == 0 {
-		// The common case, kept free of the allocation that passing &o to
-		// the options costs.
-		return runOptions{batchSize: DefaultBatchSize}
-	}
-	o := &runOptions{batchSize: DefaultBatchSize}
+	o := runOptions{batchSize: DefaultBatchSize}
 	for _, opt := range opts {
-		if opt != nil {
-			opt(o)
+		switch opt.kind {
+		case optNode:
+			o.node = opt.node
+		case optBatchSize:
+			o.batchSize = opt.count
+		case optRead:
+			o.read = true
 		}
 	}
-	return *o
+	return o
 }
 
 // NestMode says what Transaction and Begin do when the context already

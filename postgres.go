@@ -434,7 +434,10 @@ func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Queryst
 	return tag, err
 }
 
-// route runs q where the options and the context send it.
+// route runs q where the options and the context send it. A routed read
+// whose replica fails other than with a server error (the replica is down)
+// before any row reached scan marks the replica down and runs again on the
+// primary. Errors name the node.
 func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	ro := collectRunOptions(opts)
 	if err := ctx.Err(); err != nil {
@@ -443,25 +446,29 @@ func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring
 	if err := checkSize(q); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	scanned := false
-	if scan != nil && ro.read && e.router != nil {
-		inner := scan
-		scan = func(rows pgx.Rows) error { scanned = true; return inner(rows) }
+	target, node, err := e.target(ctx, ro)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
-	var tag pgconn.CommandTag
-	err := e.onTarget(ctx, ro, func(target *PostgresEngine) error {
-		var err error
-		if tx := target.txFrom(ctx); tx != nil {
-			tag, err = tx.statement(ctx, q, scan)
-		} else {
-			tag, err = target.runOnce(ctx, q, scan)
-		}
-		if err != nil {
-			return statementError(q.SQL, err)
-		}
-		return nil
-	}, func() bool { return !scanned })
-	return tag, err
+	tag, seen, err := target.runOn(ctx, q, scan)
+	if err != nil && node != "" && ro.node == "" && seen == 0 && ctx.Err() == nil && !isServerError(err) {
+		e.router.markDown(node)
+		node = ""
+		tag, _, err = e.runOn(ctx, q, scan)
+	}
+	if err != nil {
+		return tag, onNode(node, statementError(q.SQL, err))
+	}
+	return tag, nil
+}
+
+// runOn runs q on e: in the context's transaction if there is one, else on
+// a connection of its own. It also returns how many rows scan saw.
+func (e *PostgresEngine) runOn(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
+	if tx := e.txFrom(ctx); tx != nil {
+		return tx.statement(ctx, q, scan)
+	}
+	return e.runOnce(ctx, q, scan)
 }
 
 // CopyFrom copies rows into table with PostgreSQL's COPY protocol, the
@@ -523,13 +530,13 @@ func checkSize(q Querystring) error {
 // runOnce runs q on a connection of its own: pooled, or one-shot. When the
 // server had ended the pooled connection's session before q could run, q
 // runs once more on a fresh connection.
-func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
 	tag, seen, err := e.runOnConn(ctx, q, scan)
 	if err != nil && seen == 0 && sessionEnded(err) && ctx.Err() == nil {
 		e.resetPool()
-		tag, _, err = e.runOnConn(ctx, q, scan)
+		return e.runOnConn(ctx, q, scan)
 	}
-	return tag, err
+	return tag, seen, err
 }
 
 func (e *PostgresEngine) runOnConn(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
@@ -551,8 +558,7 @@ func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(ta
 		return err
 	}
 	err = do(target)
-	var pgErr *pgconn.PgError
-	if err != nil && node != "" && ro.node == "" && ctx.Err() == nil && !errors.As(err, &pgErr) && canRetry() {
+	if err != nil && node != "" && ro.node == "" && ctx.Err() == nil && !isServerError(err) && canRetry() {
 		e.router.markDown(node)
 		node = ""
 		err = do(e)
@@ -573,6 +579,13 @@ func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *Pos
 		}
 	}
 	return e, "", nil
+}
+
+// isServerError reports whether err is an error PostgreSQL sent. (Its own
+// function so that the error target escapes only on the error path.)
+func isServerError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
 
 // onNode says which node an error came from.

@@ -34,7 +34,7 @@ type ReadRouting struct {
 // replica. It changes nothing without ReadRouting, inside a transaction or
 // with OnNode.
 func Read() Option {
-	return func(o *runOptions) { o.read = true }
+	return Option{kind: optRead}
 }
 
 // healthQuery reports whether a node is in recovery and how far its replay

@@ -309,13 +309,13 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 	return err
 }
 
-// statement runs q through t.
-func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, err error) {
+// statement runs q through t; it also returns how many rows scan saw.
+func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		tag, _, err = runStatement(ctx, conn, q, scan)
+		tag, seen, err = runStatement(ctx, conn, q, scan)
 		return err
 	})
-	return tag, err
+	return tag, seen, err
 }
 
 // checkEndedLocked notices a transaction that a statement sent as SQL
