@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -68,6 +69,22 @@ var schemaSeq atomic.Int64
 // names. The schema is dropped and the pool closed when the test ends.
 func newEngine(t testing.TB) *piccolo.PostgresEngine {
 	t.Helper()
+	return newEngineWith(t, piccolo.PostgresConfig{MaxConns: 8})
+}
+
+// newLoggedEngine is newEngine with LogQueries on: the statements it sends
+// from now on are in the returned log.
+func newLoggedEngine(t testing.TB) (*piccolo.PostgresEngine, *statementLog) {
+	t.Helper()
+	log := &statementLog{}
+	eng := newEngineWith(t, piccolo.PostgresConfig{MaxConns: 8, LogQueries: true, Logger: slog.New(log)})
+	log.take()
+	return eng, log
+}
+
+// newEngineWith is newEngine with cfg, whose DSN it sets.
+func newEngineWith(t testing.TB, cfg piccolo.PostgresConfig) *piccolo.PostgresEngine {
+	t.Helper()
 	ctx := context.Background()
 	schema := fmt.Sprintf("query_test_%d", schemaSeq.Add(1))
 	admin, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: pgtest.DSN(t)})
@@ -82,7 +99,8 @@ func newEngine(t testing.TB) *piccolo.PostgresEngine {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	eng, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: withSearchPath(t, pgtest.DSN(t), schema), MaxConns: 8})
+	cfg.DSN = withSearchPath(t, pgtest.DSN(t), schema)
+	eng, err := piccolo.NewPostgresEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +114,55 @@ func newEngine(t testing.TB) *piccolo.PostgresEngine {
 		eng.Close()
 	})
 	return eng
+}
+
+// statementLog is a slog.Handler that records the SQL of the statements an
+// engine logs with LogQueries, BEGIN and COMMIT included.
+type statementLog struct {
+	mu  sync.Mutex
+	sql []string
+}
+
+func (l *statementLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *statementLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *statementLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *statementLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "sql" {
+			return true
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.sql = append(l.sql, a.Value.String())
+		return false
+	})
+	return nil
+}
+
+// take returns what each statement logged since the last take (or
+// takeSQL) does, as its first word, or its first two for CREATE and DROP:
+// BEGIN, INSERT, CREATE INDEX...
+func (l *statementLog) take() []string {
+	sql := l.takeSQL()
+	for i, s := range sql {
+		words := strings.Fields(s)
+		n := 1
+		if words[0] == "CREATE" || words[0] == "DROP" {
+			n = 2
+		}
+		sql[i] = strings.Join(words[:min(n, len(words))], " ")
+	}
+	return sql
+}
+
+// takeSQL returns the statements logged since the last take or takeSQL.
+func (l *statementLog) takeSQL() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sql := l.sql
+	l.sql = nil
+	return sql
 }
 
 // withSearchPath adds search_path to a URL or key=value DSN.
@@ -332,6 +399,9 @@ func TestPlayground(t *testing.T) {
 		if n, err := Tickets.Delete().All().Run(ctx, eng); n != 2 || err != nil {
 			t.Errorf("Delete All = %d, %v", n, err)
 		}
+		if _, err := Venues.Update(VenueCapacity.Set(1)).All().RunReturning(ctx, eng); err == nil || !strings.Contains(err.Error(), "RunReturning needs Returning columns") {
+			t.Errorf("RunReturning without Returning: %v", err)
+		}
 	})
 
 	t.Run("drop", func(t *testing.T) {
@@ -555,4 +625,39 @@ func TestGetOrCreateRace(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestGetOrCreateGivesUpWhenTheRowKeepsVanishing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng, log := newLoggedEngine(t)
+	must(t, eng.Atomic().Add(Managers.Create(), Bands.Create()).Run(ctx))
+	// A BEFORE INSERT trigger returning NULL drops the ghost's row: the
+	// INSERT ... ON CONFLICT DO NOTHING returns no row, as when it conflicts
+	// with a row deleted before the lookup, and the lookup finds none.
+	must(t, eng.RunDDL(ctx, `CREATE FUNCTION vanish() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+		CREATE TRIGGER vanish BEFORE INSERT ON band FOR EACH ROW WHEN (NEW.name = 'ghost') EXECUTE FUNCTION vanish()`))
+	log.take()
+	g := Bands.GetOrCreate(&Band{Name: "ghost"}, BandName)
+	err := g.Run(ctx, eng)
+	if err == nil || !strings.Contains(err.Error(), "deleted between insert and lookup 3 times") || g.Created() {
+		t.Errorf("Run = %v, created %v; want it to give up after 3 attempts", err, g.Created())
+	}
+	// Three rounds of lookup and insert, in no transaction of its own.
+	if sent, want := log.take(), slices.Repeat([]string{"SELECT", "INSERT"}, 3); !slices.Equal(sent, want) {
+		t.Errorf("sent %q; want %q", sent, want)
+	}
+
+	// A row that is there is found by the first lookup and fills the row
+	// given, every column.
+	found := &Band{Name: "found", Popularity: 3, Formed: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)}
+	must(t, Bands.Insert(found).Run(ctx, eng))
+	log.take()
+	g = Bands.GetOrCreate(&Band{Name: "found", Popularity: 999}, BandName)
+	if err := g.Run(ctx, eng); err != nil || g.Created() || g.Row().ID != found.ID || g.Row().Popularity != 3 || !g.Row().Formed.Equal(found.Formed) {
+		t.Errorf("Run = %v, created %v, row %+v; want the row found, %+v", err, g.Created(), g.Row(), found)
+	}
+	if sent := log.take(); !slices.Equal(sent, []string{"SELECT"}) {
+		t.Errorf("sent %q; want the lookup alone", sent)
+	}
 }

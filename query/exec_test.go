@@ -1,125 +1,90 @@
-package query
+package query_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/query"
 )
 
-// fakeEngine records statements and answers QueryFunc with canned rows;
-// it checks the query layer's plumbing without a database.
-type fakeEngine struct {
-	sent  []string
-	txs   int
-	rows  [][]any // the rows every QueryFunc returns
-	tag   string
-	inTx  bool
-	txLog []bool // whether each statement ran inside Transaction
-}
-
-func (f *fakeEngine) Exec(_ context.Context, q piccolo.Querystring, _ ...piccolo.Option) (pgconn.CommandTag, error) {
-	f.sent, f.txLog = append(f.sent, q.SQL), append(f.txLog, f.inTx)
-	return pgconn.NewCommandTag(f.tag), nil
-}
-
-func (f *fakeEngine) QueryFunc(_ context.Context, q piccolo.Querystring, scan func(pgx.Rows) error, _ ...piccolo.Option) error {
-	f.sent, f.txLog = append(f.sent, q.SQL), append(f.txLog, f.inTx)
-	rows := &fakeRows{rows: f.rows, i: -1}
-	for rows.Next() { // once per row, as PostgresEngine does
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *fakeEngine) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource, ...piccolo.Option) (int64, error) {
-	return 0, errors.New("fakeEngine: no COPY")
-}
-
-func (f *fakeEngine) Batch(context.Context, piccolo.Query, ...piccolo.Option) (*piccolo.Batch, error) {
-	return nil, errors.New("not faked")
-}
-
-func (f *fakeEngine) Transaction(ctx context.Context, fn func(context.Context) error, _ ...piccolo.TxOption) error {
-	f.txs++
-	f.inTx = true
-	defer func() { f.inTx = false }()
-	return fn(ctx)
-}
-
-// fakeRows is a pgx.Rows over values; Scan assigns them like pgx would
-// for matching types.
-type fakeRows struct {
-	pgx.Rows
-	rows [][]any
-	i    int
-}
-
-func (r *fakeRows) Next() bool { r.i++; return r.i < len(r.rows) }
-
-func (r *fakeRows) Scan(dest ...any) error {
-	row := r.rows[r.i]
-	if len(dest) != len(row) {
-		return errors.New("wrong number of destinations")
-	}
-	for i, d := range dest {
-		reflect.ValueOf(d).Elem().Set(reflect.ValueOf(row[i]))
-	}
-	return nil
+// createManagersAndBands creates the manager and band tables on eng.
+func createManagersAndBands(t *testing.T, eng *piccolo.PostgresEngine) {
+	t.Helper()
+	must(t, eng.Atomic().Add(Managers.Create(), Bands.Create()).Run(context.Background()))
 }
 
 func TestSelectAllScansIntoFields(t *testing.T) {
 	t.Parallel()
-	m := int64(4)
-	e := &fakeEngine{rows: [][]any{
-		{int64(1), "Pythonistas", &m, int32(1000), 4.5},
-		{int64(2), "Rustaceans", (*int64)(nil), int32(500), 3.0},
-	}}
-	got, err := bands.Select().All(context.Background(), e)
+	ctx := context.Background()
+	eng, log := newLoggedEngine(t)
+	createManagersAndBands(t, eng)
+	guido := &Manager{Name: "Guido"}
+	must(t, Managers.Insert(guido).Run(ctx, eng))
+	formed := time.Date(1991, 2, 20, 12, 30, 0, 0, time.UTC)
+	want := []Band{
+		{Name: "Pythonistas", Manager: &guido.ID, Popularity: 1000, Formed: formed},
+		{Name: "Rustaceans", Manager: nil, Popularity: 500, Formed: formed.AddDate(24, 0, 0)},
+	}
+	must(t, Bands.Insert(&want[0], &want[1]).Run(ctx, eng))
+
+	got, err := Bands.Select().OrderBy(BandID.Asc()).All(ctx, eng)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []band{{1, "Pythonistas", &m, 1000, 4.5}, {2, "Rustaceans", nil, 500, 3}}
+	for i := range got {
+		got[i].Formed = got[i].Formed.UTC() // pgx scans timestamptz in time.Local
+	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v; want %+v", got, want)
+		t.Errorf("All = %+v; want %+v", got, want)
+	}
+	if got[0].Manager == &guido.ID {
+		t.Error("the scanned *int64 aliases the inserted row's")
 	}
 
-	e.rows = [][]any{{"only the name"}}
-	first, err := bands.Select(bName).First(context.Background(), e)
-	if err != nil || first != (band{Name: "only the name"}) {
-		t.Errorf("First = %+v, %v", first, err)
+	log.take()
+	first, err := Bands.Select(BandName).Where(BandPopularity.Lt(1000)).First(ctx, eng)
+	if err != nil || first != (Band{Name: "Rustaceans"}) {
+		t.Errorf("First of one column = %+v, %v; want only the name set", first, err)
 	}
-	if e.sent[1] != `SELECT "name" FROM "band" LIMIT $1` {
-		t.Errorf("First sent %s", e.sent[1])
+	if sent := log.takeSQL(); !slices.Equal(sent, []string{`SELECT "name" FROM "band" WHERE "popularity" < $1 LIMIT $2`}) {
+		t.Errorf("First sent %q", sent)
 	}
-
-	e.rows = nil
-	if _, err := bands.Select().First(context.Background(), e); !errors.Is(err, sql.ErrNoRows) {
+	if _, err := Bands.Select().Where(BandName.Eq("Nobody")).First(ctx, eng); !errors.Is(err, sql.ErrNoRows) {
 		t.Errorf("First with no rows: %v; want sql.ErrNoRows", err)
 	}
 }
 
 func TestInsertRunWritesBackIDs(t *testing.T) {
 	t.Parallel()
-	e := &fakeEngine{rows: [][]any{{int64(10)}, {int64(11)}}}
-	a, b := &manager{Name: "a"}, &manager{Name: "b"}
-	if err := managers.Insert(a, b).Run(context.Background(), e); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	eng, log := newLoggedEngine(t)
+	createManagersAndBands(t, eng)
+	log.take()
+	a, b := &Manager{Name: "a"}, &Manager{Name: "b"}
+	must(t, Managers.Insert(a, b).Run(ctx, eng))
+	if sent := log.take(); !slices.Equal(sent, []string{"INSERT"}) {
+		t.Errorf("one chunk sent %q; want one INSERT, no transaction", sent)
 	}
-	if a.ID != 10 || b.ID != 11 || e.txs != 0 {
-		t.Errorf("ids %d, %d, %d transactions; want 10, 11, 0", a.ID, b.ID, e.txs)
+	got, err := Managers.Select().OrderBy(query.C(Managers, func(m *Manager) *int64 { return &m.ID }).Asc()).All(ctx, eng)
+	if err != nil || !reflect.DeepEqual(got, []Manager{*a, *b}) || a.ID == 0 || a.ID == b.ID {
+		t.Errorf("rows %+v, %v; want the inserted %+v and %+v with ids written back", got, err, *a, *b)
 	}
 
-	e.rows = [][]any{{int64(1)}}
-	err := managers.Insert(a, b).Run(context.Background(), e)
+	// A BEFORE INSERT trigger returning NULL skips a row: RETURNING gives
+	// fewer rows than were sent, which Run reports.
+	must(t, eng.RunDDL(ctx, `CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+		CREATE TRIGGER skip_row BEFORE INSERT ON manager FOR EACH ROW WHEN (NEW.name = 'skip') EXECUTE FUNCTION skip_row()`))
+	err = Managers.Insert(&Manager{Name: "c"}, &Manager{Name: "skip"}).Run(ctx, eng)
 	if err == nil || !strings.Contains(err.Error(), "RETURNING gave 1 rows for the 2 sent") {
 		t.Errorf("short RETURNING: %v", err)
 	}
@@ -127,62 +92,106 @@ func TestInsertRunWritesBackIDs(t *testing.T) {
 
 func TestInsertRunChunksInOneTransaction(t *testing.T) {
 	t.Parallel()
-	rows := make([]*manager, chunkParams/2+1) // two parameters a row: two chunks
-	for i := range rows {
-		rows[i] = &manager{ID: int64(i + 1)}
-	}
-	e := &fakeEngine{tag: "INSERT 0 1"}
-	if err := managers.Insert(rows...).Returning().Run(context.Background(), e); err != nil {
-		t.Fatal(err)
-	}
-	if e.txs != 1 || len(e.sent) != 2 || !e.txLog[0] || !e.txLog[1] {
-		t.Errorf("%d transactions, %d statements, in tx %v; want 1, 2, all", e.txs, len(e.sent), e.txLog)
-	}
-}
-
-func TestRunCountExistsUpdateDelete(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
-	e := &fakeEngine{rows: [][]any{{int64(42)}}}
-	if n, err := bands.Count().Run(ctx, e); n != 42 || err != nil {
-		t.Errorf("Count = %d, %v", n, err)
+	eng, log := newLoggedEngine(t)
+	createManagersAndBands(t, eng)
+
+	// newBands returns n bands, enough for several INSERT chunks.
+	newBands := func(n int) []*Band {
+		rows := make([]*Band, n)
+		for i := range rows {
+			rows[i] = &Band{Name: fmt.Sprintf("band %d", i), Popularity: int32(i)}
+		}
+		return rows
 	}
-	e.rows = [][]any{{true}}
-	if ok, err := bands.Exists().Run(ctx, e); !ok || err != nil {
-		t.Errorf("Exists = %v, %v", ok, err)
+	rows := newBands(2000)
+	qs, err := Bands.Insert(rows...).Querystrings()
+	if err != nil || len(qs) < 2 {
+		t.Fatalf("%d statements, %v; the test needs at least two chunks", len(qs), err)
 	}
-	e.tag = "UPDATE 3"
-	if n, err := bands.Update(bName.Set("x")).Where(bID.Gt(0)).Run(ctx, e); n != 3 || err != nil {
-		t.Errorf("Update = %d, %v", n, err)
-	}
-	if _, err := bands.Delete().Run(ctx, e); !errors.Is(err, ErrNoWhere) {
-		t.Errorf("Delete without Where: %v", err)
-	}
-	e.rows = [][]any{{int64(7), "gone"}}
-	got, err := bands.Delete().Where(bID.Eq(7)).Returning(bID, bName).RunReturning(ctx, e)
-	if err != nil || !reflect.DeepEqual(got, []band{{ID: 7, Name: "gone"}}) {
-		t.Errorf("Delete RunReturning = %+v, %v", got, err)
-	}
-	if _, err := bands.Update(bName.Set("x")).All().RunReturning(ctx, e); err == nil {
-		t.Error("RunReturning without Returning did not fail")
-	}
+	chunks := len(qs)
+
+	t.Run("all or nothing", func(t *testing.T) {
+		// The last row repeats the first one's unique name: the last chunk
+		// fails, and the chunks before it must be rolled back with it.
+		rows := newBands(2000)
+		rows[len(rows)-1].Name = rows[0].Name
+		log.take()
+		err := Bands.Insert(rows...).Run(ctx, eng)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.UniqueViolation {
+			t.Fatalf("Run = %v; want a unique violation", err)
+		}
+		want := append(append([]string{"BEGIN"}, slices.Repeat([]string{"INSERT"}, chunks)...), "ROLLBACK")
+		if sent := log.take(); !slices.Equal(sent, want) {
+			t.Errorf("sent %q; want %q", sent, want)
+		}
+		if n, err := Bands.Count().Run(ctx, eng); n != 0 || err != nil {
+			t.Errorf("%d bands left by the failed insert, %v; want none", n, err)
+		}
+	})
+
+	t.Run("committed", func(t *testing.T) {
+		log.take()
+		must(t, Bands.Insert(rows...).Run(ctx, eng))
+		want := append(append([]string{"BEGIN"}, slices.Repeat([]string{"INSERT"}, chunks)...), "COMMIT")
+		if sent := log.take(); !slices.Equal(sent, want) {
+			t.Errorf("sent %q; want %q", sent, want)
+		}
+		ids := map[int64]bool{}
+		for _, r := range rows {
+			ids[r.ID] = true
+		}
+		if n, err := Bands.Count().Run(ctx, eng); n != int64(len(rows)) || err != nil || len(ids) != len(rows) || ids[0] {
+			t.Errorf("%d bands, %v, %d distinct ids written back; want %d of each", n, err, len(ids), len(rows))
+		}
+		last, err := Bands.Objects().Get(ctx, eng, BandID.Eq(rows[len(rows)-1].ID))
+		if err != nil || last.Name != rows[len(rows)-1].Name {
+			t.Errorf("the last chunk's last row: %+v, %v; want %q", last, err, rows[len(rows)-1].Name)
+		}
+	})
 }
 
 func TestExecRunsStatementsInOrderInATransaction(t *testing.T) {
 	t.Parallel()
-	e := &fakeEngine{}
-	if err := Exec(context.Background(), e, bands.Create()); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	eng, log := newLoggedEngine(t)
+
+	must(t, query.Exec(ctx, eng, Managers.Create()))
+	if sent := log.take(); !slices.Equal(sent, []string{"CREATE TABLE"}) {
+		t.Errorf("one statement sent %q; want it without a transaction", sent)
 	}
-	if e.txs != 1 || len(e.sent) != 2 || !strings.HasPrefix(e.sent[0], "CREATE TABLE") || !strings.HasPrefix(e.sent[1], "CREATE INDEX") {
-		t.Errorf("%d transactions, sent %q", e.txs, e.sent)
+
+	// Band's CREATE INDEX needs the table its CREATE TABLE makes, in the
+	// same transaction.
+	must(t, query.Exec(ctx, eng, Bands.Create()))
+	if sent, want := log.take(), []string{"BEGIN", "CREATE TABLE", "CREATE INDEX", "COMMIT"}; !slices.Equal(sent, want) {
+		t.Errorf("sent %q; want %q", sent, want)
 	}
-	if err := Exec(context.Background(), e, bands.DropTable()); err != nil || e.txs != 1 {
-		t.Errorf("one statement: %v, %d transactions; want no new transaction", err, e.txs)
+	if got, want := tableNames(t, eng), []string{"band", "manager"}; !slices.Equal(got, want) {
+		t.Errorf("tables %v; want %v", got, want)
 	}
-	e.rows = [][]any{{int64(5)}}
-	m := &manager{Name: "runner"}
-	if err := Exec(context.Background(), e, managers.Insert(m)); err != nil || m.ID != 5 {
+
+	// With the index's name taken, CREATE INDEX fails and the CREATE TABLE
+	// before it is rolled back.
+	must(t, query.Exec(ctx, eng, Bands.DropTable()))
+	must(t, eng.RunDDL(ctx, "CREATE TABLE band_popularity_idx (x int)"))
+	log.take()
+	err := query.Exec(ctx, eng, Bands.Create())
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.DuplicateTable {
+		t.Errorf("Exec = %v; want a duplicate table error (42P07)", err)
+	}
+	if sent, want := log.take(), []string{"BEGIN", "CREATE TABLE", "CREATE INDEX", "ROLLBACK"}; !slices.Equal(sent, want) {
+		t.Errorf("sent %q; want %q", sent, want)
+	}
+	if got, want := tableNames(t, eng), []string{"band_popularity_idx", "manager"}; !slices.Equal(got, want) {
+		t.Errorf("tables %v; want %v: the failed Exec left its first statement's work", got, want)
+	}
+
+	// A piccolo.Runner runs through its Run: the id is written back.
+	m := &Manager{Name: "runner"}
+	if err := query.Exec(ctx, eng, Managers.Insert(m)); err != nil || m.ID == 0 {
 		t.Errorf("Exec of a Runner: %v, id %d", err, m.ID)
 	}
 }

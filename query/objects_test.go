@@ -1,7 +1,6 @@
 package query
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
@@ -34,24 +33,3 @@ func TestObjectQueriesRefuseToRender(t *testing.T) {
 
 // first returns the error of a Querystrings call.
 func first[V any](_ V, err error) error { return err }
-
-func TestGetOrCreateGivesUpWhenTheRowKeepsVanishing(t *testing.T) {
-	t.Parallel()
-	// The fake returns no row to every statement: the lookup misses and the
-	// insert conflicts, as when the conflicting row is deleted each time.
-	e := &fakeEngine{}
-	g := bands.GetOrCreate(&band{Name: "ghost"}, bName)
-	err := g.Run(context.Background(), e)
-	if err == nil || !strings.Contains(err.Error(), "deleted between insert and lookup 3 times") || g.Created() {
-		t.Errorf("Run = %v, created %v", err, g.Created())
-	}
-	if len(e.sent) != 2*getOrCreateAttempts || e.txs != 0 {
-		t.Errorf("sent %d statements in %d transactions; want %d in none", len(e.sent), e.txs, 2*getOrCreateAttempts)
-	}
-
-	e.rows = [][]any{{int64(9), "found", (*int64)(nil), int32(3), 1.5}}
-	g = bands.GetOrCreate(&band{Name: "found"}, bName)
-	if err := g.Run(context.Background(), e); err != nil || g.Created() || g.Row().ID != 9 || g.Row().Rating != 1.5 {
-		t.Errorf("Run = %v, created %v, row %+v; want the row found", err, g.Created(), g.Row())
-	}
-}

@@ -17,8 +17,9 @@ const defaultStreamRows = 1_000_000
 
 const playgroundHelp = `
 Playground runs a tour of piccolo-go's engine on Piccolo's playground schema
-(managers, bands, venues, concerts, tickets): it creates the schema
-atomically, fills it, commits and rolls back transactions, nests a block as
+(managers, bands, venues, concerts, tickets), declared as Go structs with
+the query layer's typed tables: it creates the schema atomically, fills it
+with typed inserts, commits and rolls back transactions, nests a block as
 a savepoint, uses explicit savepoints, lets Retry win a real serialization
 conflict, streams generated rows through a batch cursor, shows the engine's
 query log and runs a race-safe get-or-create from 50 goroutines. Each step

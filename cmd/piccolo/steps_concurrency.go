@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -21,11 +20,12 @@ func stepRetry(ctx context.Context, t *tour) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, concurrencyTimeout)
 	defer cancel()
 	const band = "Rustaceans"
-	var start int32
-	if err := t.scalar(ctx, &start, "SELECT popularity FROM band WHERE name = $1", band); err != nil {
+	popularity := Bands.Select(BandPopularity).Where(BandName.Eq(band))
+	start, err := popularity.First(ctx, t.engine)
+	if err != nil {
 		return "", err
 	}
-	t.say("%s' popularity is %d; each goroutine adds one.", band, start)
+	t.say("%s' popularity is %d; each goroutine adds one.", band, start.Popularity)
 
 	// read[i] closes when goroutine i has read, on its first attempt: both
 	// read before either writes, so a lost update is sure to be attempted.
@@ -37,9 +37,7 @@ func stepRetry(ctx context.Context, t *tour) (string, error) {
 		wg.Go(func() {
 			errs[i] = t.engine.Transaction(ctx, func(ctx context.Context) error {
 				attempt := attempts[i].Add(1)
-				var popularity int32
-				err := t.engine.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT popularity FROM band WHERE name = $1", Args: []any{band}},
-					func(rows pgx.Rows) error { return rows.Scan(&popularity) })
+				current, err := popularity.First(ctx, t.engine)
 				if err != nil {
 					return err
 				}
@@ -51,7 +49,7 @@ func stepRetry(ctx context.Context, t *tour) (string, error) {
 						return ctx.Err()
 					}
 				}
-				_, err = t.engine.Exec(ctx, piccolo.Querystring{SQL: "UPDATE band SET popularity = $1 WHERE name = $2", Args: []any{popularity + 1, band}})
+				_, err = Bands.Update(BandPopularity.Set(current.Popularity+1)).Where(BandName.Eq(band)).Run(ctx, t.engine)
 				return err
 			}, piccolo.Isolation(piccolo.Serializable), piccolo.Retry(5))
 		})
@@ -70,19 +68,20 @@ func stepRetry(ctx context.Context, t *tour) (string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return "", err
 	}
-	var end int32
-	if err := t.scalar(ctx, &end, "SELECT popularity FROM band WHERE name = $1", band); err != nil {
+	end, err := popularity.First(ctx, t.engine)
+	if err != nil {
 		return "", err
 	}
 	total := attempts[0].Load() + attempts[1].Load()
 	switch {
-	case end != start+2:
-		return "", fmt.Errorf("%s' popularity went from %d to %d, want %d: an update was lost", band, start, end, start+2)
+	case end.Popularity != start.Popularity+2:
+		return "", fmt.Errorf("%s' popularity went from %d to %d, want %d: an update was lost",
+			band, start.Popularity, end.Popularity, start.Popularity+2)
 	case total < 3:
 		return "", fmt.Errorf("%d attempts in all, want at least 3: no serialization conflict happened", total)
 	}
 	return fmt.Sprintf("%d attempts in all: the loser failed with 40001, was retried and committed; popularity %d → %d, no update lost",
-		total, start, end), nil
+		total, start.Popularity, end.Popularity), nil
 }
 
 // stepGetOrCreate races 50 goroutines to get or create one band; it
@@ -94,7 +93,7 @@ func stepGetOrCreate(ctx context.Context, t *tour) (string, error) {
 	const band = "The Concurrent Gophers"
 	t.sql.setSummary(true) // 50 goroutines interleave: count statements instead
 	type result struct {
-		id      int32
+		id      int64
 		created bool
 		err     error
 	}
@@ -104,15 +103,17 @@ func stepGetOrCreate(ctx context.Context, t *tour) (string, error) {
 	for i := range goroutines {
 		wg.Go(func() {
 			<-startGate
-			r := &results[i]
-			r.id, r.created, r.err = getOrCreateBand(ctx, t.engine, band)
+			b := &Band{Name: band}
+			g := Bands.GetOrCreate(b, BandName)
+			err := g.Run(ctx, t.engine)
+			results[i] = result{id: b.ID, created: g.Created(), err: err}
 		})
 	}
 	close(startGate)
 	wg.Wait()
 	t.sql.setSummary(false)
 
-	ids := map[int32]int{}
+	ids := map[int64]int{}
 	created := 0
 	var errs []error
 	for _, r := range results {
@@ -135,11 +136,11 @@ func stepGetOrCreate(ctx context.Context, t *tour) (string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return "", err
 	}
-	if _, err := t.show(ctx, "SELECT id, name FROM band WHERE name = $1", band); err != nil {
+	if _, err := selectRows(ctx, t, Bands, Bands.Select(BandID, BandName).Where(BandName.Eq(band)), BandID.Name(), BandName.Name()); err != nil {
 		return "", err
 	}
-	var rows int64
-	if err := t.scalar(ctx, &rows, "SELECT count(*) FROM band WHERE name = $1", band); err != nil {
+	rows, err := Bands.Count().Where(BandName.Eq(band)).Run(ctx, t.engine)
+	if err != nil {
 		return "", err
 	}
 	switch {
@@ -151,27 +152,4 @@ func stepGetOrCreate(ctx context.Context, t *tour) (string, error) {
 		return "", fmt.Errorf("%d rows named %q, want 1", rows, band)
 	}
 	return fmt.Sprintf("%d goroutines, one row: 1 created it, %d found it, all with the same id", goroutines, goroutines-1), nil
-}
-
-// getOrCreateBand returns the id of the band called name, inserting it if
-// there is none; created tells which. It is race-safe without a
-// transaction: INSERT ... ON CONFLICT DO NOTHING waits for a concurrent
-// insert of the same name and then inserts nothing, and the SELECT after it
-// sees the committed row.
-func getOrCreateBand(ctx context.Context, e piccolo.Engine, name string) (id int32, created bool, err error) {
-	scan := func(rows pgx.Rows) error { created = true; return rows.Scan(&id) }
-	err = e.QueryFunc(ctx, piccolo.Querystring{
-		SQL:  "INSERT INTO band (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id",
-		Args: []any{name},
-	}, scan)
-	if err != nil || created {
-		return id, created, err
-	}
-	found := false
-	err = e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT id FROM band WHERE name = $1", Args: []any{name}},
-		func(rows pgx.Rows) error { found = true; return rows.Scan(&id) })
-	if err == nil && !found {
-		err = fmt.Errorf("band %q neither inserted nor found", name)
-	}
-	return id, false, err
 }

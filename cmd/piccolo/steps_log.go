@@ -36,20 +36,17 @@ func stepLogging(ctx context.Context, t *tour) (string, error) {
 	}
 	defer logging.Close()
 	t.sql.flush()
-	var rows []map[string]any
+	var rows []Band
 	err = logging.Transaction(ctx, func(ctx context.Context) error {
 		var err error
-		rows, err = logging.RunQuerystring(ctx, piccolo.Querystring{
-			SQL:  "SELECT name, popularity FROM band WHERE popularity > $1 ORDER BY popularity DESC",
-			Args: []any{500},
-		})
+		rows, err = Bands.Select(BandName, BandPopularity).Where(BandPopularity.Gt(500)).OrderBy(BandPopularity.Desc()).All(ctx, logging)
 		return err
 	}, piccolo.ReadOnly())
 	if err != nil {
 		return "", err
 	}
 	out := logged.String()
-	for _, want := range []string{"sql=\"BEGIN READ ONLY\"", "sql=\"SELECT name, popularity", "args=[500]", "sql=COMMIT", "msg=\"piccolo: response\" rows=3"} {
+	for _, want := range []string{"sql=\"BEGIN READ ONLY\"", `sql="SELECT \"name\", \"popularity\" FROM \"band\"`, "args=[500]", "sql=COMMIT", "msg=\"piccolo: response\" rows=3"} {
 		if !strings.Contains(out, want) {
 			return "", fmt.Errorf("the log lacks %s", want)
 		}

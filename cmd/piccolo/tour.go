@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/query"
 )
 
 // tour is one run of the playground's tour on an engine whose search_path
@@ -35,16 +36,16 @@ type step struct {
 // tourSteps are the tour's steps in order; the last one cleans up.
 func tourSteps() []step {
 	return []step{
-		{"Create the schema atomically", "One Atomic: CREATE SCHEMA and five CREATE TABLEs, in order, all or nothing.", stepCreateSchema},
-		{"Fill it", "Piccolo's playground data, in one more Atomic: foreign keys are looked up by name.", stepFill},
-		{"A transaction that commits", "engine.Transaction: the closure returns nil, so its work is committed.", stepCommit},
-		{"A transaction that fails and rolls back", "The closure doubles every band's popularity, then inserts a duplicate band: the error rolls everything back.", stepRollback},
+		{"Create the schema atomically", "The playground's tables are Go structs with piccolo tags. One Atomic: CREATE SCHEMA and each table's Create(), in order, all or nothing.", stepCreateSchema},
+		{"Fill it", "Piccolo's playground data in one transaction: each typed Insert writes the new ids back into its structs, so the next rows point at them.", stepFill},
+		{"A transaction that commits", "engine.Transaction: the closure inserts a manager and a band, then saves the band again with more popularity; it returns nil, so its work is committed.", stepCommit},
+		{"A transaction that fails and rolls back", "The closure resets every band's popularity (an Update with All(): no Where, on purpose), then inserts a duplicate band: the error rolls everything back.", stepRollback},
 		{"A nested block as a savepoint", "Inside a transaction, Transaction(..., Nesting(NestSavepoint)) runs in a savepoint: a failing block loses only its own work.", stepNestedSavepoint},
 		{"Explicit savepoints", "engine.Begin, then tx.Savepoint: roll back to one, release another, commit.", stepSavepoints},
 		{"Retry wins a serialization conflict", "Two goroutines read the same band's popularity in SERIALIZABLE transactions, wait for each other, then both write it back plus one. One of them must fail with 40001; Retry(5) runs its closure again from BEGIN.", stepRetry},
 		{"A batch stream", "engine.Batch: a server-side cursor over generate_series, fetched in batches, in constant memory.", stepStream},
 		{"Query logging switched on", "A second engine with LogQueries and LogResponses, logging through slog's text handler: every statement, BEGIN and COMMIT included, with its query id, arguments and duration.", stepLogging},
-		{"Get or create under concurrency", "50 goroutines get or create the same band at once: INSERT ... ON CONFLICT DO NOTHING, then SELECT. Exactly one creates it; all see the same id.", stepGetOrCreate},
+		{"Get or create under concurrency", "50 goroutines run the query layer's GetOrCreate on the same band at once: SELECT, INSERT ... ON CONFLICT DO NOTHING, SELECT again. Exactly one creates it; all see the same id.", stepGetOrCreate},
 		{"Clean up", "Drop the playground's schema and everything in it.", stepCleanUp},
 	}
 }
@@ -78,15 +79,16 @@ func (t *tour) show(ctx context.Context, sql string, args ...any) (*resultTable,
 	return res, nil
 }
 
-// exec runs statements in order with the engine's Exec, stopping at the
-// first error.
-func (t *tour) exec(ctx context.Context, qs ...piccolo.Querystring) error {
-	for _, q := range qs {
-		if _, err := t.engine.Exec(ctx, q); err != nil {
-			return err
-		}
+// selectRows runs q, then prints the SQL logged so far and the rows of
+// table it returned: the columns named in only, or all of them.
+func selectRows[T any](ctx context.Context, t *tour, table *query.Table[T], q query.Select[T], only ...string) ([]T, error) {
+	rows, err := q.All(ctx, t.engine)
+	t.sql.flush()
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	writeTable(t.out, rowsTable(table.Columns(), rows, only...), t.st)
+	return rows, nil
 }
 
 // scalar runs a query returning one row of one column and scans it into dst.
