@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,22 @@ func (l *queryLogger) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx
 
 // TraceBatchEnd implements pgx.BatchTracer.
 func (l *queryLogger) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// TraceCopyFromStart implements pgx.CopyFromTracer.
+func (l *queryLogger) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromStartData) context.Context {
+	cols := make([]string, len(data.ColumnNames))
+	for i, c := range data.ColumnNames {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	sql := "COPY " + data.TableName.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
+	return context.WithValue(ctx, traceKey{}, traceStart{id: l.engine.queryID.Add(1), start: time.Now(), sql: sql})
+}
+
+// TraceCopyFromEnd implements pgx.CopyFromTracer.
+func (l *queryLogger) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceCopyFromEndData) {
+	ts, _ := ctx.Value(traceKey{}).(traceStart)
+	l.engine.logStatement(ctx, ts.id, ts.sql, nil, time.Since(ts.start), data.CommandTag.String(), data.Err)
+}
 
 // statementArgs drops the pgx options (such as a QueryExecMode) that pgx
 // passes to tracers with a statement's arguments.

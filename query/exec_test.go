@@ -195,3 +195,67 @@ func TestExecRunsStatementsInOrderInATransaction(t *testing.T) {
 		t.Errorf("Exec of a Runner: %v, id %d", err, m.ID)
 	}
 }
+
+func TestInsertLoadsManyRowsWithCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng, log := newLoggedEngine(t)
+	createManagersAndBands(t, eng)
+	newBands := func(prefix string, n int) []*Band {
+		rows := make([]*Band, n)
+		for i := range rows {
+			rows[i] = &Band{Name: fmt.Sprintf("%s %d", prefix, i), Popularity: int32(i)}
+		}
+		return rows
+	}
+	count := func() int64 {
+		t.Helper()
+		n, err := Bands.Count().Run(ctx, eng)
+		must(t, err)
+		return n
+	}
+
+	// Nothing to write back and enough rows: one COPY, ids from the database.
+	log.take()
+	must(t, Bands.Insert(newBands("copied", 1500)...).Returning().Run(ctx, eng))
+	if sent := log.take(); !slices.Equal(sent, []string{"COPY"}) {
+		t.Fatalf("sent %q; want one COPY", sent)
+	}
+	if n := count(); n != 1500 {
+		t.Fatalf("%d bands after the COPY, want 1500", n)
+	}
+	last, err := Bands.Objects().Get(ctx, eng, BandName.Eq("copied 1499"))
+	if err != nil || last.ID == 0 || last.Popularity != 1499 {
+		t.Fatalf("a copied row: %+v, %v", last, err)
+	}
+
+	// A COPY that fails loads nothing.
+	bad := newBands("bad", 1500)
+	bad[1499].Name = "copied 0" // taken
+	err = Bands.Insert(bad...).Returning().Run(ctx, eng)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.UniqueViolation {
+		t.Fatalf("COPY with a taken name: %v; want a unique violation", err)
+	}
+	if n := count(); n != 1500 {
+		t.Fatalf("%d bands after the failed COPY, want 1500", n)
+	}
+
+	// Ids to write back, some ids set and some not, or too few rows: INSERTs.
+	mixed := newBands("mixed", 1500)
+	mixed[0].ID = 1_000_000
+	for _, rows := range [][]*Band{newBands("returned", 1500), mixed, newBands("few", 10)} {
+		q := Bands.Insert(rows...)
+		if rows[0].Name != "returned 0" {
+			q = q.Returning()
+		}
+		log.take()
+		must(t, q.Run(ctx, eng))
+		if sent := log.take(); slices.Contains(sent, "COPY") {
+			t.Errorf("%s: sent %q; want INSERTs", rows[0].Name, sent)
+		}
+	}
+	if n := count(); n != 1500+1500+1500+10 {
+		t.Fatalf("%d bands in all", n)
+	}
+}
