@@ -406,7 +406,10 @@ func TestWatchdogStopsOrphanedCluster(t *testing.T) {
 	}
 	waitFor(t, "the watchdog to stop the orphaned cluster", func() bool {
 		_, statErr := os.Stat(filepath.Dir(dir))
-		_, dialErr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		conn, dialErr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		if dialErr == nil {
+			conn.Close() // an open connection would keep a backend waiting for its startup packet
+		}
 		return errors.Is(statErr, os.ErrNotExist) && dialErr != nil
 	})
 }
