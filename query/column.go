@@ -146,13 +146,24 @@ func (c Column[V]) Desc() Order { return Order{c.r, "DESC"} }
 // Set is the assignment column = v, for Update.
 func (c Column[V]) Set(v V) Assignment { return Assignment{c.r, v} }
 
+// SetSQL is the assignment column = (fragment), for updates a value cannot
+// say, such as popularity = popularity + 1:
+//
+//	Popularity.SetSQL(`"popularity" + $1`, 1)
+//
+// The fragment's $1..$n bind to args and are renumbered like SQL's. The
+// fragment is SQL: never build it from user input.
+func (c Column[V]) SetSQL(fragment string, args ...any) Assignment {
+	return Assignment{c.r, sqlExpr{fragment, append([]any{}, args...)}}
+}
+
 // Order is one ORDER BY term, made by Column's Asc and Desc.
 type Order struct {
 	col colRef
 	dir string
 }
 
-// Assignment is one SET term of an Update, made by Column.Set.
+// Assignment is one SET term of an Update, made by Column.Set or SetSQL.
 type Assignment struct {
 	col colRef
 	val any

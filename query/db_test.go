@@ -388,6 +388,11 @@ func TestPlayground(t *testing.T) {
 		if n != 1 || err != nil {
 			t.Errorf("Update where = %d, %v", n, err)
 		}
+		doubled, err := Venues.Update(VenueCapacity.SetSQL(`"capacity" * $1`, 2)).Where(VenueName.Eq("Amazing Venue")).
+			Returning(VenueCapacity).RunReturning(ctx, eng)
+		if err != nil || len(doubled) != 1 || doubled[0].Capacity != 12000 {
+			t.Errorf("Update SetSQL returning = %+v, %v; want capacity 12000", doubled, err)
+		}
 		got, err := Venues.Update(VenueCapacity.Set(7)).All().Returning(VenueName, VenueCapacity).RunReturning(ctx, eng)
 		if err != nil || len(got) != 2 || got[0].Capacity != 7 || got[1].Capacity != 7 {
 			t.Errorf("Update All returning = %+v, %v", got, err)

@@ -110,6 +110,15 @@ func ExampleTable_Update() {
 	// 2000 Pythonistas
 }
 
+func ExampleColumn_SetSQL() {
+	// An assignment a value cannot say: double the popularity of bands
+	// below a threshold.
+	show(Bands.Update(BandPopularity.SetSQL(`"popularity" * $1`, 2)).Where(BandPopularity.Lt(100)))
+	// Output:
+	// UPDATE "band" SET "popularity" = ("popularity" * $1) WHERE "popularity" < $2
+	// 2 100
+}
+
 func ExampleTable_Delete() {
 	// Without a condition, Delete refuses to render...
 	_, err := Bands.Delete().Querystrings()

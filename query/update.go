@@ -65,7 +65,11 @@ func (u Update[T]) Querystrings() ([]piccolo.Querystring, error) {
 		}
 		r.col(a.col)
 		r.write(" = ")
-		r.param(a.val)
+		if e, ok := a.val.(sqlExpr); ok {
+			e.render(r, true)
+		} else {
+			r.param(a.val)
+		}
 	}
 	guardAll(r, u.where, u.all)
 	r.where(u.where)

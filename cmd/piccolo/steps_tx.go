@@ -62,7 +62,7 @@ func stepRollback(ctx context.Context, t *tour) (string, error) {
 	}
 	t.sql.flush()
 	err = t.engine.Transaction(ctx, func(ctx context.Context) error {
-		if _, err := Bands.Update(BandPopularity.Set(0)).All().Run(ctx, t.engine); err != nil {
+		if _, err := Bands.Update(BandPopularity.SetSQL(`"popularity" * $1`, 2)).All().Run(ctx, t.engine); err != nil {
 			return err
 		}
 		return Bands.Insert(&Band{Name: "Pythonistas", Popularity: 1}).Run(ctx, t.engine)
@@ -151,10 +151,10 @@ func stepSavepoints(ctx context.Context, t *tour) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := Tickets.Update(TicketPrice.Set("10.00")).All().Run(txCtx, t.engine); err != nil {
+	if _, err := Tickets.Update(TicketPrice.SetSQL(`"price" / $1`, 2)).All().Run(txCtx, t.engine); err != nil {
 		return "", err
 	}
-	t.say("Inside the transaction, after the discount (every ticket at 10.00):")
+	t.say("Inside the transaction, after the discount (every ticket at half price):")
 	allTickets := Tickets.Select().OrderBy(TicketID.Asc())
 	if _, err := selectRows(txCtx, t, Tickets, allTickets); err != nil {
 		return "", err

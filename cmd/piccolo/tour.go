@@ -39,7 +39,7 @@ func tourSteps() []step {
 		{"Create the schema atomically", "The playground's tables are Go structs with piccolo tags. One Atomic: CREATE SCHEMA and each table's Create(), in order, all or nothing.", stepCreateSchema},
 		{"Fill it", "Piccolo's playground data in one transaction: each typed Insert writes the new ids back into its structs, so the next rows point at them.", stepFill},
 		{"A transaction that commits", "engine.Transaction: the closure inserts a manager and a band, then saves the band again with more popularity; it returns nil, so its work is committed.", stepCommit},
-		{"A transaction that fails and rolls back", "The closure resets every band's popularity (an Update with All(): no Where, on purpose), then inserts a duplicate band: the error rolls everything back.", stepRollback},
+		{"A transaction that fails and rolls back", "The closure doubles every band's popularity (an Update with All(): no Where, on purpose), then inserts a duplicate band: the error rolls everything back.", stepRollback},
 		{"A nested block as a savepoint", "Inside a transaction, Transaction(..., Nesting(NestSavepoint)) runs in a savepoint: a failing block loses only its own work.", stepNestedSavepoint},
 		{"Explicit savepoints", "engine.Begin, then tx.Savepoint: roll back to one, release another, commit.", stepSavepoints},
 		{"Retry wins a serialization conflict", "Two goroutines read the same band's popularity in SERIALIZABLE transactions, wait for each other, then both write it back plus one. One of them must fail with 40001; Retry(5) runs its closure again from BEGIN.", stepRetry},
