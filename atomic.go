@@ -46,9 +46,12 @@ type atomicStep struct {
 
 // Run runs the queued queries in one transaction and clears the queue,
 // whatever the outcome. Inside a transaction of the engine it joins it (a
-// failure then marks that transaction rollback-only). A failure is an
-// *AtomicError naming the failing query's position; nothing of the Atomic
-// is committed.
+// failure then marks that transaction rollback-only). A query that fails
+// (or cannot render) comes back as an *AtomicError naming its position,
+// and nothing of the Atomic is committed. Failures to begin or commit come
+// back as Transaction returns them: ErrCommitRolledBack (nothing
+// committed, e.g. a deferred constraint), or ErrAmbiguousCommit (the
+// outcome is unknown).
 func (a *Atomic) Run(ctx context.Context) error {
 	a.mu.Lock()
 	queries := a.queries
@@ -160,7 +163,10 @@ func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts [
 		if _, err := br.Exec(); err != nil {
 			// A failure before anything ran (the schema changed since the
 			// statements were described) is reported at the first.
-			return i, errors.Join(err, br.Close())
+			if closeErr := br.Close(); closeErr != nil && !errors.Is(closeErr, err) && closeErr.Error() != err.Error() {
+				err = errors.Join(err, closeErr)
+			}
+			return i, err
 		}
 	}
 	return 0, br.Close()

@@ -188,8 +188,9 @@ func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
 }
 
 // Close closes the cursor and, if the batch began its own transaction,
-// commits it and gives the connection back. Close is idempotent; Next
-// after Close returns ErrBatchClosed.
+// commits it and gives the connection back. Close is idempotent. Next
+// after Close returns ErrBatchClosed, or, once the rows had run out, an
+// empty slice as before.
 func (b *Batch) Close(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -197,12 +198,15 @@ func (b *Batch) Close(ctx context.Context) error {
 }
 
 // reclaimBatch ends the transaction of a batch that became garbage
-// before it was closed.
+// before it was closed. The ROLLBACK is network I/O, so it runs on a
+// goroutine of its own rather than on the runtime's cleanup goroutine.
 func reclaimBatch(tx *PostgresTransaction) {
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
-	tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
-	_ = tx.abort(ctx, errors.New("batch never closed"))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
+		_ = tx.abort(ctx, errors.New("batch never closed"))
+	}()
 }
 
 // closeLocked ends the batch; cause is the error that ended it, if any.

@@ -47,7 +47,8 @@ var (
 	// ErrNoPool is returned by CloseConnectionPool when no pool is running.
 	ErrNoPool = errors.New("piccolo: no connection pool is running")
 
-	// ErrBatchClosed is returned by Batch.Next after Close, or after the
+	// ErrBatchClosed is returned by Batch.Next after Close (unless the rows
+	// had run out: then Next keeps returning an empty slice), or after the
 	// batch ended with an error.
 	ErrBatchClosed = errors.New("piccolo: batch is closed")
 )

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,18 +392,10 @@ func (c *cutConn) Write(b []byte) (int, error) {
 // closes the socket right after writing COMMIT: the server commits, the
 // client never hears.
 //
-// Fixed (was a bug): the engine reports ErrCommitRolledBack ("conn closed") for a
-// transaction that committed. endRootLocked (transaction.go:545) treats
-// pgconn.SafeToRetry(err) as "COMMIT never left", but pgx v5.12 returns a
-// SafeToRetry error after the COMMIT was written: the read fails,
-// peekMessage closes the connection (pgconn.go:707) and MultiResultReader
-// then reports the closed connection as connLockError{"conn closed"}
-// (pgconn.go:720), which says SafeToRetry. A caller that trusts
-// ErrCommitRolledBack re-does committed work. Fix: decide before sending
-// instead: if c.conn.IsClosed() (or ctx ended) before Exec("COMMIT"), the
-// transaction is rolled back; once COMMIT was handed to pgx, only a
-// *pgconn.PgError (or a ROLLBACK tag) means rolled back, everything else is
-// ErrAmbiguousCommit.
+// The engine once reported ErrCommitRolledBack here, trusting pgx's
+// "safe to retry" on the failed read after COMMIT was written; now, once
+// COMMIT was handed to a live connection, only a server error or a
+// ROLLBACK tag means rolled back, and anything else is ErrAmbiguousCommit.
 func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	t.Parallel()
 	var armed atomic.Pointer[[]byte]
@@ -774,9 +767,9 @@ func TestFaultIdleConnectionsKilled(t *testing.T) {
 	}
 }
 
-// Scenario 9, the part that holds today: once the dead connections have
-// been idle for more than a second, pgxpool's ping weeds them out and
-// every query succeeds on a fresh connection.
+// Scenario 9, once the dead connections have been idle for more than a
+// second: pgxpool's own ping weeds them out, and every query succeeds on
+// a fresh connection.
 func TestFaultIdleConnectionsKilledThenPinged(t *testing.T) {
 	t.Parallel()
 	const maxConns = 3
@@ -881,3 +874,33 @@ type panicRunner string
 func (p panicRunner) Querystrings() ([]piccolo.Querystring, error) { return nil, nil }
 
 func (p panicRunner) Run(context.Context, piccolo.Engine) error { panic(string(p)) }
+
+// Scenario 9 for transactions: the first thing after the idle connections
+// were killed is a transaction. Its BEGIN meets the ended session before
+// anything of the transaction ran, so the transaction starts again on a
+// fresh connection and commits.
+func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
+	t.Parallel()
+	const maxConns = 3
+	dsn, app := faultAppName(t)
+	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+	table := newTable(t, e)
+	warmPool(t, e, maxConns)
+	if killed := killBackends(t, watcher, app); killed != maxConns {
+		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
+	}
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		if err := insert(ctx, e, table, "first"); err != nil {
+			return err
+		}
+		return insert(ctx, e, table, "second")
+	})
+	if err != nil {
+		t.Fatalf("transaction after the idle connections were killed: %v", err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"first", "second"}) {
+		t.Fatalf("rows %v", got)
+	}
+	faultStillWorks(t, e, table)
+}

@@ -25,6 +25,7 @@ const (
 
 type runOptions struct {
 	node      string
+	onNode    bool // OnNode was given: node names it, "" included (unknown)
 	batchSize int
 	read      bool
 }
@@ -47,7 +48,7 @@ func collectRunOptions(opts []Option) runOptions {
 	for _, opt := range opts {
 		switch opt.kind {
 		case optNode:
-			o.node = opt.node
+			o.node, o.onNode = opt.node, true
 		case optBatchSize:
 			o.batchSize = opt.count
 		case optRead:

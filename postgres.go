@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -202,14 +203,26 @@ func (e *PostgresEngine) Node(name string) (*PostgresEngine, error) {
 // and checks that each server answers. A second call keeps the running pool
 // and logs a warning.
 func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
-	if err := e.startPool(ctx); err != nil {
+	started, err := e.startPool(ctx)
+	if err != nil {
 		return err
 	}
+	startedHere := []*PostgresEngine{}
+	if started {
+		startedHere = append(startedHere, e)
+	}
 	for name, node := range e.nodes {
-		if err := node.startPool(ctx); err != nil {
-			// Leave nothing half-started: the caller sees one failure.
-			e.closeAll()
+		started, err := node.startPool(ctx)
+		if err != nil {
+			// Leave nothing half-started by this call: the caller sees one
+			// failure. Pools that were running before stay.
+			for _, eng := range startedHere {
+				eng.closeOwnPool()
+			}
 			return fmt.Errorf("piccolo: start pool of node %q: %w", name, err)
+		}
+		if started {
+			startedHere = append(startedHere, node)
 		}
 	}
 	if e.router != nil {
@@ -218,23 +231,34 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 	return nil
 }
 
-func (e *PostgresEngine) startPool(ctx context.Context) error {
+// startPool starts e's own pool and reports whether it started one.
+func (e *PostgresEngine) startPool(ctx context.Context) (bool, error) {
 	e.poolMu.Lock()
 	defer e.poolMu.Unlock()
 	if e.pool.Load() != nil {
 		e.logger.WarnContext(ctx, "piccolo: a connection pool is already running; keeping it")
-		return nil
+		return false, nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, e.poolConfig.Copy())
 	if err != nil {
-		return fmt.Errorf("piccolo: create pool: %w", err)
+		return false, fmt.Errorf("piccolo: create pool: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return fmt.Errorf("piccolo: start pool: %w", err)
+		return false, fmt.Errorf("piccolo: start pool: %w", err)
 	}
 	e.pool.Store(pool)
-	return nil
+	return true, nil
+}
+
+// closeOwnPool closes e's pool, not its nodes'.
+func (e *PostgresEngine) closeOwnPool() {
+	e.poolMu.Lock()
+	p := e.pool.Swap(nil)
+	e.poolMu.Unlock()
+	if p != nil {
+		p.Close()
+	}
 }
 
 // CloseConnectionPool closes the engine's pool and its nodes' pools. It
@@ -451,7 +475,7 @@ func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring
 		return pgconn.CommandTag{}, err
 	}
 	tag, seen, err := target.runOn(ctx, q, scan)
-	if err != nil && node != "" && ro.node == "" && seen == 0 && ctx.Err() == nil && !isServerError(err) {
+	if err != nil && node != "" && !ro.onNode && seen == 0 && ctx.Err() == nil && nodeDown(err) {
 		e.router.markDown(node)
 		node = ""
 		tag, _, err = e.runOn(ctx, q, scan)
@@ -558,7 +582,7 @@ func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(ta
 		return err
 	}
 	err = do(target)
-	if err != nil && node != "" && ro.node == "" && ctx.Err() == nil && !isServerError(err) && canRetry() {
+	if err != nil && node != "" && !ro.onNode && ctx.Err() == nil && nodeDown(err) && canRetry() {
 		e.router.markDown(node)
 		node = ""
 		err = do(e)
@@ -569,7 +593,7 @@ func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(ta
 // target picks the engine a statement runs on: the node OnNode names, a
 // healthy replica for a routed read, else e. node is "" for e.
 func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *PostgresEngine, node string, err error) {
-	if ro.node != "" {
+	if ro.onNode {
 		n, err := e.Node(ro.node)
 		return n, ro.node, err
 	}
@@ -581,11 +605,18 @@ func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *Pos
 	return e, "", nil
 }
 
-// isServerError reports whether err is an error PostgreSQL sent. (Its own
-// function so that the error target escapes only on the error path.)
-func isServerError(err error) bool {
+// nodeDown reports whether err says a node could not serve at all: it
+// refused or failed the connection (even with a server error such as
+// 53300 too many connections or 57P03 starting up), or the connection
+// broke, as opposed to an error PostgreSQL sent about the statement. (Its
+// own function so that the error targets escape only on the error path.)
+func nodeDown(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr)
+	return !errors.As(err, &pgErr)
 }
 
 // onNode says which node an error came from.
@@ -654,7 +685,11 @@ func statementError(sql string, err error) error {
 	}
 	const max = 80
 	if len(sql) > max {
-		sql = sql[:max] + "…"
+		cut := max
+		for cut > 0 && !utf8.RuneStart(sql[cut]) {
+			cut--
+		}
+		sql = sql[:cut] + "…"
 	}
 	return fmt.Errorf("piccolo: %q: %w", sql, err)
 }

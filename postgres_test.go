@@ -351,6 +351,9 @@ func TestExtraNodes(t *testing.T) {
 	if _, err := e.Batch(ctx, piccolo.Raw("SELECT 1"), piccolo.OnNode("nope")); !errors.Is(err, piccolo.ErrUnknownNode) {
 		t.Fatalf("unknown node batch: %v", err)
 	}
+	if _, err := e.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT 1"}, piccolo.OnNode("")); !errors.Is(err, piccolo.ErrUnknownNode) {
+		t.Fatalf(`OnNode(""): %v, want ErrUnknownNode rather than the primary`, err)
+	}
 
 	// Inside a transaction, OnNode runs on the node, outside the transaction:
 	// it cannot see the uncommitted row.

@@ -16,7 +16,8 @@ import (
 // nodes, round-robin, and falls back to the primary when none is healthy.
 //
 // A read is a statement run with the Read option (the query layer adds it
-// to Select without a locking clause, Count, Exists and their batches) or a
+// to Select and Objects without a locking clause, their batches, Count and
+// Exists) or a
 // Batch opened with it, outside a transaction and without OnNode. Writes,
 // locking reads, statements inside a transaction and everything without
 // Read go to the primary.

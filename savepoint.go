@@ -21,7 +21,8 @@ func (s *Savepoint) Name() string { return s.name }
 // Savepoint creates a savepoint. An empty name generates savepoint_1,
 // savepoint_2...; other names must be letters, digits and underscores, not
 // starting with a digit, at most 63 bytes (ErrInvalidSavepointName). The
-// SAVEPOINT statement goes out with the next statement of the transaction.
+// SAVEPOINT statement is sent just before the next statement of the
+// transaction.
 func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Savepoint, error) {
 	if name != "" {
 		if err := validSavepointName(name); err != nil {

@@ -175,6 +175,9 @@ func (t *PostgresTransaction) usableLocked() error {
 // Registered on a transaction that has already committed, fn runs at once;
 // on one that rolled back, it is dropped.
 func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
+	if fn == nil {
+		return
+	}
 	if u := t.addHook(fn, true); u != nil && txState(u.state.Load()) == txCommitted {
 		fn(t.hookContext(context.Background(), u))
 	}
@@ -186,6 +189,9 @@ func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
 // a transaction that has already rolled back, fn runs at once; on one that
 // committed, it is dropped.
 func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
+	if fn == nil {
+		return
+	}
 	if u := t.addHook(fn, false); u != nil && txState(u.state.Load()) == txRolledBack {
 		fn(t.hookContext(context.Background(), u))
 	}

@@ -495,6 +495,8 @@ func TestHooks(t *testing.T) {
 	var commits, rollbacks atomic.Int32
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {
+		e.CurrentTransaction(ctx).OnCommit(nil) // ignored, not a panic at commit
+		e.CurrentTransaction(ctx).OnRollback(nil)
 		e.CurrentTransaction(ctx).OnCommit(func(context.Context) { commits.Add(1) })
 		return e.Transaction(ctx, func(ctx context.Context) error {
 			// A joined block's hook waits for the outermost commit.

@@ -185,15 +185,37 @@ func setup(ctx context.Context, databaseURL, pkg string) (*env, error) {
 	return e, nil
 }
 
+// sslModeOf returns the sslmode dsn asks for, "prefer" (libpq's and
+// pgconn's default) when it names none, so that PGSSLMODE means the same.
+func sslModeOf(dsn string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("pgtest: parse the package database's URL: %w", err)
+		}
+		if m := u.Query().Get("sslmode"); m != "" {
+			return m, nil
+		}
+		return "prefer", nil
+	}
+	mode := "prefer"
+	for _, field := range strings.Fields(dsn) { // the last sslmode= wins
+		if v, ok := strings.CutPrefix(field, "sslmode="); ok {
+			mode = strings.Trim(v, "'")
+		}
+	}
+	return mode, nil
+}
+
 // setPGEnv exports the PG* variables that make an empty DSN mean dsn.
 func setPGEnv(dsn string) error {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("pgtest: parse the package database's DSN: %w", err)
 	}
-	sslmode := "disable"
-	if cfg.TLSConfig != nil {
-		sslmode = "require"
+	sslmode, err := sslModeOf(dsn)
+	if err != nil {
+		return err
 	}
 	for k, v := range map[string]string{
 		"PGHOST": cfg.Host, "PGPORT": fmt.Sprint(cfg.Port), "PGUSER": cfg.User,

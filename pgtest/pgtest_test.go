@@ -281,3 +281,20 @@ func TestPackageName(t *testing.T) {
 		t.Errorf("packageName() = %q in package pgtest's test binary", got)
 	}
 }
+
+func TestSSLModeOf(t *testing.T) {
+	t.Parallel()
+	for dsn, want := range map[string]string{
+		"postgres://u@h/db":                        "prefer",
+		"postgres://u@h/db?sslmode=disable":        "disable",
+		"postgresql://u@h/db?sslmode=verify-full":  "verify-full",
+		"host=h dbname=db":                         "prefer",
+		"host=h sslmode=require dbname=db":         "require",
+		"host=h sslmode='verify-ca' sslmode=allow": "allow",
+	} {
+		got, err := sslModeOf(dsn)
+		if err != nil || got != want {
+			t.Errorf("sslModeOf(%q) = %q, %v; want %q", dsn, got, err, want)
+		}
+	}
+}
