@@ -33,7 +33,9 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	c.lockQuick()
+	if err := c.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer c.unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -206,6 +207,9 @@ func returningAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Query,
 //
 //	err := query.Exec(ctx, eng, Bands.Create().IfNotExists())
 func Exec(ctx context.Context, e piccolo.Engine, q piccolo.Query) error {
+	if q == nil || e == nil {
+		return errors.New("query: Exec: nil query or engine")
+	}
 	if r, ok := q.(piccolo.Runner); ok {
 		return r.Run(ctx, e)
 	}
