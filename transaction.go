@@ -73,9 +73,9 @@ type txConn struct {
 	begun      bool            // BEGIN has reached the server
 	savepoints int             // numbers generated savepoint names
 	named      map[string]bool // savepoint names the caller chose, which generated names avoid
-	// ended is set when a statement sent as SQL (COMMIT, ROLLBACK) ended
-	// the transaction behind the engine's back: its tag says which.
-	ended string
+	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
+	// ended the transaction behind the engine's back.
+	endedBySQL bool
 }
 
 func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
@@ -157,8 +157,8 @@ func (t *PostgresTransaction) usableLocked() error {
 	if !t.active() {
 		return ErrTransactionDone
 	}
-	if t.c.ended != "" {
-		return fmt.Errorf("%w: a %s sent as SQL ended it; use Commit and Rollback", ErrTransactionDone, t.c.ended)
+	if t.c.endedBySQL {
+		return fmt.Errorf("%w: %w; use Commit and Rollback", ErrTransactionDone, errEndedBySQL)
 	}
 	for x := t; x != nil; x = x.parent {
 		if x.abortErr != nil {
@@ -328,8 +328,8 @@ func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan
 // (COMMIT, ROLLBACK) ended on the server: from then on the engine refuses
 // statements instead of letting them run in autocommit.
 func (c *txConn) checkEndedLocked() {
-	if c.begun && c.ended == "" && c.conn.PgConn().TxStatus() == 'I' && !c.conn.IsClosed() {
-		c.ended = "COMMIT or ROLLBACK"
+	if c.begun && !c.endedBySQL && c.conn.PgConn().TxStatus() == 'I' && !c.conn.IsClosed() {
+		c.endedBySQL = true
 	}
 }
 
@@ -521,10 +521,10 @@ func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (h
 			hooks = t.onRollback
 		}
 	}()
-	if c.ended != "" {
+	if c.endedBySQL {
 		// A statement sent as SQL ended it: what happened is not ours to tell.
 		t.state.Store(int32(txUnknown))
-		return nil, fmt.Errorf("%w: a %s sent as SQL ended it", ErrTransactionDone, c.ended)
+		return nil, fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL)
 	}
 	if !c.begun {
 		// No statement ran: there is nothing to commit or roll back.
@@ -623,6 +623,9 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 		}
 	}
 }
+
+// errEndedBySQL says why a transaction ended without Commit or Rollback.
+var errEndedBySQL = errors.New("a COMMIT or ROLLBACK sent as SQL ended the transaction")
 
 // errPanicked is the rollback cause recorded when a closure panics.
 var errPanicked = errors.New("piccolo: transaction closure panicked")
