@@ -741,18 +741,6 @@ func TestReviewHookOnFinishedTransactionIsNotLost(t *testing.T) {
 	}
 }
 
-// FIXED in 65fa64a (failed on 90610e0, minor): QuoteIdentifier promises that a name "means exactly
-// itself", but accepts names over 63 bytes (and invalid UTF-8), which
-// PostgreSQL truncates: ident.go defines maxIdentifierLen for that reason
-// and only the savepoint check uses it (query.QuoteIdent re-implements the
-// checks instead).
-func TestReviewQuoteIdentifierRejectsTruncatedNames(t *testing.T) {
-	t.Parallel()
-	if q, err := piccolo.QuoteIdentifier(strings.Repeat("x", 64)); err == nil {
-		t.Fatalf("64-byte identifier accepted: %s (PostgreSQL truncates it to 63)", q)
-	}
-}
-
 // Passes (-race): goroutines hammer a transaction (statements, hooks,
 // savepoints, batches, atomics) while another commits it. No data race, no
 // panic, no "conn busy", and nothing started after Commit returned succeeds.

@@ -200,15 +200,8 @@ func streamPgx(ctx context.Context, dsn string, _ int) (int64, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var n int64
 	var it Item
-	for rows.Next() {
-		if err := scanItem(rows, &it); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
+	return countRows(rows, func() error { return scanItem(rows, &it) })
 }
 
 // scanTyped reads a row into an Item; scanMap into a map, as Batch.Next
@@ -363,15 +356,8 @@ func streamSQL(ctx context.Context, dsn string, _ int) (int64, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var n int64
 	var it Item
-	for rows.Next() {
-		if err := scanItem(rows, &it); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
+	return countRows(rows, func() error { return scanItem(rows, &it) })
 }
 
 func streamSqlx(ctx context.Context, dsn string, _ int) (int64, error) {
@@ -385,15 +371,8 @@ func streamSqlx(ctx context.Context, dsn string, _ int) (int64, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var n int64
 	var it Item
-	for rows.Next() {
-		if err := rows.StructScan(&it); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
+	return countRows(rows, func() error { return rows.StructScan(&it) })
 }
 
 // openGorm opens GORM (prepared statements off) for a streaming case.
@@ -422,15 +401,8 @@ func streamGormRows(ctx context.Context, dsn string, _ int) (int64, error) {
 		return 0, err
 	}
 	defer rows.Close()
-	var n int64
 	var it Item
-	for rows.Next() {
-		if err := g.ScanRows(rows, &it); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
+	return countRows(rows, func() error { return g.ScanRows(rows, &it) })
 }
 
 func streamGormBatches(ctx context.Context, dsn string, batch int) (int64, error) {
@@ -464,6 +436,22 @@ func streamBun(ctx context.Context, dsn string, _ int) (int64, error) {
 	var it bunItem
 	for rows.Next() {
 		if err := b.ScanRow(ctx, rows, &it); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
+
+// countRows reads every row with scan, which scans the current row, and
+// counts them: the loop each streaming peer runs over its own rows type.
+func countRows(rows interface {
+	Next() bool
+	Err() error
+}, scan func() error) (int64, error) {
+	var n int64
+	for rows.Next() {
+		if err := scan(); err != nil {
 			return n, err
 		}
 		n++
