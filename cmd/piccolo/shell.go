@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/internal/sqltext"
 )
 
 const shellHelp = `
@@ -156,7 +157,7 @@ func (s *session) handleLine(ctx context.Context, line string) (quit bool) {
 	if s.pending != "" {
 		text = s.pending + "\n" + line
 	}
-	stmts, rest := splitStatements(text)
+	stmts, rest := sqltext.Split(text)
 	s.pending = rest
 	for _, sql := range stmts {
 		s.timed(func() error { return s.statement(ctx, sql) })

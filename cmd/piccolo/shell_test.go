@@ -149,3 +149,34 @@ func TestShellPrompt(t *testing.T) {
 		t.Errorf("COMMIT of a failed transaction should report a rollback; stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
 	}
 }
+
+func TestTxControl(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"BEGIN": "begin", "begin work": "begin", "Begin Transaction": "begin", "START TRANSACTION": "begin",
+		"COMMIT": "commit", "end": "commit", "commit work": "commit",
+		"ROLLBACK": "rollback", "abort": "rollback", "rollback transaction": "rollback",
+		"ROLLBACK TO SAVEPOINT a": "", "rollback to a": "", "BEGIN ISOLATION LEVEL SERIALIZABLE": "",
+		"start": "", "SELECT 1": "", "": "", "commit and chain": "",
+	}
+	for sql, want := range tests {
+		if got := txControl(sql); got != want {
+			t.Errorf("txControl(%q) = %q, want %q", sql, got, want)
+		}
+	}
+}
+
+func TestReturnsRows(t *testing.T) {
+	t.Parallel()
+	tests := map[string]bool{
+		"SELECT 1": true, "select\n1": true, "(SELECT 1) UNION (SELECT 2)": true, "WITH x AS (SELECT 1) SELECT * FROM x": true,
+		"VALUES (1)": true, "TABLE band": true, "SHOW search_path": true, "EXPLAIN SELECT 1": true,
+		"INSERT INTO t VALUES (1) RETURNING id": true, "INSERT INTO t VALUES (1)": false,
+		"CREATE TABLE t (id int)": false, "UPDATE t SET a = 1": false, "DELETE FROM t": false,
+	}
+	for sql, want := range tests {
+		if got := returnsRows(sql); got != want {
+			t.Errorf("returnsRows(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
