@@ -135,10 +135,15 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		}
 		return 0, ErrBatchClosed
 	}
+	tx := b.holder()
+	if tx == nil {
+		b.closed = true
+		return 0, errCursorGone
+	}
 	n := 0
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
-	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+	err := tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -209,7 +214,32 @@ func reclaimBatch(tx *PostgresTransaction) {
 	}()
 }
 
+// errCursorGone is Next's error once the batch's cursor went with the
+// transaction or savepoint block it was opened in.
+var errCursorGone = fmt.Errorf("%w: the batch's cursor closed with the transaction or savepoint block it was opened in", ErrTransactionDone)
+
+// holder returns the transaction the batch's cursor lives in now, or nil
+// when the cursor is gone. A cursor outlives the block it was opened in
+// when that block ends without rolling back (RELEASE SAVEPOINT keeps
+// cursors; a joined block only finishes): it then belongs to the nearest
+// enclosing block that is unfinished. ROLLBACK TO closes the cursors opened
+// after the savepoint, and the end of the transaction closes them all.
+func (b *Batch) holder() *PostgresTransaction {
+	x := b.tx
+	for txState(x.state.Load()) == txCommitted && x.parent != nil {
+		x = x.parent
+	}
+	if txState(x.state.Load()) != txActive {
+		return nil
+	}
+	return x
+}
+
 // closeLocked ends the batch; cause is the error that ended it, if any.
+// In the caller's transaction it closes the cursor whenever that
+// transaction can still run statements, whatever ended the batch (a scan
+// callback's error, an ended context: the CLOSE runs with a cleanup
+// context), so that no cursor outlives its Batch.
 func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	if b.closed {
 		return nil
@@ -226,16 +256,15 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		}
 		return nil
 	}
-	if cause != nil || !b.tx.active() {
-		// The caller's transaction failed or ended: the cursor went with it,
-		// or dies with its rollback.
-		return nil
+	tx := b.holder()
+	if tx == nil {
+		return nil // the cursor went with its block or transaction
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := b.tx.withConn(cleanup, func(ctx context.Context, conn *pgx.Conn) error {
-		if conn.PgConn().TxStatus() == 'E' {
-			return nil // the transaction failed; its rollback removes the cursor
+	err := tx.withConn(cleanup, func(ctx context.Context, conn *pgx.Conn) error {
+		if conn.IsClosed() || conn.PgConn().TxStatus() != 'T' {
+			return nil // the transaction failed or is lost: its end removes the cursor
 		}
 		_, err := conn.Exec(ctx, "CLOSE "+b.cursor)
 		return err

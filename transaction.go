@@ -317,6 +317,9 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 
 // statement runs q through t; it also returns how many rows scan saw.
 func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
+	if err := refuseInTransaction(q.SQL); err != nil {
+		return tag, 0, err
+	}
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		tag, seen, err = runStatement(ctx, conn, q, scan)
 		return err

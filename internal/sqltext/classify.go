@@ -74,7 +74,11 @@ func Control(stmt string) TxControl {
 // FirstControl returns the index and kind of the first statement of script
 // that controls the transaction as one of kinds, or -1.
 func FirstControl(script string, kinds ...TxControl) (int, string, TxControl) {
-	for i, stmt := range Statements(script) {
+	stmts := []string{script}
+	if strings.IndexByte(script, ';') >= 0 { // else one statement: no need to split
+		stmts = Statements(script)
+	}
+	for i, stmt := range stmts {
 		c := Control(stmt)
 		for _, k := range kinds {
 			if c == k {
