@@ -13,9 +13,12 @@ import (
 
 // Atomic queues queries and runs them all in one transaction: all or
 // nothing. Consecutive data statements go to the server in one pipelined
-// round trip; DDL runs on its own so that statements after it can use what
-// it created; a Runner such as GetOrCreate runs its own logic in between.
-// An Atomic is safe for concurrent use.
+// round trip; DDL and anything else that may change the schema (SELECT
+// INTO, CREATE TABLE AS) runs on its own so that statements after it can
+// use what it created; a Runner such as GetOrCreate runs its own logic in
+// between. Atomic owns its transaction: a queued query whose SQL controls
+// it (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE... anywhere in a script)
+// is refused. An Atomic is safe for concurrent use.
 type Atomic struct {
 	engine  *PostgresEngine
 	mu      sync.Mutex
@@ -50,7 +53,9 @@ type atomicStep struct {
 // and nothing of the Atomic is committed. Failures to begin or commit come
 // back as Transaction returns them: ErrCommitRolledBack (nothing
 // committed, e.g. a deferred constraint), or ErrAmbiguousCommit (the
-// outcome is unknown).
+// outcome is unknown). Every query is rendered and checked before any
+// I/O: a script that controls the transaction fails there, with an
+// *AtomicError wrapping ErrTransactionControl.
 func (a *Atomic) Run(ctx context.Context) error {
 	a.mu.Lock()
 	queries := a.queries

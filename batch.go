@@ -22,6 +22,15 @@ import (
 // runs in a transaction of its own, committed by Close. Close (or the end of
 // the rows, or leaving an All loop) closes the cursor and gives the
 // connection back. A Batch is safe for concurrent use, one Next at a time.
+//
+// A Batch lives exactly as long as its cursor on the server. Opened in a
+// NestSavepoint block that is then released, it goes on in the enclosing
+// transaction; once the block rolls back (ROLLBACK TO closes the cursors
+// opened after its savepoint) or the transaction ends, the cursor is gone
+// and Next returns ErrTransactionDone. In the caller's transaction,
+// whatever ends the batch (Close, a scan callback's error, an ended
+// context) closes the cursor while the transaction can still run
+// statements.
 type Batch struct {
 	engine *PostgresEngine
 	tx     *PostgresTransaction
@@ -106,7 +115,9 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 // Next returns the next rows as maps from column name to value: at most
 // BatchSize of them, and an empty slice once the rows have run out (the
 // batch then closes itself). After Close it returns ErrBatchClosed. An
-// error closes the batch, rolling back its own transaction.
+// error closes the batch: its own transaction rolls back, and in the
+// caller's transaction its cursor is closed if that transaction is still
+// usable.
 func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 	rows := make([]map[string]any, 0, min(b.size, 1024))
 	_, err := b.NextFunc(ctx, func(r pgx.Rows) error {
@@ -193,7 +204,10 @@ func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
 }
 
 // Close closes the cursor and, if the batch began its own transaction,
-// commits it and gives the connection back. Close is idempotent. Next
+// commits it and gives the connection back. In the caller's transaction
+// the CLOSE is sent even when ctx has ended (bounded by a cleanup
+// timeout), unless that transaction failed or ended, which took the
+// cursor with it. Close is idempotent. Next
 // after Close returns ErrBatchClosed, or, once the rows had run out, an
 // empty slice as before.
 func (b *Batch) Close(ctx context.Context) error {

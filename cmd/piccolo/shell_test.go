@@ -150,6 +150,46 @@ func TestShellPrompt(t *testing.T) {
 	}
 }
 
+// TestShellTransactionSQLItCannotTrack: a BEGIN the shell cannot map to
+// \begin is refused (run as SQL it would hold nothing: each statement runs
+// on a connection of its own), and inside a transaction the engine refuses
+// SQL that would end it behind the shell's back (COMMIT AND CHAIN).
+func TestShellTransactionSQLItCannotTrack(t *testing.T) {
+	t.Parallel()
+	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: pgtest.DSN(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close()
+	var out, errOut strings.Builder
+	s := &session{engine: engine, out: &out, errOut: &errOut}
+	defer s.endTransaction()
+	steps := []struct {
+		line, prompt, stderr string
+	}{
+		{"CREATE TABLE shell_txsql (id int);", "piccolo=> ", ""},
+		{"BEGIN ISOLATION LEVEL SERIALIZABLE;", "piccolo=> ", `use \begin`},
+		{`\begin`, "piccolo*> ", ""},
+		{"INSERT INTO shell_txsql VALUES (1);", "piccolo*> ", ""},
+		{"COMMIT AND CHAIN;", "piccolo*> ", "refused"},
+		{`\rollback`, "piccolo=> ", ""},
+		{"SELECT count(*) FROM shell_txsql;", "piccolo=> ", ""},
+	}
+	for i, st := range steps {
+		errOut.Reset()
+		s.handleLine(t.Context(), st.line)
+		if got := s.prompt(); got != st.prompt {
+			t.Fatalf("after line %d %q the prompt is %q, want %q; stderr:\n%s", i, st.line, got, st.prompt, errOut.String())
+		}
+		if st.stderr != "" && !strings.Contains(errOut.String(), st.stderr) || st.stderr == "" && errOut.Len() > 0 {
+			t.Fatalf("after line %d %q stderr is %q, want %q", i, st.line, errOut.String(), st.stderr)
+		}
+	}
+	if !strings.Contains(out.String(), "-------\n     0\n") {
+		t.Errorf("the rolled-back INSERT was committed:\n%s", out.String())
+	}
+}
+
 func TestTxControl(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
