@@ -106,17 +106,27 @@ func TestShellUnterminatedStatement(t *testing.T) {
 	}
 }
 
-// TestShellPrompt checks the prompt through a transaction's states.
-func TestShellPrompt(t *testing.T) {
-	t.Parallel()
+// newTestSession returns a shell session on the package's database and its
+// outputs; the test's end rolls back a transaction left open.
+func newTestSession(t *testing.T) (*session, *strings.Builder, *strings.Builder) {
+	t.Helper()
 	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: pgtest.DSN(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer engine.Close()
-	var out, errOut strings.Builder
-	s := &session{engine: engine, out: &out, errOut: &errOut}
-	defer s.endTransaction()
+	out, errOut := &strings.Builder{}, &strings.Builder{}
+	s := &session{engine: engine, out: out, errOut: errOut}
+	t.Cleanup(func() {
+		s.endTransaction()
+		engine.Close()
+	})
+	return s, out, errOut
+}
+
+// TestShellPrompt checks the prompt through a transaction's states.
+func TestShellPrompt(t *testing.T) {
+	t.Parallel()
+	s, out, errOut := newTestSession(t)
 	steps := []struct {
 		line   string
 		prompt string
@@ -156,14 +166,7 @@ func TestShellPrompt(t *testing.T) {
 // SQL that would end it behind the shell's back (COMMIT AND CHAIN).
 func TestShellTransactionSQLItCannotTrack(t *testing.T) {
 	t.Parallel()
-	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: pgtest.DSN(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer engine.Close()
-	var out, errOut strings.Builder
-	s := &session{engine: engine, out: &out, errOut: &errOut}
-	defer s.endTransaction()
+	s, out, errOut := newTestSession(t)
 	steps := []struct {
 		line, prompt, stderr string
 	}{
