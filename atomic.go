@@ -106,8 +106,11 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 			if err := checkSize(s); err != nil {
 				return nil, &AtomicError{Index: i, Err: err}
 			}
-			if err := refuseInAtomic(s.SQL); err != nil {
-				return nil, &AtomicError{Index: i, Err: err}
+			// A run of the same SQL (many inserts) is checked once.
+			if n := len(last.statements); n == 0 || last.statements[n-1].SQL != s.SQL {
+				if err := refuseInAtomic(s.SQL); err != nil {
+					return nil, &AtomicError{Index: i, Err: err}
+				}
 			}
 			last.statements = append(last.statements, s)
 			last.queryIdx = append(last.queryIdx, i)
@@ -132,7 +135,7 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		for i := 0; i < len(stmts); {
 			j := i
-			for j < len(stmts) && sqltext.IsData(stmts[j].SQL) {
+			for j < len(stmts) && (j > i && stmts[j].SQL == stmts[j-1].SQL || sqltext.IsData(stmts[j].SQL)) {
 				j++
 			}
 			if j == i {

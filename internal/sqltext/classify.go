@@ -1,6 +1,9 @@
 package sqltext
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // TxControl says how a statement controls the transaction it runs in.
 type TxControl uint8
@@ -33,37 +36,36 @@ func (c TxControl) String() string {
 
 // Control says how stmt, one statement, controls the transaction.
 func Control(stmt string) TxControl {
-	w := words(stmt, 4)
-	if len(w) == 0 {
-		return NoTxControl
-	}
-	next := func(i int) string {
-		if i < len(w) {
-			return w[i]
+	var w [4]string // the first words, as written
+	sc := scanner{text: stmt}
+	for n := 0; n < len(w); {
+		tok, ok := sc.next()
+		if !ok {
+			break
 		}
-		return ""
+		if tok.kind == tokWord {
+			w[n] = stmt[tok.start:tok.end]
+			n++
+		}
 	}
-	switch w[0] {
-	case "BEGIN":
+	is := strings.EqualFold
+	switch {
+	case is(w[0], "BEGIN"):
 		return TxStart
-	case "START":
-		if next(1) == "TRANSACTION" {
-			return TxStart
-		}
-	case "COMMIT", "END", "ABORT":
+	case is(w[0], "START") && is(w[1], "TRANSACTION"):
+		return TxStart
+	case is(w[0], "COMMIT"), is(w[0], "END"), is(w[0], "ABORT"):
 		return TxEnd
-	case "PREPARE":
-		if next(1) == "TRANSACTION" {
-			return TxEnd
-		}
-	case "SAVEPOINT", "RELEASE":
+	case is(w[0], "PREPARE") && is(w[1], "TRANSACTION"):
+		return TxEnd
+	case is(w[0], "SAVEPOINT"), is(w[0], "RELEASE"):
 		return TxSavepoint
-	case "ROLLBACK":
-		i := 1
-		if n := next(1); n == "WORK" || n == "TRANSACTION" {
-			i = 2
+	case is(w[0], "ROLLBACK"):
+		to := w[1]
+		if is(to, "WORK") || is(to, "TRANSACTION") {
+			to = w[2]
 		}
-		if next(i) == "TO" {
+		if is(to, "TO") {
 			return TxSavepoint
 		}
 		return TxEnd
@@ -74,16 +76,15 @@ func Control(stmt string) TxControl {
 // FirstControl returns the index and kind of the first statement of script
 // that controls the transaction as one of kinds, or -1.
 func FirstControl(script string, kinds ...TxControl) (int, string, TxControl) {
-	stmts := []string{script}
-	if strings.IndexByte(script, ';') >= 0 { // else one statement: no need to split
-		stmts = Statements(script)
+	if strings.IndexByte(script, ';') < 0 { // one statement: no need to split
+		if c := Control(script); slices.Contains(kinds, c) {
+			return 0, script, c
+		}
+		return -1, "", NoTxControl
 	}
-	for i, stmt := range stmts {
-		c := Control(stmt)
-		for _, k := range kinds {
-			if c == k {
-				return i, stmt, c
-			}
+	for i, stmt := range Statements(script) {
+		if c := Control(stmt); slices.Contains(kinds, c) {
+			return i, stmt, c
 		}
 	}
 	return -1, "", NoTxControl
@@ -93,41 +94,49 @@ func FirstControl(script string, kinds ...TxControl) (int, string, TxControl) {
 // writes rows but cannot change the schema a later statement is described
 // against: SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES, TABLE or WITH,
 // with no INTO but that of INSERT INTO or MERGE INTO (SELECT ... INTO
-// creates a table). It errs towards false: a statement it does not
-// recognise may change the schema. (A data statement may still call a
-// function that does; the engine copes with that when it describes.)
+// creates a table), and no semicolon but a last one. It errs towards
+// false: a statement it does not recognise may change the schema. (A data
+// statement may still call a function that does; the engine copes with
+// that when it describes.)
 func IsData(script string) bool {
-	stmts := Statements(script)
-	if len(stmts) != 1 {
-		return false
-	}
-	// The statement's tokens: words upper-cased, any other token as "".
-	var w []string
-	sc := scanner{text: stmts[0]}
+	is := strings.EqualFold
+	var first, prev, prev2 string // words, as written
+	ended := false                // a semicolon came
+	sc := scanner{text: script}
 	for tok, ok := sc.next(); ok; tok, ok = sc.next() {
-		switch {
-		case tok.kind == tokWord:
-			w = append(w, strings.ToUpper(stmts[0][tok.start:tok.end]))
-		case tok.kind != tokOpen || len(w) > 0: // leading parentheses: (SELECT ...) UNION ...
-			w = append(w, "")
+		if ended {
+			return false // a second statement
 		}
-	}
-	if len(w) == 0 {
-		return false
-	}
-	switch w[0] {
-	case "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE", "WITH":
-	default:
-		return false
-	}
-	for i, word := range w {
-		if word != "INTO" {
+		switch tok.kind {
+		case tokSemicolon:
+			ended = true
+			continue
+		case tokOpen:
+			if first == "" {
+				continue // (SELECT ...) UNION ...
+			}
+		case tokWord:
+			word := script[tok.start:tok.end]
+			if first == "" {
+				first = word
+				switch {
+				case is(word, "SELECT"), is(word, "INSERT"), is(word, "UPDATE"), is(word, "DELETE"),
+					is(word, "MERGE"), is(word, "VALUES"), is(word, "TABLE"), is(word, "WITH"):
+				default:
+					return false
+				}
+			}
+			// INSERT INTO and MERGE INTO, unless INSERT is a column alias (AS insert INTO t).
+			if is(word, "INTO") && (!is(prev, "INSERT") && !is(prev, "MERGE") || is(prev2, "AS")) {
+				return false
+			}
+			prev2, prev = prev, word
 			continue
 		}
-		// INSERT INTO and MERGE INTO, unless INSERT is a column alias (AS insert INTO t).
-		if i == 0 || w[i-1] != "INSERT" && w[i-1] != "MERGE" || i >= 2 && w[i-2] == "AS" {
+		if first == "" {
 			return false
 		}
+		prev2, prev = prev, "" // punctuation separates words
 	}
-	return true
+	return first != "" && !sc.open
 }

@@ -62,23 +62,6 @@ func (s *scanner) next() (token, bool) {
 	return token{}, false
 }
 
-// words returns the statement's first max unquoted words (all of them when
-// max < 0), upper-cased: the keywords that say what it is.
-func words(stmt string, max int) []string {
-	var out []string
-	s := scanner{text: stmt}
-	for max < 0 || len(out) < max {
-		tok, ok := s.next()
-		if !ok {
-			break
-		}
-		if tok.kind == tokWord {
-			out = append(out, strings.ToUpper(stmt[tok.start:tok.end]))
-		}
-	}
-	return out
-}
-
 // blockCommentEnd returns the index after the /* comment */ starting at i
 // (comments nest in PostgreSQL), or false if it does not end in text.
 func blockCommentEnd(text string, i int) (int, bool) {
