@@ -30,6 +30,14 @@ var (
 	// retried; the caller must check the outcome before doing the work again.
 	ErrAmbiguousCommit = errors.New("piccolo: connection lost during commit: outcome unknown")
 
+	// ErrConnBusy is returned for a statement, or a Commit or Rollback that
+	// needs the connection, called from inside a scan callback (QueryFunc,
+	// Batch.NextFunc) with that callback's own transaction: the callback
+	// runs while the statement holds the connection, so waiting would hang
+	// for ever. Collect the rows first, then run the statements. Hooks and
+	// nested blocks need no connection and work inside a callback.
+	ErrConnBusy = errors.New("piccolo: a scan callback cannot run statements in its own transaction; collect the rows first")
+
 	// ErrInvalidSavepointName is returned for savepoint names that are not
 	// letters, digits and underscores starting with a letter or underscore,
 	// at most 63 bytes long.

@@ -511,7 +511,7 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 	err := e.onTarget(ctx, collectRunOptions(opts), func(target *PostgresEngine) error {
 		var err error
 		if tx := target.txFrom(ctx); tx != nil {
-			err = tx.withConn(ctx, copyOn)
+			err = tx.withScan(ctx, copyOn) // src runs the caller's code
 		} else {
 			var l lease
 			if l, err = target.acquire(ctx); err != nil {

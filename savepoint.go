@@ -33,10 +33,8 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	if err := c.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}
