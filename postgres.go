@@ -436,7 +436,8 @@ func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option
 
 // QueryFunc runs one statement and calls scan once per row (after
 // rows.Next) while the connection is held. scan must not keep rows after
-// it returns.
+// it returns; a statement it runs in the same transaction returns
+// ErrConnBusy (collect the rows first).
 func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
 	if scan == nil {
 		return errors.New("piccolo: QueryFunc: nil scan function")

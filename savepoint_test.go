@@ -331,3 +331,46 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
 }
+
+// A savepoint block that cannot be rolled back to its savepoint (here a
+// RollbackTo by hand destroyed it) still reports rolled back, and the
+// enclosing transaction becomes rollback-only: its statements fail with
+// ErrTransactionDone and its Commit returns ErrCommitRolledBack, so the
+// block's work is never committed.
+func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	mustInsert(t, ctx, e, table, "outer")
+	if _, err := tx.Savepoint(ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, blockCtx, e, table, "inner")
+	if err := block.RollbackTo(blockCtx, "before"); err != nil { // destroys the block's savepoint
+		t.Fatal(err)
+	}
+	if err := block.Rollback(blockCtx); err == nil || !block.RolledBack() {
+		t.Fatalf("Rollback of a block whose savepoint is gone: %v (RolledBack %v), want an error and RolledBack", err, block.RolledBack())
+	}
+	if e.TransactionExists(ctx) {
+		t.Error("TransactionExists true after a savepoint block could not be rolled back")
+	}
+	if err := insert(ctx, e, table, "after"); !errors.Is(err, piccolo.ErrTransactionDone) {
+		t.Errorf("statement after the failed block rollback: %v, want ErrTransactionDone", err)
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
+		t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
+	}
+	if got := names(t, e, table); len(got) != 0 {
+		t.Fatalf("rows %v, want none", got)
+	}
+}
