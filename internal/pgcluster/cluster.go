@@ -6,9 +6,14 @@
 //
 // A cluster is a set of processes outside the Go runtime, so callers must
 // call Stop (in t.Cleanup or TestMain). As a safety net each cluster has a
-// watchdog process that stops the server and removes its files when the Go
-// process exits without calling Stop (a crash, a test timeout, os.Exit). The
+// watchdog that stops the server and removes its files when the Go process
+// exits without calling Stop (a crash, a test timeout, os.Exit). The
 // package registers nothing global.
+//
+// Files go in a new directory in $TMPDIR (absolute or relative; /tmp when
+// unset), which may be writable by this process's user only. The servers
+// listen on 127.0.0.1 and on no Unix socket, whose path a long $TMPDIR
+// would make too long.
 //
 // Clusters are built for speed, not durability or security: fsync is off,
 // and every connection from 127.0.0.1 is trusted as superuser postgres.
@@ -66,7 +71,7 @@ type Options struct {
 // 127.0.0.1. Its methods are safe for concurrent use.
 type Cluster struct {
 	bin      string            // directory of the PostgreSQL programs
-	base     string            // temporary directory: Unix socket, server log, data unless Options.DataDir
+	base     string            // temporary directory: server log, data unless Options.DataDir
 	data     string            // data directory
 	logFile  string            // server log, appended to by every start
 	owner    *owner            // OS user running the programs; nil: this process's
@@ -127,9 +132,9 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 	if err != nil {
 		return nil, err
 	}
-	if c.watchdog, err = startWatchdog(c.owner, c.base, watchdogScript, "pgcluster-watchdog",
-		filepath.Join(c.bin, "pg_ctl"), c.data, c.base); err != nil {
-		return nil, errors.Join(err, c.removeFiles())
+	if c.watchdog, err = startWatchdog(c.owner, c.base, "pgcluster-watchdog", clusterGuardScript,
+		[]string{filepath.Join(c.bin, "pg_ctl"), c.data}, []string{c.data, c.base}); err != nil {
+		return nil, errors.Join(fmt.Errorf("pgcluster: %w", err), c.removeFiles())
 	}
 	err = populate(ctx, c)
 	if err == nil {
@@ -158,9 +163,9 @@ func newCluster(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := os.MkdirTemp("", "pgcluster-")
+	base, err := tempDir("", "pgcluster-", o)
 	if err != nil {
-		return nil, fmt.Errorf("pgcluster: create temporary directory: %w", err)
+		return nil, err
 	}
 	c := &Cluster{
 		bin:      bin,
@@ -173,9 +178,6 @@ func newCluster(opts Options) (*Cluster, error) {
 	}
 	if c.pickPort == nil {
 		c.pickPort = freePort
-	}
-	if err := o.give(base); err != nil {
-		return nil, errors.Join(err, c.removeFiles())
 	}
 	if opts.DataDir != "" {
 		if err := c.useDataDir(opts.DataDir); err != nil {
@@ -204,7 +206,10 @@ func (c *Cluster) useDataDir(dir string) error {
 		return fmt.Errorf("pgcluster: data directory %s is not empty", dir)
 	}
 	c.data = dir
-	return c.owner.give(dir)
+	if err := c.owner.give(dir); err != nil {
+		return fmt.Errorf("pgcluster: data directory: %w", err)
+	}
+	return nil
 }
 
 // startOnFreePort writes the settings for a free port and starts the server
@@ -217,7 +222,7 @@ func (c *Cluster) startOnFreePort(ctx context.Context) error {
 		if port, err = c.pickPort(); err != nil {
 			return err
 		}
-		if err = writeSettings(c.data, serverSettings(port, c.base, c.settings)); err != nil {
+		if err = writeSettings(c.data, serverSettings(port, c.settings)); err != nil {
 			return err
 		}
 		c.port = port // c is not shared yet

@@ -1,13 +1,11 @@
 package pgcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -374,46 +372,4 @@ func TestStandbyReplicates(t *testing.T) {
 		!strings.Contains(err.Error(), "read-only") {
 		t.Errorf("write on standby: %v, want a read-only transaction error", err)
 	}
-}
-
-// orphanEnv makes the test binary, run as a child by TestWatchdog, start a
-// cluster and exit without stopping it.
-const orphanEnv = "PGCLUSTER_TEST_ORPHAN"
-
-func TestWatchdogStopsOrphanedCluster(t *testing.T) {
-	if os.Getenv(orphanEnv) == "1" {
-		c, err := Start(context.Background(), Options{})
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Printf("cluster %d %s\n", c.Port(), c.DataDir())
-		os.Exit(0) // no Stop: the watchdog must clean up
-	}
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestWatchdogStopsOrphanedCluster$")
-	cmd.Env = append(os.Environ(), orphanEnv+"=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	var port int
-	var dir string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		if _, err := fmt.Sscanf(sc.Text(), "cluster %d %s", &port, &dir); err == nil {
-			break
-		}
-	}
-	if port == 0 {
-		t.Fatalf("child did not report a cluster:\n%s", out)
-	}
-	waitFor(t, "the watchdog to stop the orphaned cluster", func() bool {
-		_, statErr := os.Stat(filepath.Dir(dir))
-		conn, dialErr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-		if dialErr == nil {
-			conn.Close() // an open connection would keep a backend waiting for its startup packet
-		}
-		return errors.Is(statErr, os.ErrNotExist) && dialErr != nil
-	})
 }
