@@ -130,3 +130,11 @@ func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
 }
+
+// givenOr returns path, or what find finds when path is "".
+func givenOr(path string, find func() (string, error)) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	return find()
+}

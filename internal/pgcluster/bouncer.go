@@ -114,13 +114,11 @@ func StartBouncer(ctx context.Context, target *Cluster, opts BouncerOptions) (*B
 	if stopped {
 		return nil, fmt.Errorf("pgcluster: start bouncer: target: %w", ErrStopped)
 	}
-	bin := opts.Binary
-	if bin == "" {
-		var err error
-		if bin, err = FindBouncer(); err != nil {
-			return nil, err
-		}
-	} else if !isExecutable(bin) {
+	bin, err := givenOr(opts.Binary, FindBouncer)
+	if err != nil {
+		return nil, err
+	}
+	if !isExecutable(bin) {
 		return nil, fmt.Errorf("pgcluster: %w: %s is not an executable file", ErrNoBouncer, bin)
 	}
 	base, err := tempDir(opts.tempParent, "pgbouncer-", target.owner)
@@ -235,26 +233,13 @@ func (b *Bouncer) bouncerIni(port, targetPort int, opts BouncerOptions) string {
 // startOnFreePort starts PgBouncer on a free port, trying other ports when
 // another process takes the chosen one first.
 func (b *Bouncer) startOnFreePort(ctx context.Context, targetPort int, opts BouncerOptions) error {
-	pick := opts.pickPort
-	if pick == nil {
-		pick = freePort
-	}
-	const attempts = 5
-	var err error
-	for range attempts {
-		var port int
-		if port, err = pick(); err != nil {
-			return err
-		}
-		if err = writeOwned(b.ini, b.bouncerIni(port, targetPort, opts), b.owner); err != nil {
+	return onFreePort(ctx, opts.pickPort, func(port int) error {
+		if err := writeOwned(b.ini, b.bouncerIni(port, targetPort, opts), b.owner); err != nil {
 			return err
 		}
 		b.port = port // b is not shared yet
-		if err = b.startProcess(ctx); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("no free port after %d attempts: %w", attempts, err)
+		return b.startProcess(ctx)
+	})
 }
 
 // Stop ends PgBouncer, closing its client and server connections, and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,11 +22,7 @@ func startBouncer(t *testing.T, c *Cluster, opts BouncerOptions) *Bouncer {
 	if err != nil {
 		t.Fatalf("StartBouncer: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := b.Stop(context.Background()); err != nil {
-			t.Errorf("bouncer Stop: %v", err)
-		}
-	})
+	stopAtEnd(t, "bouncer", b)
 	return b
 }
 
@@ -285,22 +280,10 @@ func TestBouncerStopRemovesEverything(t *testing.T) {
 func TestBouncerRetriesWhenPortIsTaken(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, Options{})
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
-	picks := 0
-	b := startBouncer(t, c, BouncerOptions{pickPort: func() (int, error) {
-		picks++
-		if picks == 1 {
-			return takenPort, nil
-		}
-		return freePort()
-	}})
-	if picks != 2 {
-		t.Errorf("picked %d ports, want 2", picks)
+	takenPort, pick, picks := takenFirst(t)
+	b := startBouncer(t, c, BouncerOptions{pickPort: pick})
+	if *picks != 2 {
+		t.Errorf("picked %d ports, want 2", *picks)
 	}
 	if b.Port() == takenPort {
 		t.Errorf("bouncer claims the taken port %d", takenPort)

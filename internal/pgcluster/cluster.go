@@ -70,13 +70,13 @@ type Options struct {
 // Cluster is a running throw-away PostgreSQL cluster listening on
 // 127.0.0.1. Its methods are safe for concurrent use.
 type Cluster struct {
-	bin      string            // directory of the PostgreSQL programs
-	base     string            // temporary directory: server log, data unless Options.DataDir
-	data     string            // data directory
-	logFile  string            // server log, appended to by every start
-	owner    *owner            // OS user running the programs; nil: this process's
-	settings map[string]string // Options.Settings, inherited by standbys
-	pickPort func() (int, error)
+	bin      string              // directory of the PostgreSQL programs
+	base     string              // temporary directory: server log, data unless Options.DataDir
+	data     string              // data directory
+	logFile  string              // server log, appended to by every start
+	owner    *owner              // OS user running the programs; nil: this process's
+	settings map[string]string   // Options.Settings, inherited by standbys
+	pickPort func() (int, error) // Options.pickPort; nil: freePort
 
 	mu       sync.Mutex // serialises Restart and Stop
 	port     int
@@ -152,12 +152,9 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 // newCluster resolves the binaries and the OS user, and creates the
 // directories, owned by that user.
 func newCluster(opts Options) (*Cluster, error) {
-	bin := opts.BinDir
-	if bin == "" {
-		var err error
-		if bin, err = FindBinDir(); err != nil {
-			return nil, err
-		}
+	bin, err := givenOr(opts.BinDir, FindBinDir)
+	if err != nil {
+		return nil, err
 	}
 	o, err := serverOwner()
 	if err != nil {
@@ -175,9 +172,6 @@ func newCluster(opts Options) (*Cluster, error) {
 		owner:    o,
 		settings: opts.Settings,
 		pickPort: opts.pickPort,
-	}
-	if c.pickPort == nil {
-		c.pickPort = freePort
 	}
 	if opts.DataDir != "" {
 		if err := c.useDataDir(opts.DataDir); err != nil {
@@ -215,18 +209,30 @@ func (c *Cluster) useDataDir(dir string) error {
 // startOnFreePort writes the settings for a free port and starts the server
 // there, trying other ports when another process takes the chosen one first.
 func (c *Cluster) startOnFreePort(ctx context.Context) error {
+	return onFreePort(ctx, c.pickPort, func(port int) error {
+		if err := writeSettings(c.data, serverSettings(port, c.settings)); err != nil {
+			return err
+		}
+		c.port = port // c is not shared yet
+		return c.startServer(ctx)
+	})
+}
+
+// onFreePort runs start with a port from pick (nil: freePort), and again
+// with another while start fails because another process took the port
+// first (its error wraps errPortInUse), up to 5 attempts in all.
+func onFreePort(ctx context.Context, pick func() (int, error), start func(port int) error) error {
+	if pick == nil {
+		pick = freePort
+	}
 	const attempts = 5
 	var err error
 	for range attempts {
 		var port int
-		if port, err = c.pickPort(); err != nil {
+		if port, err = pick(); err != nil {
 			return err
 		}
-		if err = writeSettings(c.data, serverSettings(port, c.settings)); err != nil {
-			return err
-		}
-		c.port = port // c is not shared yet
-		if err = c.startServer(ctx); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
+		if err = start(port); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
 			return err
 		}
 	}
