@@ -26,9 +26,31 @@ type programRun struct {
 	sps   map[int]*piccolo.Savepoint
 	bats  map[int]*piccolo.Batch
 
-	mu    sync.Mutex // guards hooks and results (hooks may run on any goroutine)
-	hooks []string
-	res   []txmodel.Result
+	hooks *hookLog
+	res   []txmodel.Result // recorded by the one goroutine running the ops
+}
+
+// hookLog lists the hooks that ran, in order; hooks may run on any goroutine.
+type hookLog struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (l *hookLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ran = append(l.ran, s)
+}
+
+func (l *hookLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ran)
+}
+
+func newProgramRun(e *piccolo.PostgresEngine, table string, prog int, hooks *hookLog) *programRun {
+	return &programRun{e: e, table: table, prog: prog, hooks: hooks,
+		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}}
 }
 
 // eframe is a block being run: its ctx, the cancel of the ctx the block
@@ -141,9 +163,7 @@ func (r *programRun) record(res txmodel.Result, err error, h *piccolo.PostgresTr
 		res.Committed, res.RolledBack = h.Committed(), h.RolledBack()
 	}
 	res.Exists = r.e.TransactionExists(ctx)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	res.Hooks = strings.Join(r.hooks, " ")
+	res.Hooks = strings.Join(r.hooks.list(), " ")
 	r.res = append(r.res, res)
 }
 
@@ -177,17 +197,11 @@ func (r *programRun) onTx(ctx context.Context, h *piccolo.PostgresTransaction, o
 	case txmodel.RollbackToName:
 		return h.RollbackTo(ctx, op.Name)
 	case txmodel.OnCommit:
-		h.OnCommit(func(context.Context) { r.hook("c", op.Ref) })
+		h.OnCommit(func(context.Context) { r.hooks.add("c" + strconv.Itoa(op.Ref)) })
 	case txmodel.OnRollback:
-		h.OnRollback(func(context.Context) { r.hook("r", op.Ref) })
+		h.OnRollback(func(context.Context) { r.hooks.add("r" + strconv.Itoa(op.Ref)) })
 	}
 	return nil
-}
-
-func (r *programRun) hook(prefix string, id int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.hooks = append(r.hooks, prefix+strconv.Itoa(id))
 }
 
 // tx runs e.Transaction with the operation's body as its closure.

@@ -46,7 +46,7 @@ var modelConfig = txmodel.Config{Ops: 14, Depth: 3}
 // -run TestModel$ -model.seed=S -model.programs=1.
 func TestModel(t *testing.T) {
 	h := newModelHarness(t)
-	seed, n := modelSeeds(t, 1500)
+	seed, n := modelSeeds(t, 2000)
 	for i := range n {
 		s := seed + uint64(i)
 		p := txmodel.Generate(rand.New(rand.NewPCG(s, 0)), modelConfig)
@@ -123,10 +123,9 @@ func (h *modelHarness) check(p txmodel.Program) string {
 func (h *modelHarness) run(p txmodel.Program) (txmodel.Outcome, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r := &programRun{e: h.e, table: h.table, prog: int(h.progs.Add(1)),
-		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}}
-	if _, err := h.e.Exec(ctx, r.insertQ(0)); err != nil {
-		return txmodel.Outcome{}, fmt.Errorf("setup: %w", err)
+	r, err := h.newRun(ctx, &hookLog{})
+	if err != nil {
+		return txmodel.Outcome{}, err
 	}
 	r.ops(p, &eframe{ctx: ctx, cancel: func() {}}, "")
 	for _, b := range r.bats { // the program's deferred Close
@@ -140,6 +139,15 @@ func (h *modelHarness) run(p txmodel.Program) (txmodel.Outcome, error) {
 		return txmodel.Outcome{}, err
 	}
 	return txmodel.Outcome{Results: r.res, Committed: rows}, nil
+}
+
+// newRun starts a program: its number, and its row 0 committed.
+func (h *modelHarness) newRun(ctx context.Context, hooks *hookLog) (*programRun, error) {
+	r := newProgramRun(h.e, h.table, int(h.progs.Add(1)), hooks)
+	if _, err := h.e.Exec(ctx, r.insertQ(0)); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	return r, nil
 }
 
 // waitReturned waits up to 2s for every connection to be back in the pool

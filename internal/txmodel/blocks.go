@@ -118,6 +118,11 @@ func (m *model) endSavepoint(h *handle, commit bool, ctxErr Class) Class {
 	} else if i >= 0 {
 		// Its SAVEPOINT was never sent: nothing ran inside.
 		last := i == len(c.pending)-1
+		if !last {
+			// The engine sends them (BEGIN too) before undoing them; only
+			// the deviations that depend on BEGIN see the difference.
+			c.begun = true
+		}
 		c.pending = c.pending[:i]
 		if keep || m.dev.EmptyBlockCommitsOnEndedCtx && last && commit && !h.rbOnly {
 			m.released(h)

@@ -96,13 +96,13 @@ type Program []Op
 // String writes the program as Go-like lines, one operation a line.
 func (p Program) String() string {
 	var b strings.Builder
-	writeOps(&b, p, 0, "ctx")
+	writeOps(&b, p, 0)
 	return b.String()
 }
 
-func writeOps(b *strings.Builder, ops []Op, depth int, ctx string) {
+func writeOps(b *strings.Builder, ops []Op, depth int) {
 	for _, op := range ops {
-		writeOp(b, op, depth, ctx)
+		writeOp(b, op, depth)
 	}
 }
 
@@ -114,7 +114,7 @@ func ctxName(depth int) string {
 	return fmt.Sprintf("ctx%d", depth)
 }
 
-func writeOp(b *strings.Builder, op Op, depth int, _ string) {
+func writeOp(b *strings.Builder, op Op, depth int) {
 	indent := strings.Repeat("\t", depth)
 	ctx := ctxName(depth)
 	if op.Outer && depth > 0 {
@@ -138,12 +138,12 @@ func writeOp(b *strings.Builder, op Op, depth int, _ string) {
 		line("countCursors(%s)", ctx)
 	case Tx:
 		line("e.Transaction(%s, func(%s context.Context) error { // %s", ctx, inner, op.Mode)
-		writeOps(b, op.Body, depth+1, inner)
+		writeOps(b, op.Body, depth+1)
 		line("\t%s", op.End)
 		line("})")
 	case Begin:
 		line("%s, tx%d, _ := e.Begin(%s, Nesting(%s))", inner, depth+1, ctx, op.Mode)
-		writeOps(b, op.Body, depth+1, inner)
+		writeOps(b, op.Body, depth+1)
 		line("tx%d.%s(%s)", depth+1, op.End, inner)
 	case Commit, Rollback:
 		line("cur(%s).%s(%s)", ctx, map[Kind]string{Commit: "Commit", Rollback: "Rollback"}[op.Kind], ctx)
