@@ -138,7 +138,7 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 	n := 0
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
-	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+	err := b.tx.withScan(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
