@@ -26,12 +26,7 @@ var (
 // each when its fix is on main) and discrepancies TestModel found that are
 // reported and not yet decided. See each field.
 var modelDeviations = txmodel.Deviations{
-	ExistsIgnoresRollbackOnly:       true,
-	SavepointEndStopsAtFailedFlush:  true,
-	EmptyBlockCommitsOnEndedCtx:     true,
-	SavepointEndOnEndedCtxKeepsWork: true,
-	EndedCtxDropsPendingSavepoints:  true,
-	BatchLeavesCursorOpen:           true,
+	BatchLeavesCursorOpen: true,
 }
 
 // modelConfig shapes TestModel's programs.

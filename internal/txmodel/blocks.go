@@ -143,16 +143,18 @@ func (m *model) endSavepoint(h *handle, commit bool, ctxErr Class) Class {
 		}
 	}
 	if keep && !c.aborted {
-		if e := c.release(h.sp); e != OK {
-			m.rolledBack(h)
-			return AnyErr // its savepoint was destroyed by hand: the work went with it
+		if e := c.release(h.sp); e == OK {
+			m.released(h)
+			return OK
 		}
-		m.released(h)
-		return OK
+		// Its savepoint was destroyed by hand: roll back, as far as possible.
 	}
 	m.rolledBack(h)
 	if c.rollbackTo(h.sp) != OK {
-		return AnyErr // the transaction stays aborted: nothing of it commits
+		// It cannot be rolled back: neither can anything of the enclosing
+		// transaction be committed.
+		h.parent.unit().rbOnly = true
+		return AnyErr
 	}
 	c.truncate(len(c.stack)-1, false)
 	return rolledBackErr(commit, ctxErr)

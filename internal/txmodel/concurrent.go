@@ -9,25 +9,31 @@ import "math/rand/v2"
 // failure cannot reach the other's statements. rows numbers the rows, so
 // that the two goroutines' rows differ. Rows and hooks are numbered from
 // base+1.
-func GenerateGoroutine(r *rand.Rand, ops int, savepoints bool, base int) []Op {
+//
+// With savepoints but without outerWork, a goroutine works only inside
+// savepoint blocks: its statements never run through the shared ctx while
+// the other goroutine may have a savepoint block open.
+func GenerateGoroutine(r *rand.Rand, ops int, savepoints, outerWork bool, base int) []Op {
 	g := &gen{r: r, rows: base, hooks: base}
 	out := make([]Op, 0, ops)
 	for range ops {
-		out = append(out, g.concurrentOp(savepoints, 0))
+		out = append(out, g.concurrentOp(savepoints, outerWork || !savepoints, 0))
 	}
 	return out
 }
 
-func (g *gen) concurrentOp(savepoints bool, depth int) Op {
-	sp := 0
+func (g *gen) concurrentOp(savepoints, outerWork bool, depth int) Op {
+	sp, blocks, work := 0, 0, 5
 	if savepoints && depth == 0 {
 		sp = 3
 	}
-	blocks := 0
 	if depth == 0 {
 		blocks = 2
 	}
-	switch g.weighted(5, 1, 1, blocks, sp, 2*sp/3*min(depth, 1)) {
+	if depth == 0 && !outerWork {
+		blocks, work = 0, 0
+	}
+	switch g.weighted(work, 1, 1, blocks, sp, 2*sp/3*min(depth, 1)) {
 	case 1:
 		g.hooks++
 		return Op{Kind: OnCommit, Ref: g.hooks}
@@ -37,11 +43,11 @@ func (g *gen) concurrentOp(savepoints bool, depth int) Op {
 	case 3, 4:
 		op := Op{Kind: Tx, Mode: NestJoin}
 		n := 1 + g.r.IntN(3)
-		if g.r.IntN(5) < sp { // a savepoint block, which may fail
+		if !outerWork || g.r.IntN(5) < sp { // a savepoint block, which may fail
 			op.Mode, op.End = NestSavepoint, End(g.weighted(4, 1))
 		}
 		for range n {
-			op.Body = append(op.Body, g.concurrentOp(savepoints && op.Mode == NestSavepoint, depth+1))
+			op.Body = append(op.Body, g.concurrentOp(savepoints && op.Mode == NestSavepoint, true, depth+1))
 		}
 		return op
 	case 5:
