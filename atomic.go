@@ -146,9 +146,10 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 				failed = i + k
 				return statementError(stmts[failed].SQL, err)
 			}
-			if t.c.checkEndedLocked(); t.c.endedBySQL {
+			t.c.checkEndedLocked()
+			if err := t.usable(); err != nil {
 				failed = j - 1
-				return fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL)
+				return err
 			}
 			i = j
 		}

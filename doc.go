@@ -26,7 +26,8 @@
 // A transaction started inside another one joins it by default (NestJoin):
 // a failure of the inner block makes the whole transaction rollback-only.
 // NestRefuse returns ErrNestedTransaction; NestSavepoint makes the inner
-// block a savepoint, so that its failure undoes only its own work. Retry
+// block a savepoint, so that its failure undoes only its own work (savepoint
+// blocks form a stack: a sibling of an open one is refused). Retry
 // re-runs the closure from BEGIN after a serialization failure or deadlock.
 //
 // BEGIN and SAVEPOINT are sent only when the first statement needs them,
@@ -45,6 +46,6 @@
 // engine's own conditions are sentinels for errors.Is (ErrNestedTransaction,
 // ErrTransactionDone, ErrCommitRolledBack, ErrAmbiguousCommit,
 // ErrInvalidSavepointName, ErrUnknownNode, ErrNoPool, ErrBatchClosed,
-// ErrTransactionControl) and
-// *AtomicError names the queued query that failed.
+// ErrConnBusy, ErrTransactionControl) and *AtomicError names the queued
+// query that failed.
 package piccolo

@@ -11,13 +11,16 @@ import (
 var (
 	// ErrNestedTransaction is returned by Transaction and Begin with
 	// Nesting(NestRefuse) when the context already carries a transaction of
-	// the same engine. No I/O has happened.
+	// the same engine, and with Nesting(NestSavepoint) when another
+	// NestSavepoint block of the transaction is open and the new block
+	// would not be inside it. No I/O has happened.
 	ErrNestedTransaction = errors.New("piccolo: a transaction is already running in this context")
 
 	// ErrTransactionDone is returned for any use of a transaction after it
 	// committed or rolled back, and for statements in a transaction that was
-	// marked rollback-only because a joined block failed. The statement was
-	// not sent: nothing runs in autocommit behind the caller's back.
+	// marked rollback-only because a joined block failed (or a savepoint
+	// block could not be rolled back). The statement was not sent: nothing
+	// runs in autocommit behind the caller's back.
 	ErrTransactionDone = errors.New("piccolo: transaction has already been committed or rolled back")
 
 	// ErrCommitRolledBack is returned by Commit when PostgreSQL rolled the
@@ -27,8 +30,19 @@ var (
 
 	// ErrAmbiguousCommit is returned when the connection failed after COMMIT
 	// was sent: the transaction may or may not have committed. It is never
-	// retried; the caller must check the outcome before doing the work again.
+	// retried, and neither OnCommit nor OnRollback hooks run. The caller
+	// must resolve the outcome (look for a row the transaction wrote, or a
+	// unique key it used), then act on it: do the hooks' work, or run the
+	// transaction again.
 	ErrAmbiguousCommit = errors.New("piccolo: connection lost during commit: outcome unknown")
+
+	// ErrConnBusy is returned for a statement, or a Commit or Rollback that
+	// needs the connection, called from inside a scan callback (QueryFunc,
+	// Batch.NextFunc) with that callback's own transaction: the callback
+	// runs while the statement holds the connection, so waiting would hang
+	// for ever. Collect the rows first, then run the statements. Hooks and
+	// nested blocks need no connection and work inside a callback.
+	ErrConnBusy = errors.New("piccolo: a scan callback cannot run statements in its own transaction; collect the rows first")
 
 	// ErrInvalidSavepointName is returned for savepoint names that are not
 	// letters, digits and underscores starting with a letter or underscore,

@@ -261,6 +261,11 @@ func (c *countingConn) Write(b []byte) (int, error) {
 
 // countWrites installs countingConn as pgx's DialFunc.
 func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
+	return wrapDial(func(conn net.Conn) net.Conn { return &countingConn{Conn: conn, written: written} })
+}
+
+// wrapDial wraps every connection pgx dials.
+func wrapDial(wrap func(net.Conn) net.Conn) func(*pgxpool.Config) {
 	return func(c *pgxpool.Config) {
 		dial := c.ConnConfig.DialFunc
 		c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -268,7 +273,7 @@ func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
 			if err != nil {
 				return nil, err
 			}
-			return &countingConn{Conn: conn, written: written}, nil
+			return wrap(conn), nil
 		}
 	}
 }
@@ -387,6 +392,12 @@ func (c *cutConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// cutConns installs cutConn as pgx's DialFunc: arm it with the pattern
+// after which the connection dies; cut receives once it did.
+func cutConns(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.Config) {
+	return wrapDial(func(conn net.Conn) net.Conn { return &cutConn{Conn: conn, armed: armed, cut: cut} })
+}
+
 // Scenario 6: the connection dies after COMMIT was sent. A net.Conn
 // wrapper, installed with PostgresConfig.Configure as pgx's DialFunc,
 // closes the socket right after writing COMMIT: the server commits, the
@@ -401,16 +412,7 @@ func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	var armed atomic.Pointer[[]byte]
 	cut := make(chan struct{}, 1)
 	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: func(c *pgxpool.Config) {
-		dial := c.ConnConfig.DialFunc
-		c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &cutConn{Conn: conn, armed: &armed, cut: cut}, nil
-		}
-	}})
+	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
 	direct := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, direct)
 	bg := context.Background()

@@ -71,6 +71,12 @@ const (
 	NestRefuse
 	// NestSavepoint runs the inner block in a savepoint: its Commit releases
 	// the savepoint and its failure rolls back only the inner work.
+	// Savepoint blocks form a stack: one opens only inside the innermost
+	// open savepoint block of the transaction (or when none is open), else
+	// ErrNestedTransaction, so goroutines sharing a transaction cannot open
+	// sibling blocks whose rollbacks would undo each other's work. A block
+	// reports the outcome the server has: if its rollback cannot be done,
+	// the enclosing transaction becomes rollback-only.
 	NestSavepoint
 )
 

@@ -441,7 +441,8 @@ func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option
 
 // QueryFunc runs one statement and calls scan once per row (after
 // rows.Next) while the connection is held. scan must not keep rows after
-// it returns.
+// it returns; a statement it runs in the same transaction returns
+// ErrConnBusy (collect the rows first).
 func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
 	if scan == nil {
 		return errors.New("piccolo: QueryFunc: nil scan function")
@@ -516,7 +517,7 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 	err := e.onTarget(ctx, collectRunOptions(opts), func(target *PostgresEngine) error {
 		var err error
 		if tx := target.txFrom(ctx); tx != nil {
-			err = tx.withConn(ctx, copyOn)
+			err = tx.withScan(ctx, copyOn) // src runs the caller's code
 		} else {
 			var l lease
 			if l, err = target.acquire(ctx); err != nil {

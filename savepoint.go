@@ -9,6 +9,14 @@ import (
 
 // Savepoint is a point inside a transaction to roll back to without
 // losing the work done before it.
+//
+// Savepoints are the connection's, not a block's, and form a stack, as in
+// PostgreSQL: rolling back to or releasing a savepoint also destroys every
+// savepoint created after it, NestSavepoint blocks' included (their later
+// rollback then fails, and the transaction becomes rollback-only). The
+// caller manages savepoint handles by name, as in Piccolo: roll back to or
+// release only savepoints created inside the block that uses them, and do
+// not share one between goroutines that run blocks of their own.
 type Savepoint struct {
 	tx     *PostgresTransaction
 	name   string
@@ -33,10 +41,8 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	if err := c.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}

@@ -3,8 +3,10 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/piccolo-go/piccolo"
@@ -116,5 +118,259 @@ func TestSavepointNames(t *testing.T) {
 		if err := sp.RollbackTo(ctx); err != nil {
 			t.Errorf("RollbackTo %q: %v", tc.name, err)
 		}
+	}
+}
+
+// A NestSavepoint block reports the outcome the server has: a block whose
+// context ended before it did is rolled back to its savepoint with a
+// cleanup context (Commit then returns ErrCommitRolledBack wrapping the
+// context's error), so the outer commit never keeps rows of a block that
+// reported rolled back. The block's pending child savepoint needs no I/O.
+func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	for _, tc := range []struct {
+		name       string
+		commit     bool
+		childBlock bool // a nested savepoint block, never used, is still pending
+	}{
+		{"commit", true, false},
+		{"rollback", false, false},
+		{"commit with a pending child block", true, true},
+		{"rollback with a pending child block", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := newTable(t, e)
+			ctx, outer, err := e.Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer outer.Rollback(ctx)
+			mustInsert(t, ctx, e, table, "outer")
+			blockCtx, cancel := context.WithCancel(ctx)
+			blockCtx, block, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rolledBack atomic.Bool
+			block.OnRollback(func(context.Context) { rolledBack.Store(true) })
+			mustInsert(t, blockCtx, e, table, "inner")
+			if tc.childBlock {
+				if _, _, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			if tc.commit {
+				err = block.Commit(blockCtx)
+				if !errors.Is(err, piccolo.ErrCommitRolledBack) || !errors.Is(err, context.Canceled) {
+					t.Fatalf("Commit with an ended context: %v, want ErrCommitRolledBack wrapping context.Canceled", err)
+				}
+			} else if err = block.Rollback(blockCtx); err != nil {
+				t.Fatalf("Rollback with an ended context: %v", err)
+			}
+			if !block.RolledBack() || !rolledBack.Load() {
+				t.Fatalf("RolledBack %v, OnRollback ran %v: want both", block.RolledBack(), rolledBack.Load())
+			}
+			mustInsert(t, ctx, e, table, "after")
+			if err := outer.Commit(ctx); err != nil {
+				t.Fatalf("outer commit: %v", err)
+			}
+			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
+				t.Fatalf("rows %v, want %v: a block reported rolled back was committed", got, want)
+			}
+		})
+	}
+	t.Run("closure past its deadline", func(t *testing.T) {
+		table := newTable(t, e)
+		err := e.Transaction(context.Background(), func(ctx context.Context) error {
+			short, cancel := context.WithCancel(ctx)
+			defer cancel()
+			err := e.Transaction(short, func(ctx context.Context) error {
+				mustInsert(t, ctx, e, table, "inner")
+				cancel()
+				return nil // the block's Commit meets the ended context
+			}, piccolo.Nesting(piccolo.NestSavepoint))
+			if !errors.Is(err, piccolo.ErrCommitRolledBack) {
+				t.Errorf("savepoint block ending past its context: %v, want ErrCommitRolledBack", err)
+			}
+			return insert(ctx, e, table, "outer")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := names(t, e, table), []string{"outer"}; !slices.Equal(got, want) {
+			t.Fatalf("rows %v, want %v", got, want)
+		}
+	})
+}
+
+// A call that fails on an ended context before anything was sent keeps
+// the pending SAVEPOINTs: the block's savepoint still exists afterwards,
+// its ROLLBACK TO works and the outer transaction goes on. The error names
+// what was not sent, not "begin".
+func TestPendingSavepointsSurviveEndedContext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	for name, call := range map[string]func(ctx context.Context, tx *piccolo.PostgresTransaction, sp *piccolo.Savepoint) error{
+		"Batch": func(ctx context.Context, _ *piccolo.PostgresTransaction, _ *piccolo.Savepoint) error {
+			_, err := e.Batch(ctx, piccolo.Raw("SELECT 1"))
+			return err
+		},
+		"Exec": func(ctx context.Context, _ *piccolo.PostgresTransaction, _ *piccolo.Savepoint) error {
+			_, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"})
+			return err
+		},
+		"Savepoint.Release": func(ctx context.Context, _ *piccolo.PostgresTransaction, sp *piccolo.Savepoint) error {
+			return sp.Release(ctx)
+		},
+		"Savepoint.RollbackTo": func(ctx context.Context, _ *piccolo.PostgresTransaction, sp *piccolo.Savepoint) error {
+			return sp.RollbackTo(ctx)
+		},
+		"tx.RollbackTo": func(ctx context.Context, tx *piccolo.PostgresTransaction, sp *piccolo.Savepoint) error {
+			return tx.RollbackTo(ctx, sp.Name())
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			table := newTable(t, e)
+			err := e.Transaction(context.Background(), func(ctx context.Context) error {
+				mustInsert(t, ctx, e, table, "outer") // BEGIN has been sent
+				err := e.Transaction(ctx, func(ctx context.Context) error {
+					tx := e.CurrentTransaction(ctx)
+					sp, err := tx.Savepoint(ctx, "manual")
+					if err != nil {
+						return err
+					}
+					ended, cancel := context.WithCancel(ctx)
+					cancel()
+					err = call(ended, tx, sp)
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("with an ended context: %v, want context.Canceled", err)
+					}
+					if err != nil && strings.Contains(err.Error(), "begin") {
+						t.Errorf("error %q says begin; only SAVEPOINTs were pending", err)
+					}
+					mustInsert(t, ctx, e, table, "inner")
+					return errBoom // ROLLBACK TO the block's savepoint must work
+				}, piccolo.Nesting(piccolo.NestSavepoint))
+				if !errors.Is(err, errBoom) || strings.Contains(fmt.Sprint(err), "3B001") {
+					t.Errorf("block: %v, want errBoom alone", err)
+				}
+				return insert(ctx, e, table, "after")
+			})
+			if err != nil {
+				t.Fatalf("outer transaction: %v", err)
+			}
+			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
+				t.Fatalf("rows %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// Savepoint blocks form a stack on the transaction's connection: a
+// NestSavepoint block can open only inside the innermost open one. A
+// sibling, e.g. from another goroutine sharing the transaction, is refused
+// with ErrNestedTransaction (whose ROLLBACK TO would undo the other's
+// released work); it never waits. Joined blocks are unaffected.
+func TestSavepointBlocksFormAStack(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	sp := piccolo.Nesting(piccolo.NestSavepoint)
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	aCtx, a, err := e.Begin(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, aCtx, e, table, "a")
+
+	// A sibling of a, by Begin or Transaction, is refused before any I/O.
+	if _, _, err := e.Begin(ctx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) ||
+		!strings.Contains(err.Error(), "still open") {
+		t.Fatalf("sibling Begin: %v, want ErrNestedTransaction saying another block is still open", err)
+	}
+	ran := false
+	err = e.Transaction(ctx, func(context.Context) error { ran = true; return nil }, sp)
+	if !errors.Is(err, piccolo.ErrNestedTransaction) || ran {
+		t.Fatalf("sibling Transaction: %v (closure ran %v), want ErrNestedTransaction", err, ran)
+	}
+	// Also from a joined block of the root.
+	joinedCtx, _, err := e.Begin(ctx)
+	if err != nil {
+		t.Fatalf("a joined block beside an open savepoint block: %v", err)
+	}
+	if _, _, err := e.Begin(joinedCtx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) {
+		t.Fatalf("sibling Begin from a joined block: %v, want ErrNestedTransaction", err)
+	}
+	// Inside a, a block may open (and, joined inside a, too).
+	err = e.Transaction(aCtx, func(ctx context.Context) error {
+		return e.Transaction(ctx, func(ctx context.Context) error {
+			return insert(ctx, e, table, "a child")
+		}, sp)
+	})
+	if err != nil {
+		t.Fatalf("block inside the open block: %v", err)
+	}
+	if err := a.Commit(aCtx); err != nil {
+		t.Fatal(err)
+	}
+	// Once a ended, a new block opens at the root again.
+	err = e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "b") }, sp)
+	if err != nil {
+		t.Fatalf("block after the sibling ended: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(t, e, table), []string{"a", "a child", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+}
+
+// A savepoint block that cannot be rolled back to its savepoint (here a
+// RollbackTo by hand destroyed it) still reports rolled back, and the
+// enclosing transaction becomes rollback-only: its statements fail with
+// ErrTransactionDone and its Commit returns ErrCommitRolledBack, so the
+// block's work is never committed.
+func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	mustInsert(t, ctx, e, table, "outer")
+	if _, err := tx.Savepoint(ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, blockCtx, e, table, "inner")
+	if err := block.RollbackTo(blockCtx, "before"); err != nil { // destroys the block's savepoint
+		t.Fatal(err)
+	}
+	if err := block.Rollback(blockCtx); err == nil || !block.RolledBack() {
+		t.Fatalf("Rollback of a block whose savepoint is gone: %v (RolledBack %v), want an error and RolledBack", err, block.RolledBack())
+	}
+	if e.TransactionExists(ctx) {
+		t.Error("TransactionExists true after a savepoint block could not be rolled back")
+	}
+	if err := insert(ctx, e, table, "after"); !errors.Is(err, piccolo.ErrTransactionDone) {
+		t.Errorf("statement after the failed block rollback: %v, want ErrTransactionDone", err)
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
+		t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
+	}
+	if got := names(t, e, table); len(got) != 0 {
+		t.Fatalf("rows %v, want none", got)
 	}
 }

@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // txKey is the context key of an engine's transaction. It holds the engine,
@@ -34,10 +30,15 @@ func (e *PostgresEngine) CurrentTransaction(ctx context.Context) *PostgresTransa
 }
 
 // TransactionExists reports whether the context carries a transaction of
-// this engine that can still run statements.
+// this engine that can still run statements: false after Commit or
+// Rollback, once a failed joined block made the transaction rollback-only,
+// and once a COMMIT or ROLLBACK sent as SQL ended it. A transaction that
+// PostgreSQL aborted (a failed statement whose error was swallowed) still
+// exists: rolling back to a savepoint can recover it. TransactionExists
+// never waits for statements other goroutines run in the transaction.
 func (e *PostgresEngine) TransactionExists(ctx context.Context) bool {
 	tx := e.txFrom(ctx)
-	return tx != nil && tx.active()
+	return tx != nil && tx.usable() == nil
 }
 
 type txState int32
@@ -57,51 +58,6 @@ const (
 	kindSavepoint               // NestSavepoint: owns a savepoint
 )
 
-// txConn is the connection of an outermost transaction, shared by every
-// block nested in it. Its lock serialises goroutines that share the
-// transaction's context (pgx connections are not safe for concurrent use);
-// waiting for it honours the waiter's context.
-type txConn struct {
-	engine *PostgresEngine
-	sem    chan struct{} // the lock: holding it is having sent into it
-	conn   *pgx.Conn     // lease.conn until the transaction ends, then nil
-	lease  lease
-	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
-	// before the next statement, so a transaction that runs nothing costs no
-	// round trip.
-	pending    []string
-	begun      bool            // BEGIN has reached the server
-	savepoints int             // numbers generated savepoint names
-	named      map[string]bool // savepoint names the caller chose, which generated names avoid
-	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
-	// ended the transaction behind the engine's back.
-	endedBySQL bool
-}
-
-func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
-	return &txConn{engine: e, sem: make(chan struct{}, 1), conn: l.conn, lease: l, pending: []string{begin}}
-}
-
-// lock takes the connection, giving up when ctx ends first.
-func (c *txConn) lock(ctx context.Context) error {
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("piccolo: waiting for the transaction's connection: %w", ctx.Err())
-	}
-}
-
-// lockQuick takes the connection for bookkeeping that does no I/O.
-func (c *txConn) lockQuick() { c.sem <- struct{}{} }
-
-func (c *txConn) unlock() { <-c.sem }
-
 // PostgresTransaction is a transaction carried in a context.Context: every
 // query run with that context (or one derived from it) runs on its
 // connection. Obtain one with PostgresEngine.Transaction or Begin.
@@ -116,8 +72,8 @@ type PostgresTransaction struct {
 	kind      txKind
 	savepoint string // kindSavepoint: its quoted savepoint name
 
-	state atomic.Int32 // txState; written under c's lock, read anywhere
-	// The fields below are guarded by c's lock.
+	state atomic.Int32 // txState; written under c.mu, read anywhere
+	// The fields below are guarded by c.mu.
 	abortErr   error // why this root or savepoint block became rollback-only
 	onCommit   []func(context.Context)
 	onRollback []func(context.Context)
@@ -152,7 +108,14 @@ func (t *PostgresTransaction) unit() *PostgresTransaction {
 	return x
 }
 
-// usableLocked returns nil when statements may run through t.
+// usable returns nil when statements may run through t.
+func (t *PostgresTransaction) usable() error {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	return t.usableLocked()
+}
+
+// usableLocked is usable for a caller holding c.mu.
 func (t *PostgresTransaction) usableLocked() error {
 	if !t.active() {
 		return ErrTransactionDone
@@ -174,6 +137,15 @@ func (t *PostgresTransaction) usableLocked() error {
 // transaction; hooks of a savepoint block that rolls back are dropped.
 // Registered on a transaction that has already committed, fn runs at once;
 // on one that rolled back, it is dropped.
+//
+// Hooks run only on a known outcome. After ErrAmbiguousCommit (the
+// connection died after COMMIT was sent) neither OnCommit nor OnRollback
+// hooks run, nor do hooks registered later; nor after a COMMIT or ROLLBACK
+// sent as SQL. The caller must then find out what happened, for example by
+// looking for a row the transaction wrote, and act on that.
+//
+// OnCommit needs no connection: it may be called from anywhere, a scan
+// callback included.
 func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
 	if fn == nil {
 		return
@@ -183,11 +155,13 @@ func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
 	}
 }
 
-// OnRollback registers fn to run after the outermost transaction rolls back,
-// a Commit that failed included. When a savepoint block rolls back, its
-// OnRollback hooks run right away: that block's work is gone. Registered on
-// a transaction that has already rolled back, fn runs at once; on one that
-// committed, it is dropped.
+// OnRollback registers fn to run after the outermost transaction rolls back:
+// by Rollback, by an error or panic in its closure, or by a Commit that
+// PostgreSQL turned into a rollback (ErrCommitRolledBack). When a savepoint
+// block rolls back, its OnRollback hooks run right away: that block's work
+// is gone. Registered on a transaction that has already rolled back, fn
+// runs at once; on one that committed, it is dropped. After
+// ErrAmbiguousCommit no hook runs: see OnCommit.
 func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
 	if fn == nil {
 		return
@@ -201,8 +175,8 @@ func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
 // that block has finished, it returns the block instead, for the caller to
 // run or drop fn outside the lock.
 func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (finished *PostgresTransaction) {
-	t.c.lockQuick()
-	defer t.c.unlock()
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
 	u := t.unit()
 	// A released savepoint block handed its hooks to its parent.
 	for txState(u.state.Load()) == txCommitted && u.parent != nil {
@@ -246,7 +220,7 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 		return ctx, nil, err
 	}
 	if parent := e.txFrom(ctx); parent != nil {
-		tx, err := parent.nest(ctx, o.nesting)
+		tx, err := parent.nest(o.nesting)
 		if err != nil {
 			return ctx, nil, err
 		}
@@ -257,24 +231,34 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 		return ctx, nil, err
 	}
 	tx := &PostgresTransaction{c: newTxConn(e, l, o.beginSQL()), kind: kindRoot}
+	tx.c.top = tx
 	return e.withTx(ctx, tx), tx, nil
 }
 
-// nest starts a block inside t.
-func (t *PostgresTransaction) nest(ctx context.Context, mode NestMode) (*PostgresTransaction, error) {
+// errSiblingSavepointBlock is why a NestSavepoint block may not open beside
+// another one.
+const errSiblingSavepointBlock = "another NestSavepoint block of this transaction is still open; " +
+	"savepoints form a stack on the connection, so rolling back either block would undo the other's work: " +
+	"open this block inside that one (with the context it carries), or after it ends"
+
+// nest starts a block inside t. It needs no connection: a SAVEPOINT is
+// only queued.
+func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) {
 	if mode == NestRefuse {
 		return nil, ErrNestedTransaction
 	}
 	c := t.c
-	if err := c.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}
 	child := &PostgresTransaction{c: c, parent: t, kind: kindJoined}
 	if mode == NestSavepoint {
+		if t.unit() != c.top {
+			return nil, fmt.Errorf("%w: %s", ErrNestedTransaction, errSiblingSavepointBlock)
+		}
+		c.top = child
 		child.kind = kindSavepoint
 		// The space keeps the name apart from every name Savepoint accepts.
 		c.savepoints++
@@ -282,314 +266,6 @@ func (t *PostgresTransaction) nest(ctx context.Context, mode NestMode) (*Postgre
 		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
 	}
 	return child, nil
-}
-
-// nextSavepointName generates savepoint_1, savepoint_2..., skipping names
-// the caller chose (PostgreSQL resolves a name to its newest savepoint).
-func (c *txConn) nextSavepointName() string {
-	for {
-		c.savepoints++
-		name := fmt.Sprintf("savepoint_%d", c.savepoints)
-		if !c.named[name] {
-			return name
-		}
-	}
-}
-
-// withConn runs fn on the transaction's connection after sending pending
-// statements, holding the connection so that goroutines take turns.
-func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
-	c := t.c
-	if err := c.lock(ctx); err != nil {
-		return err
-	}
-	defer c.unlock()
-	if err := t.usableLocked(); err != nil {
-		return err
-	}
-	if err := c.flushLocked(ctx); err != nil {
-		return err
-	}
-	err := fn(ctx, c.conn)
-	c.checkEndedLocked()
-	return err
-}
-
-// statement runs q through t; it also returns how many rows scan saw.
-func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
-	if err := refuseInTransaction(q.SQL); err != nil {
-		return tag, 0, err
-	}
-	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		tag, seen, err = runStatement(ctx, conn, q, scan)
-		return err
-	})
-	return tag, seen, err
-}
-
-// checkEndedLocked notices a transaction that a statement sent as SQL
-// (COMMIT, ROLLBACK) ended on the server: from then on the engine refuses
-// statements instead of letting them run in autocommit.
-func (c *txConn) checkEndedLocked() {
-	if c.begun && !c.endedBySQL && c.conn.PgConn().TxStatus() == 'I' && !c.conn.IsClosed() {
-		c.endedBySQL = true
-	}
-}
-
-// flushLocked sends pending BEGIN and SAVEPOINT statements in one round
-// trip, before the statement that needs them. They travel alone so that a
-// statement that fails to parse or encode still finds them sent, as
-// PostgreSQL's own transaction rules expect.
-func (c *txConn) flushLocked(ctx context.Context) error {
-	if len(c.pending) == 0 {
-		return nil
-	}
-	begin := strings.Join(c.pending, "; ")
-	_, err := c.conn.Exec(ctx, begin)
-	if err != nil && !c.begun && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
-		// The pooled connection's session had ended before the transaction
-		// sent anything: start it on a fresh connection instead.
-		c.lease.release()
-		c.engine.resetPool()
-		l, acqErr := c.engine.acquire(ctx)
-		if acqErr != nil {
-			return fmt.Errorf("piccolo: begin: %w", errors.Join(err, acqErr))
-		}
-		c.lease, c.conn = l, l.conn
-		_, err = c.conn.Exec(ctx, begin)
-	}
-	if c.conn.PgConn().TxStatus() != 'I' {
-		// BEGIN ran; the statements after it cannot fail but with the
-		// connection, which ends the transaction anyway.
-		c.begun = true
-		c.pending = nil
-	}
-	if err != nil {
-		return fmt.Errorf("piccolo: begin: %w", err)
-	}
-	return nil
-}
-
-// Commit commits the transaction. For the outermost transaction it sends
-// COMMIT (nothing, if no statement ran) and releases the connection; a
-// savepoint block releases its savepoint; a joined block only finishes: the
-// outermost transaction decides.
-//
-// Commit returns ErrCommitRolledBack when PostgreSQL rolled back instead,
-// ErrAmbiguousCommit when the connection died after COMMIT was sent, and
-// ErrTransactionDone when the handle already finished. The connection is
-// released whatever happens. Commit and Rollback wait for statements that
-// other goroutines are running in the transaction.
-func (t *PostgresTransaction) Commit(ctx context.Context) error {
-	return t.finish(ctx, true, nil)
-}
-
-// Rollback rolls the transaction back and releases its connection. A
-// savepoint block rolls back to its savepoint; a joined block marks the
-// whole transaction rollback-only. After Commit or Rollback it returns
-// ErrTransactionDone and does nothing, so it is safe to defer.
-func (t *PostgresTransaction) Rollback(ctx context.Context) error {
-	return t.finish(ctx, false, errors.New("rolled back by its handle"))
-}
-
-// abort rolls back after its closure failed or panicked; a handle already
-// finished by hand is left alone.
-func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
-	if !t.active() {
-		return nil
-	}
-	err := t.finish(ctx, false, cause)
-	if errors.Is(err, ErrTransactionDone) {
-		return nil
-	}
-	return err
-}
-
-// finish ends t: commit when commit is true, else roll back because of cause.
-func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
-	c := t.c
-	// Ending the transaction waits for statements other goroutines are
-	// running in it, whatever ctx says: giving up would leave the
-	// transaction open and its connection borrowed for ever.
-	c.lockQuick()
-	if !t.active() {
-		c.unlock()
-		return ErrTransactionDone
-	}
-	var (
-		err   error
-		hooks []func(context.Context)
-	)
-	switch t.kind {
-	case kindJoined:
-		if commit {
-			t.state.Store(int32(txCommitted))
-		} else {
-			t.state.Store(int32(txRolledBack))
-			if u := t.unit(); u.abortErr == nil {
-				u.abortErr = cause
-			}
-		}
-	case kindSavepoint:
-		hooks, err = t.endSavepointLocked(ctx, commit)
-	case kindRoot:
-		hooks, err = t.endRootLocked(ctx, commit)
-	}
-	c.unlock()
-	if len(hooks) > 0 {
-		hookCtx := t.hookContext(ctx, t)
-		for _, h := range hooks {
-			h(hookCtx)
-		}
-	}
-	return err
-}
-
-// endSavepointLocked releases or rolls back a savepoint block and returns
-// the hooks to run once the lock is released.
-func (t *PostgresTransaction) endSavepointLocked(ctx context.Context, commit bool) ([]func(context.Context), error) {
-	c := t.c
-	parent := t.parent.unit()
-	if n := len(c.pending); n > 0 && c.pending[n-1] == "SAVEPOINT "+t.savepoint {
-		// Nothing ran inside the block: the savepoint was never sent.
-		c.pending = c.pending[:n-1]
-		if commit && t.abortErr == nil {
-			t.state.Store(int32(txCommitted))
-			t.moveHooksLocked(parent)
-			return nil, nil
-		}
-		t.state.Store(int32(txRolledBack))
-		return t.onRollback, commitRolledBack(commit, t.abortErr)
-	}
-	if err := c.flushLocked(ctx); err != nil {
-		t.state.Store(int32(txRolledBack))
-		return t.onRollback, err
-	}
-	failed := t.abortErr != nil || c.conn.PgConn().TxStatus() == 'E'
-	if commit && !failed {
-		if _, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
-			t.state.Store(int32(txRolledBack))
-			return t.onRollback, fmt.Errorf("piccolo: release savepoint: %w", err)
-		}
-		t.state.Store(int32(txCommitted))
-		t.moveHooksLocked(parent)
-		return nil, nil
-	}
-	t.state.Store(int32(txRolledBack))
-	cleanup, cancel := cleanupContext(ctx)
-	defer cancel()
-	if _, err := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+t.savepoint+"; RELEASE SAVEPOINT "+t.savepoint); err != nil {
-		// The connection is gone or the transaction is beyond repair: the
-		// block's work is lost either way.
-		return t.onRollback, fmt.Errorf("piccolo: rollback to savepoint: %w", err)
-	}
-	if commit {
-		cause := t.abortErr
-		if cause == nil {
-			cause = errors.New("a statement inside the savepoint block failed")
-		}
-		return t.onRollback, commitRolledBack(true, cause)
-	}
-	return t.onRollback, nil
-}
-
-func (t *PostgresTransaction) moveHooksLocked(to *PostgresTransaction) {
-	to.onCommit = append(to.onCommit, t.onCommit...)
-	to.onRollback = append(to.onRollback, t.onRollback...)
-	t.onCommit, t.onRollback = nil, nil
-}
-
-// commitRolledBack is the error of a Commit that ended in a rollback.
-func commitRolledBack(commit bool, cause error) error {
-	if !commit {
-		return nil
-	}
-	if cause == nil {
-		return ErrCommitRolledBack
-	}
-	return fmt.Errorf("%w: %w", ErrCommitRolledBack, cause)
-}
-
-// endRootLocked sends COMMIT or ROLLBACK, releases the connection and
-// returns the hooks to run once the lock is released.
-func (t *PostgresTransaction) endRootLocked(ctx context.Context, commit bool) (hooks []func(context.Context), err error) {
-	c := t.c
-	defer func() {
-		c.lease.release()
-		c.conn = nil
-		switch txState(t.state.Load()) {
-		case txCommitted:
-			hooks = t.onCommit
-		case txRolledBack:
-			hooks = t.onRollback
-		}
-	}()
-	if c.endedBySQL {
-		// A statement sent as SQL ended it: what happened is not ours to tell.
-		t.state.Store(int32(txUnknown))
-		return nil, fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL)
-	}
-	if !c.begun {
-		// No statement ran: there is nothing to commit or roll back.
-		if commit && t.abortErr == nil {
-			t.state.Store(int32(txCommitted))
-			return nil, nil
-		}
-		t.state.Store(int32(txRolledBack))
-		return nil, commitRolledBack(commit, t.abortErr)
-	}
-	if !commit || t.abortErr != nil || ctx.Err() != nil {
-		t.state.Store(int32(txRolledBack))
-		cleanup, cancel := cleanupContext(ctx)
-		defer cancel()
-		_, rbErr := c.conn.Exec(cleanup, "ROLLBACK")
-		if commit {
-			cause := t.abortErr
-			if cause == nil {
-				cause = ctx.Err()
-			}
-			return nil, commitRolledBack(true, cause)
-		}
-		if rbErr != nil {
-			return nil, fmt.Errorf("piccolo: rollback: %w", rbErr)
-		}
-		return nil, nil
-	}
-	if c.conn.IsClosed() {
-		// The connection died before COMMIT: the server rolled back.
-		t.state.Store(int32(txRolledBack))
-		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
-	}
-	tag, err := c.conn.Exec(ctx, "COMMIT")
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil && tag.String() == "ROLLBACK":
-		t.state.Store(int32(txRolledBack))
-		return nil, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
-	case err == nil:
-		t.state.Store(int32(txCommitted))
-		return nil, nil
-	case errors.As(err, &pgErr):
-		// The server refused the commit (a deferred constraint, a
-		// serialization failure): the transaction is gone.
-		t.state.Store(int32(txRolledBack))
-		return nil, commitRolledBack(true, err)
-	default:
-		// COMMIT was handed to a live connection that then failed: pgx may
-		// call the failure safe to retry, but the server may have
-		// committed. Only the caller can find out.
-		t.state.Store(int32(txUnknown))
-		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
-	}
-}
-
-// cleanupContext returns a context for statements that must run even when
-// ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
-func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx.Err() == nil {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 }
 
 // Transaction runs fn in a transaction carried by the context fn receives.

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
 )
@@ -657,4 +659,205 @@ func TestRetryLimits(t *testing.T) {
 	if err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Retry(0)); err == nil {
 		t.Fatal("Retry(0) accepted")
 	}
+}
+
+// TransactionExists says whether statements can run through the context:
+// false for a rollback-only transaction (a joined block failed) and for
+// one that a COMMIT sent as SQL ended. It answers at once, even while
+// another goroutine runs a statement in the transaction.
+func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	bg := context.Background()
+	t.Run("rollback-only", func(t *testing.T) {
+		ctx, tx, err := e.Begin(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		_ = e.Transaction(ctx, func(context.Context) error { return errBoom }) // joined: marks rollback-only
+		_, stmtErr := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"})
+		if !errors.Is(stmtErr, piccolo.ErrTransactionDone) {
+			t.Fatalf("statement in a rollback-only transaction: %v", stmtErr)
+		}
+		if e.TransactionExists(ctx) {
+			t.Fatal("TransactionExists true for a rollback-only transaction")
+		}
+	})
+	t.Run("COMMIT sent as SQL is refused", func(t *testing.T) {
+		ctx, tx, err := e.Begin(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"}); err != nil {
+			t.Fatal(err)
+		}
+		// The engine refuses it (TestTransactionRefusesTransactionControlSQL):
+		// the transaction goes on and statements can still run.
+		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "COMMIT"}); !errors.Is(err, piccolo.ErrTransactionControl) {
+			t.Fatalf("COMMIT as SQL: %v, want ErrTransactionControl", err)
+		}
+		if !e.TransactionExists(ctx) {
+			t.Fatal("TransactionExists false although the refused COMMIT left the transaction usable")
+		}
+	})
+	t.Run("does not wait for a running statement", func(t *testing.T) {
+		const probe = "SELECT pg_sleep(1) AS exists_probe"
+		err := e.Transaction(bg, func(ctx context.Context) error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.Exec(ctx, piccolo.Querystring{SQL: probe})
+				done <- err
+			}()
+			// The statement holds the connection once the server runs it.
+			eventually(t, "the statement running", func() error {
+				if n := scalar[int64](t, bg, e, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1", probe); n != 1 {
+					return fmt.Errorf("%d backends run it", n)
+				}
+				return nil
+			})
+			start := time.Now()
+			exists := e.TransactionExists(ctx)
+			if d := time.Since(start); d > 200*time.Millisecond || !exists {
+				t.Errorf("TransactionExists during another goroutine's statement: %v after %v", exists, d)
+			}
+			return <-done
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A scan callback runs while its transaction's connection is held: a
+// statement or a Commit it sends through that same transaction fails at
+// once with ErrConnBusy instead of hanging, while hooks and nested blocks
+// (bookkeeping, no I/O) work. QueryFunc and Batch.NextFunc alike.
+func TestScanCallbackCannotRunStatementsInItsTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	var hooks atomic.Int32
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		tx := e.CurrentTransaction(ctx)
+		callback := func(pgx.Rows) error {
+			start := time.Now()
+			if err := insert(ctx, e, table, "from the callback"); !errors.Is(err, piccolo.ErrConnBusy) {
+				t.Errorf("statement from a scan callback: %v, want ErrConnBusy", err)
+			}
+			if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
+				t.Errorf("Commit from a scan callback: %v, want ErrConnBusy", err)
+			}
+			tx.OnCommit(func(context.Context) { hooks.Add(1) })
+			if !e.TransactionExists(ctx) {
+				t.Error("TransactionExists false in a scan callback")
+			}
+			if err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
+				t.Errorf("empty savepoint block from a scan callback: %v", err)
+			}
+			err := e.Transaction(ctx, func(ctx context.Context) error {
+				return insert(ctx, e, table, "from a block in the callback")
+			}, piccolo.Nesting(piccolo.NestSavepoint))
+			if !errors.Is(err, piccolo.ErrConnBusy) {
+				t.Errorf("statement in a savepoint block from a scan callback: %v, want ErrConnBusy", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("the callback's calls took %v", d)
+			}
+			return nil
+		}
+		if err := e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, callback); err != nil {
+			return err
+		}
+		b, err := e.Batch(ctx, seriesQuery(1))
+		if err != nil {
+			return err
+		}
+		if _, err := b.NextFunc(ctx, callback); err != nil {
+			return err
+		}
+		if err := b.Close(ctx); err != nil {
+			return err
+		}
+		return insert(ctx, e, table, "after")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(t, e, table), []string{"after"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+	if hooks.Load() != 2 {
+		t.Fatalf("%d OnCommit hooks registered in scan callbacks ran, want 2", hooks.Load())
+	}
+}
+
+// While a scan callback runs, another goroutine's statement in the same
+// transaction waits for the connection and then succeeds.
+func TestScanCallbackMakesOtherGoroutinesWait(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		done := make(chan error, 1)
+		err := e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, func(pgx.Rows) error {
+			go func() { done <- insert(ctx, e, table, "other goroutine") }()
+			select {
+			case err := <-done:
+				t.Errorf("another goroutine's statement ran during the callback: %v", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return <-done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(t, e, table), []string{"other goroutine"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+}
+
+// Hooks run only on a known outcome: after ErrAmbiguousCommit (the
+// connection died after COMMIT was sent) neither OnCommit nor OnRollback
+// runs, nor does a hook registered afterwards. The caller resolves the
+// outcome, here by the row the transaction wrote.
+func TestHooksRunOnlyOnAKnownOutcome(t *testing.T) {
+	t.Parallel()
+	var armed atomic.Pointer[[]byte]
+	cut := make(chan struct{}, 1)
+	commit := []byte("COMMIT\x00")
+	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
+	table := newTable(t, e)
+	var ran atomic.Int32
+	hook := func(context.Context) { ran.Add(1) }
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.OnCommit(hook)
+	tx.OnRollback(hook)
+	mustInsert(t, ctx, e, table, "maybe")
+	armed.Store(&commit)
+	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrAmbiguousCommit) {
+		t.Fatalf("Commit: %v, want ErrAmbiguousCommit", err)
+	}
+	<-cut
+	tx.OnCommit(hook)
+	tx.OnRollback(hook)
+	if ran.Load() != 0 {
+		t.Fatalf("%d hooks ran after an ambiguous commit, want none", ran.Load())
+	}
+	// Resolving the outcome: the row is there, so it committed.
+	eventually(t, "the ambiguous commit's row", func() error {
+		if got := names(t, e, table); !slices.Equal(got, []string{"maybe"}) {
+			return fmt.Errorf("rows %v", got)
+		}
+		return nil
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -33,40 +34,40 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	ctx := context.Background()
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var closers []func(context.Context) error // run last first
+	defer func() {
+		for _, c := range slices.Backward(closers) {
+			if err := c(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+	}()
 	env.streamRows = 100_000
 	if s := os.Getenv("PICCOLO_BENCH_STREAM_ROWS"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "PICCOLO_BENCH_STREAM_ROWS:", err)
-			return 1
+			return fail(fmt.Errorf("PICCOLO_BENCH_STREAM_ROWS: %w", err))
 		}
 		env.streamRows = n
 	}
 	srv, err := openServer(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	env.srv = srv
-	defer func() {
-		if err := srv.close(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
+	closers = append(closers, srv.close)
 	p, err := openPeers(ctx, srv.dsn, int32(2*runtime.GOMAXPROCS(0)))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	env.peers = p
-	defer func() {
-		if err := p.close(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
-	}()
+	closers = append(closers, p.close)
 	if err := schema(ctx, p.conn, int(env.streamRows)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	return m.Run()
 }

@@ -14,16 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
-	"github.com/piccolo-go/piccolo"
-	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // streamSelect reads every row of the streaming table.
@@ -35,7 +25,7 @@ type streamCase struct {
 	name     string
 	batch    int    // rows per round trip; 0 for a plain query
 	baseline string // the id of the case its ratio divides by; "" if it is one
-	run      func(ctx context.Context, dsn string, batch int) (rows int64, err error)
+	run      streamFunc
 }
 
 // The streaming baselines: a plain pgx query and hand-written cursor loops.
@@ -58,21 +48,21 @@ func (s streamCase) id() string {
 // typed pgx loop of the same batch size, maps with the loop collecting maps.
 func streamCases() []streamCase {
 	cases := []streamCase{
-		{name: streamPgxPlain, run: streamPgx},
-		{name: "piccolo-go QueryFunc (typed)", baseline: streamPgxPlain, run: streamPiccoloQueryFunc},
-		{name: peerSQL + " rows", baseline: streamPgxPlain, run: streamSQL},
-		{name: peerSqlx + " StructScan", baseline: streamPgxPlain, run: streamSqlx},
-		{name: peerGorm + " Rows + ScanRows", baseline: streamPgxPlain, run: streamGormRows},
-		{name: peerBun + " rows + ScanRow", baseline: streamPgxPlain, run: streamBun},
+		{name: streamPgxPlain, run: opened(openConn, streamPgx)},
+		{name: "piccolo-go QueryFunc (typed)", baseline: streamPgxPlain, run: opened(openEngine, streamPiccoloQueryFunc)},
+		{name: peerSQL + " rows", baseline: streamPgxPlain, run: opened(openStdlib, streamSQL)},
+		{name: peerSqlx + " StructScan", baseline: streamPgxPlain, run: opened(openStdlib, streamSqlx)},
+		{name: peerGorm + " Rows + ScanRows", baseline: streamPgxPlain, run: opened(openGorm, streamGormRows)},
+		{name: peerBun + " rows + ScanRow", baseline: streamPgxPlain, run: opened(openStdlib, streamBun)},
 	}
 	for _, n := range []int{100, 1000, 10000} {
 		typed := streamCase{name: streamPgxCursor, batch: n, run: streamPgxCursorLoop(scanTyped)}
 		maps := streamCase{name: streamPgxCursorMaps, batch: n, run: streamPgxCursorLoop(scanMap)}
 		cases = append(cases, typed,
-			streamCase{name: "piccolo-go Batch NextFunc (typed)", batch: n, baseline: typed.id(), run: streamPiccoloBatchTyped},
+			streamCase{name: "piccolo-go Batch NextFunc (typed)", batch: n, baseline: typed.id(), run: opened(openEngine, streamPiccoloBatchTyped)},
 			maps,
-			streamCase{name: "piccolo-go Batch Next (maps)", batch: n, baseline: maps.id(), run: streamPiccoloBatchMaps},
-			streamCase{name: peerGorm + " FindInBatches", batch: n, baseline: typed.id(), run: streamGormBatches},
+			streamCase{name: "piccolo-go Batch Next (maps)", batch: n, baseline: maps.id(), run: opened(openEngine, streamPiccoloBatchMaps)},
+			streamCase{name: peerGorm + " FindInBatches", batch: n, baseline: typed.id(), run: opened(openGorm, streamGormBatches)},
 		)
 	}
 	return cases
@@ -181,280 +171,4 @@ func runStreams(ctx context.Context, dsn string, rows int64, rounds int, log io.
 		out[i].PeakKiB = peak
 	}
 	return out, nil
-}
-
-// The streaming cases. Each connects on its own, records its RSS once
-// connected, reads every row into an Item (or a map) and returns the count.
-
-func streamPgx(ctx context.Context, dsn string, _ int) (int64, error) {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := connected(); err != nil {
-		return 0, err
-	}
-	rows, err := conn.Query(ctx, streamSelect)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var it Item
-	return countRows(rows, func() error { return scanItem(rows, &it) })
-}
-
-// scanTyped reads a row into an Item; scanMap into a map, as Batch.Next
-// does.
-func scanTyped(rows pgx.Rows) error {
-	var it Item
-	return scanItem(rows, &it)
-}
-
-func scanMap(rows pgx.Rows) error {
-	_, err := pgx.RowToMap(rows)
-	return err
-}
-
-// streamPgxCursorLoop returns the hand-written peer of piccolo-go's Batch: a
-// transaction, a cursor, FETCH until a short batch, each row read by scan.
-func streamPgxCursorLoop(scan func(pgx.Rows) error) func(context.Context, string, int) (int64, error) {
-	return func(ctx context.Context, dsn string, batch int) (int64, error) {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return 0, err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		if err := connected(); err != nil {
-			return 0, err
-		}
-		var n int64
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "DECLARE c NO SCROLL CURSOR FOR "+streamSelect); err != nil {
-				return err
-			}
-			fetch := "FETCH FORWARD " + strconv.Itoa(batch) + " FROM c"
-			for {
-				rows, err := tx.Query(ctx, fetch)
-				if err != nil {
-					return err
-				}
-				got := 0
-				for rows.Next() {
-					if err := scan(rows); err != nil {
-						rows.Close()
-						return err
-					}
-					got++
-				}
-				if err := rows.Err(); err != nil {
-					return err
-				}
-				n += int64(got)
-				if got < batch {
-					return nil
-				}
-			}
-		})
-		return n, err
-	}
-}
-
-// piccoloEngine starts an engine on dsn for a streaming case.
-func piccoloEngine(ctx context.Context, dsn string) (*piccolo.PostgresEngine, error) {
-	e, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: dsn})
-	if err != nil {
-		return nil, err
-	}
-	if err := e.StartConnectionPool(ctx); err != nil {
-		return nil, err
-	}
-	return e, connected()
-}
-
-func streamPiccoloQueryFunc(ctx context.Context, dsn string, _ int) (int64, error) {
-	e, err := piccoloEngine(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer e.Close()
-	var n int64
-	var it Item
-	err = e.QueryFunc(ctx, piccolo.Querystring{SQL: streamSelect}, func(r pgx.Rows) error {
-		n++
-		return scanItem(r, &it)
-	})
-	return n, err
-}
-
-func streamPiccoloBatchTyped(ctx context.Context, dsn string, batch int) (int64, error) {
-	e, err := piccoloEngine(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer e.Close()
-	b, err := e.Batch(ctx, piccolo.Raw(streamSelect), piccolo.BatchSize(batch))
-	if err != nil {
-		return 0, err
-	}
-	defer b.Close(ctx) //nolint:errcheck // closed by the last NextFunc; this covers errors
-	var n int64
-	var it Item
-	for {
-		got, err := b.NextFunc(ctx, func(r pgx.Rows) error { return scanItem(r, &it) })
-		if err != nil {
-			return n, err
-		}
-		if got == 0 {
-			return n, nil
-		}
-		n += int64(got)
-	}
-}
-
-func streamPiccoloBatchMaps(ctx context.Context, dsn string, batch int) (int64, error) {
-	e, err := piccoloEngine(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer e.Close()
-	b, err := e.Batch(ctx, piccolo.Raw(streamSelect), piccolo.BatchSize(batch))
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for rows, err := range b.All(ctx) {
-		if err != nil {
-			return n, err
-		}
-		n += int64(len(rows))
-	}
-	return n, nil
-}
-
-// openStdlib opens database/sql on pgx for a streaming case.
-func openStdlib(ctx context.Context, dsn string) (*sqlx.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, err
-	}
-	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
-	if err := db.PingContext(ctx); err != nil {
-		return nil, errors.Join(err, db.Close())
-	}
-	return db, connected()
-}
-
-func streamSQL(ctx context.Context, dsn string, _ int) (int64, error) {
-	db, err := openStdlib(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	rows, err := db.DB.QueryContext(ctx, streamSelect)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var it Item
-	return countRows(rows, func() error { return scanItem(rows, &it) })
-}
-
-func streamSqlx(ctx context.Context, dsn string, _ int) (int64, error) {
-	db, err := openStdlib(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	rows, err := db.QueryxContext(ctx, streamSelect)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var it Item
-	return countRows(rows, func() error { return rows.StructScan(&it) })
-}
-
-// openGorm opens GORM (prepared statements off) for a streaming case.
-func openGorm(ctx context.Context, dsn string) (*gorm.DB, func() error, error) {
-	db, err := openStdlib(ctx, dsn)
-	if err != nil {
-		return nil, nil, err
-	}
-	g, err := gorm.Open(postgres.New(postgres.Config{Conn: db.DB}), &gorm.Config{
-		SkipDefaultTransaction: true, Logger: logger.Discard,
-	})
-	if err != nil {
-		return nil, nil, errors.Join(err, db.Close())
-	}
-	return g.WithContext(ctx), db.Close, nil
-}
-
-func streamGormRows(ctx context.Context, dsn string, _ int) (int64, error) {
-	g, closeDB, err := openGorm(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer closeDB() //nolint:errcheck // nothing to do about it at exit
-	rows, err := g.Table("stream_items").Rows()
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var it Item
-	return countRows(rows, func() error { return g.ScanRows(rows, &it) })
-}
-
-func streamGormBatches(ctx context.Context, dsn string, batch int) (int64, error) {
-	g, closeDB, err := openGorm(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer closeDB() //nolint:errcheck // nothing to do about it at exit
-	var n int64
-	var page []Item
-	err = g.Table("stream_items").FindInBatches(&page, batch, func(*gorm.DB, int) error {
-		n += int64(len(page))
-		return nil
-	}).Error
-	return n, err
-}
-
-func streamBun(ctx context.Context, dsn string, _ int) (int64, error) {
-	db, err := openStdlib(ctx, dsn)
-	if err != nil {
-		return 0, err
-	}
-	b := bun.NewDB(db.DB, pgdialect.New())
-	defer b.Close()
-	rows, err := b.QueryContext(ctx, streamSelect)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	var n int64
-	var it bunItem
-	for rows.Next() {
-		if err := b.ScanRow(ctx, rows, &it); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
-}
-
-// countRows reads every row with scan, which scans the current row, and
-// counts them: the loop each streaming peer runs over its own rows type.
-func countRows(rows interface {
-	Next() bool
-	Err() error
-}, scan func() error) (int64, error) {
-	var n int64
-	for rows.Next() {
-		if err := scan(); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, rows.Err()
 }

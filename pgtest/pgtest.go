@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -290,17 +291,96 @@ func (e *env) exec(ctx context.Context, sql string) error {
 // withDatabase returns dsn pointing at database name instead, everything
 // else (user, host, sslmode and other parameters) kept. dsn is a URL or a
 // key=value string; name must need no quoting (pgtest's names do not).
+//
+// Every other way dsn names a database goes: a URL's dbname or database
+// query parameter overrides its path in pgconn, so leaving one behind would
+// send the tests, and their DROPs, to the database it names. The result is
+// parsed back to prove it reaches name and nothing else.
 func withDatabase(dsn, name string) (string, error) {
+	var out string
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("pgtest: parse database URL: %w", err)
 		}
-		u.Path, u.RawPath = "/"+name, ""
-		return u.String(), nil
+		q := u.Query()
+		for _, key := range databaseKeys {
+			q.Del(key)
+		}
+		u.Path, u.RawPath, u.RawQuery = "/"+name, "", q.Encode()
+		out = u.String()
+	} else {
+		pairs, err := keyValuePairs(dsn)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, p := range pairs {
+			if !slices.Contains(databaseKeys, p[0]) {
+				fmt.Fprintf(&b, "%s=%s ", p[0], quoteKeyValue(p[1]))
+			}
+		}
+		b.WriteString("dbname=" + name)
+		out = b.String()
 	}
-	// In a key=value string the last dbname wins (libpq and pgconn agree).
-	return strings.TrimSpace(dsn + " dbname=" + name), nil
+	cfg, err := pgconn.ParseConfig(out)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: the DSN for database %s does not parse: %w", name, err)
+	}
+	if cfg.Database != name {
+		return "", fmt.Errorf("pgtest: the DSN for database %s reaches database %q instead; refusing to run tests there", name, cfg.Database)
+	}
+	return out, nil
+}
+
+// databaseKeys are the DSN parameters that name the database.
+var databaseKeys = []string{"dbname", "database"}
+
+// keyValuePairs splits a libpq key=value string into its pairs, in order,
+// with quotes and backslash escapes resolved as libpq does.
+func keyValuePairs(dsn string) ([][2]string, error) {
+	var pairs [][2]string
+	s := strings.TrimSpace(dsn)
+	for s != "" {
+		eq := strings.IndexByte(s, '=')
+		if eq < 0 {
+			return nil, fmt.Errorf("pgtest: DATABASE_URL: %q has no '='", s)
+		}
+		key := strings.TrimSpace(s[:eq])
+		s = strings.TrimLeft(s[eq+1:], " \t\n\r")
+		var val strings.Builder
+		quoted := strings.HasPrefix(s, "'")
+		if quoted {
+			s = s[1:]
+		}
+		i := 0
+		for ; i < len(s); i++ {
+			c := s[i]
+			if c == '\\' && i+1 < len(s) {
+				i++
+				val.WriteByte(s[i])
+				continue
+			}
+			if (quoted && c == '\'') || (!quoted && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+				break
+			}
+			val.WriteByte(c)
+		}
+		if quoted && i == len(s) {
+			return nil, fmt.Errorf("pgtest: DATABASE_URL: unterminated quote in the value of %s", key)
+		}
+		if i < len(s) {
+			i++ // the closing quote or the blank
+		}
+		pairs = append(pairs, [2]string{key, val.String()})
+		s = strings.TrimSpace(s[i:])
+	}
+	return pairs, nil
+}
+
+// quoteKeyValue quotes v for a key=value string.
+func quoteKeyValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // packageName returns the test binary's package name (go test names the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -248,6 +249,9 @@ func TestWithDatabase(t *testing.T) {
 		{"escaped database", "postgres://alice@db.example/my%2Fdb?sslmode=disable"},
 		{"key=value", "host=db.example port=6543 user=alice dbname=app sslmode=disable"},
 		{"key=value without dbname", "host=db.example user=alice"},
+		{"URL naming its database as a dbname parameter", "postgres://alice@db.example:5432/?dbname=app&sslmode=disable"},
+		{"URL naming its database as a database parameter", "postgres://alice@db.example/other?database=app"},
+		{"key=value with database and quoted values", "host = db.example database=app password='it\\'s \\\\ secret' application_name='a b'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,6 +276,49 @@ func TestWithDatabase(t *testing.T) {
 				t.Errorf("withDatabase changed more than the database: %q → %q", tt.dsn, got)
 			}
 		})
+	}
+}
+
+// TestFreshDatabaseDSNNamesOnlyTheFreshDatabase pins that a DATABASE_URL
+// naming a real database in any form (path, ?dbname=, ?database=, dbname=,
+// database=) never sends tests there: the DSN handed out reaches the fresh
+// database, proven by current_database() on the server.
+func TestFreshDatabaseDSNNamesOnlyTheFreshDatabase(t *testing.T) {
+	t.Parallel()
+	server := current.get(t).serverDSN
+	cfg, err := pgconn.ParseConfig(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("postgres://%s@%s:%d", url.QueryEscape(cfg.User), cfg.Host, cfg.Port)
+	keyValue := fmt.Sprintf("host=%s port=%d user=%s", cfg.Host, cfg.Port, cfg.User)
+	if cfg.Password != "" {
+		base = fmt.Sprintf("postgres://%s:%s@%s:%d", url.QueryEscape(cfg.User), url.QueryEscape(cfg.Password), cfg.Host, cfg.Port)
+		keyValue += " password=" + quoteKeyValue(cfg.Password)
+	}
+	for _, dsn := range []string{
+		base + "/postgres?sslmode=disable",
+		base + "/?dbname=postgres&sslmode=disable",
+		base + "/template1?database=postgres&sslmode=disable",
+		keyValue + " dbname=postgres sslmode=disable",
+		keyValue + " database=postgres sslmode=disable",
+	} {
+		e, err := setup(t.Context(), dsn, "selftest")
+		if err != nil {
+			t.Fatalf("setup(%q): %v", dsn, err)
+		}
+		conn, err := pgx.Connect(t.Context(), e.dsn)
+		if err != nil {
+			t.Fatalf("connect to %q: %v", e.dsn, err)
+		}
+		name, _ := databaseOf(t, conn)
+		conn.Close(t.Context())
+		if name != e.dbname || !strings.HasPrefix(name, "pgtest_selftest_") {
+			t.Errorf("DATABASE_URL %q: tests would run in %q, want the fresh %q", dsn, name, e.dbname)
+		}
+		if err := e.close(t.Context()); err != nil {
+			t.Fatalf("close: %v", err)
+		}
 	}
 }
 

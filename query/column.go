@@ -93,41 +93,49 @@ func (c Column[V]) Err() error {
 
 func (c Column[V]) ref() colRef { return c.r }
 
-// Eq is column = v.
+// Eq is column = v. A v sent as NULL (nil, a nil pointer or slice, an
+// invalid sql.Null or pgtype value) renders column IS NULL, since = NULL
+// matches no row; on a NOT NULL column it fails rendering.
 func (c Column[V]) Eq(v V) Expr { return cmpExpr{c.r, "=", v} }
 
-// Ne is column <> v.
+// Ne is column <> v. A v sent as NULL renders column IS NOT NULL; on a
+// NOT NULL column it fails rendering.
 func (c Column[V]) Ne(v V) Expr { return cmpExpr{c.r, "<>", v} }
 
-// Lt is column < v.
+// Lt is column < v. A NULL v fails rendering: it would match no row.
 func (c Column[V]) Lt(v V) Expr { return cmpExpr{c.r, "<", v} }
 
-// Le is column <= v.
+// Le is column <= v. A NULL v fails rendering.
 func (c Column[V]) Le(v V) Expr { return cmpExpr{c.r, "<=", v} }
 
-// Gt is column > v.
+// Gt is column > v. A NULL v fails rendering.
 func (c Column[V]) Gt(v V) Expr { return cmpExpr{c.r, ">", v} }
 
-// Ge is column >= v.
+// Ge is column >= v. A NULL v fails rendering.
 func (c Column[V]) Ge(v V) Expr { return cmpExpr{c.r, ">=", v} }
 
 // In is column = ANY($n), with vs bound as one array parameter: the SQL
 // text does not change with the number of values (one cached statement)
-// and a long list does not eat into the 65535-parameter limit. No values
-// match no rows.
-func (c Column[V]) In(vs ...V) Expr { return cmpExpr{c.r, "= ANY", append([]V{}, vs...)} }
+// and a long list does not eat into the 65535-parameter limit. It matches
+// the rows Or(Eq(v) for each v) matches: no values match no row, and a
+// NULL among vs adds OR column IS NULL (refused on a NOT NULL column).
+func (c Column[V]) In(vs ...V) Expr { return newIn(c.r, false, vs) }
 
-// NotIn is column <> ALL($n); no values match every row whose column is
-// not NULL, as NOT IN does.
-func (c Column[V]) NotIn(vs ...V) Expr { return cmpExpr{c.r, "<> ALL", append([]V{}, vs...)} }
+// NotIn is column <> ALL($n). It matches every row whose column is not
+// NULL and differs from each of vs: no values render column IS NOT NULL
+// (<> ALL of an empty array would match NULL too), and a NULL among vs
+// adds nothing, since a NULL column never matches (refused on a NOT NULL
+// column).
+func (c Column[V]) NotIn(vs ...V) Expr { return newIn(c.r, true, vs) }
 
-// Between is column BETWEEN lo AND hi, both ends included.
+// Between is column BETWEEN lo AND hi, both ends included. A NULL bound
+// fails rendering: it would match no row.
 func (c Column[V]) Between(lo, hi V) Expr { return betweenExpr{c.r, lo, hi} }
 
-// IsNull is column IS NULL. Eq(nil) is not: "= NULL" matches nothing.
+// IsNull is column IS NULL, as Eq(nil) is.
 func (c Column[V]) IsNull() Expr { return nullExpr{c.r, "IS NULL"} }
 
-// IsNotNull is column IS NOT NULL.
+// IsNotNull is column IS NOT NULL, as Ne(nil) is.
 func (c Column[V]) IsNotNull() Expr { return nullExpr{c.r, "IS NOT NULL"} }
 
 // Like is column LIKE pattern (% and _ are wildcards, \ escapes them). It

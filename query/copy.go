@@ -17,15 +17,16 @@ const copyMinRows = 1000
 
 // copyColumns returns the columns a COPY of the Insert's rows sends, and
 // whether COPY can load them as the INSERT would: nothing to write back,
-// no ON CONFLICT, and an identity key either set in every row or left to
-// the database in every row (COPY has no DEFAULT of its own per row).
+// no ON CONFLICT, and a key with a DEFAULT either set in every row or zero
+// in every row, when the column is left out so that the server generates
+// it (COPY cannot send DEFAULT for one row and a value for the next).
 func (i Insert[T]) copyColumns(p *insertPlan[T]) ([]*column, bool) {
 	if len(i.rows) < copyMinRows || len(p.returning) > 0 || i.conflict != "" {
 		return nil, false
 	}
 	cols := make([]*column, 0, len(p.cols))
 	for _, c := range p.cols {
-		if !c.identity {
+		if !c.autoKey {
 			cols = append(cols, c)
 			continue
 		}
@@ -36,7 +37,7 @@ func (i Insert[T]) copyColumns(p *insertPlan[T]) ([]*column, bool) {
 			}
 		}
 		switch zero {
-		case len(i.rows): // every id left to the database
+		case len(i.rows): // every key left to the server
 		case 0:
 			cols = append(cols, c)
 		default:

@@ -621,7 +621,7 @@ func TestGetOrCreateRace(t *testing.T) {
 			want string
 		}{
 			{"no key", Bands.GetOrCreate(&Band{Name: "x"}), "no key columns"},
-			{"nil key value", Bands.GetOrCreate(&Band{Name: "x"}, BandManager), "is nil"},
+			{"nil key value", Bands.GetOrCreate(&Band{Name: "x"}, BandManager), "is NULL"},
 			{"nil row", Bands.GetOrCreate(nil, BandName), "nil object"},
 			{"key without unique constraint", Bands.GetOrCreate(&Band{Name: "Solo", Popularity: 12345}, BandPopularity), "no unique or exclusion constraint"},
 		} {

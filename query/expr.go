@@ -19,16 +19,21 @@ func renderExpr(r *renderer, e Expr, nested bool) {
 	e.render(r, nested)
 }
 
-// And is true when every expression is; And() is TRUE.
+// And is true when every expression is. And() is TRUE: it matches every
+// row, so an Update or Delete whose Where is nothing but empty Ands (at any
+// depth) has no condition and fails with ErrNoWhere unless told All.
 func And(exprs ...Expr) Expr { return boolExpr{"AND", append([]Expr{}, exprs...)} }
 
-// Or is true when any expression is; Or() is FALSE.
+// Or is true when any expression is. Or() is FALSE: no alternative, so it
+// matches no row, as a search over an empty list of alternatives should.
+// An Or holding an expression that is always TRUE (an empty And) matches
+// every row, and counts as no condition for ErrNoWhere.
 func Or(exprs ...Expr) Expr { return boolExpr{"OR", append([]Expr{}, exprs...)} }
 
 // Not negates e.
 func Not(e Expr) Expr { return notExpr{e} }
 
-// cmpExpr is column OP $n; OP may be "= ANY" or "<> ALL" for an array.
+// cmpExpr is column OP $n, or IS [NOT] NULL for a NULL value.
 type cmpExpr struct {
 	col colRef
 	op  string
@@ -37,21 +42,16 @@ type cmpExpr struct {
 
 func (e cmpExpr) render(r *renderer, _ bool) {
 	c := r.column(e.col)
-	if c == nil {
-		return
-	}
-	if (e.op == "LIKE" || e.op == "ILIKE") && !c.text {
+	switch {
+	case c == nil:
+	case (e.op == "LIKE" || e.op == "ILIKE") && !c.text:
 		r.fail(fmt.Errorf("%s on column %q of type %s: it applies to text columns", e.op, c.name, c.sqlType))
-		return
-	}
-	if e.op == "= ANY" || e.op == "<> ALL" {
-		r.write(c.quoted, " ", e.op, "(")
+	case isNull(e.val):
+		renderNullCmp(r, c, e.op)
+	default:
+		r.write(c.quoted, " ", e.op, " ")
 		r.param(e.val)
-		r.write(")")
-		return
 	}
-	r.write(c.quoted, " ", e.op, " ")
-	r.param(e.val)
 }
 
 // betweenExpr is column BETWEEN $n AND $m.
@@ -61,8 +61,15 @@ type betweenExpr struct {
 }
 
 func (e betweenExpr) render(r *renderer, _ bool) {
-	r.col(e.col)
-	r.write(" BETWEEN ")
+	c := r.column(e.col)
+	switch {
+	case c == nil:
+		return
+	case isNull(e.lo) || isNull(e.hi):
+		r.fail(fmt.Errorf("Between with a NULL bound on column %q: a comparison with NULL matches no row", c.name))
+		return
+	}
+	r.write(c.quoted, " BETWEEN ")
 	r.param(e.lo)
 	r.write(" AND ")
 	r.param(e.hi)
@@ -119,4 +126,55 @@ func (e notExpr) render(r *renderer, _ bool) {
 	r.write("NOT (")
 	renderExpr(r, e.e, false)
 	r.write(")")
+}
+
+// truth is what an expression is known to be before it reaches the
+// server: for the ErrNoWhere guard, a condition that is always TRUE is no
+// condition at all.
+type truth int8
+
+const (
+	dependsOnRow truth = iota
+	alwaysTrue
+	alwaysFalse
+)
+
+// truthOf folds the constant parts of e: empty And and Or, Not of them,
+// In with no values. A nil Expr counts as no condition (it fails
+// rendering anyway). Everything else depends on the row, SQL fragments
+// included.
+func truthOf(e Expr) truth {
+	switch e := e.(type) {
+	case nil:
+		return alwaysTrue
+	case boolExpr:
+		// An AND is decided by a FALSE, an OR by a TRUE; with neither it
+		// is TRUE (AND) or FALSE (OR) when every part is constant.
+		decides, empty := alwaysFalse, alwaysTrue
+		if e.op == "OR" {
+			decides, empty = alwaysTrue, alwaysFalse
+		}
+		out := empty
+		for _, x := range e.exprs {
+			switch truthOf(x) {
+			case decides:
+				return decides
+			case dependsOnRow:
+				out = dependsOnRow
+			}
+		}
+		return out
+	case notExpr:
+		switch truthOf(e.e) {
+		case alwaysTrue:
+			return alwaysFalse
+		case alwaysFalse:
+			return alwaysTrue
+		}
+	case inExpr:
+		if !e.not && !e.null && e.n == 0 {
+			return alwaysFalse
+		}
+	}
+	return dependsOnRow
 }

@@ -76,9 +76,9 @@ func (g *fuzzGen) str() string {
 }
 
 func (g *fuzzGen) expr(depth int) query.Expr {
-	kinds := 16
+	kinds := 21
 	if depth >= 3 {
-		kinds = 12 // leaves only
+		kinds = 17 // leaves only
 	}
 	switch g.intn(kinds) {
 	case 0:
@@ -120,13 +120,46 @@ func (g *fuzzGen) expr(depth int) query.Expr {
 		return fuzzTags.Eq([]string{g.str(), g.str()})
 	case 11:
 		return fuzzHostile.Ge(g.str())
-	case 12, 13:
-		return query.And(g.exprs(depth)...)
+	case 12:
+		if g.intn(2) == 1 {
+			return fuzzScore.Ne(nil)
+		}
+		return fuzzScore.Eq(nil)
+	case 13:
+		return fuzzScore.In(g.scores()...)
 	case 14:
+		return fuzzScore.NotIn(g.scores()...)
+	case 15:
+		if g.intn(2) == 1 {
+			return fuzzTags.Ne(nil)
+		}
+		return fuzzTags.Eq([]string(nil))
+	case 16:
+		var none []int32 // a typed nil list
+		if g.intn(2) == 1 {
+			return fuzzN.In(none...)
+		}
+		return fuzzN.NotIn(none...)
+	case 17, 18:
+		return query.And(g.exprs(depth)...)
+	case 19:
 		return query.Or(g.exprs(depth)...)
 	default:
 		return query.Not(g.expr(depth + 1))
 	}
+}
+
+// scores is a list of up to three values for the nullable column, some of
+// them nil.
+func (g *fuzzGen) scores() []*float64 {
+	out := make([]*float64, g.intn(4))
+	for i := range out {
+		if b := g.byte(); b%2 == 1 {
+			v := float64(b)
+			out[i] = &v
+		}
+	}
+	return out
 }
 
 func (g *fuzzGen) exprs(depth int) []query.Expr {
@@ -238,6 +271,7 @@ func FuzzRender(f *testing.F) {
 	for _, seed := range [][]byte{
 		{}, {0, 1, 2, 3}, {0, 12, 8, 3, 14, 8, 6, 1, 1}, {3, 2, 12, 8, 2, 1, 1, 1}, {5, 2, 1, 9, 9, 1},
 		[]byte("select where and or not"), {0, 15, 15, 15, 12, 12, 8, 4, 0, 1, 1, 1, 1, 1, 2, 3},
+		{3, 1, 1, 19, 1, 17, 0}, {4, 2, 13, 3, 1, 0, 3, 14, 2, 0, 1, 12, 1, 15, 0, 16, 1},
 	} {
 		f.Add(seed)
 	}

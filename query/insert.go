@@ -22,8 +22,12 @@ const chunkParams = 4000
 // every method returns a modified copy. The rows are read when the query
 // renders, not when Insert is called.
 //
-// An identity primary key whose field is zero is sent as DEFAULT, so the
-// database numbers the row; a non-zero id is inserted as it is. Many rows
+// A primary key whose field is zero (0, "", the zero UUID, ...) is sent
+// as DEFAULT when the column has one (an identity or serial column, or
+// default= such as gen_random_uuid()), so the server generates it and Run
+// writes it back; a non-zero key is inserted as it is. A zero key whose
+// column has no DEFAULT fails to render with ErrZeroKey: sent as it is,
+// every such row would get the same key. Many rows
 // render as several INSERT statements of about 4,000 parameters each
 // (PostgreSQL's limit is 65535; smaller statements measured faster); Run
 // sends them in one transaction.
@@ -39,7 +43,8 @@ type Insert[T any] struct {
 }
 
 // Insert starts an INSERT of rows. Run writes the RETURNING columns (by
-// default the identity primary key and omitted columns) back into them.
+// default a primary key with a DEFAULT, and omitted columns) back into
+// them.
 func (t *Table[T]) Insert(rows ...*T) Insert[T] {
 	return Insert[T]{t: t, rows: slices.Clone(rows)}
 }
@@ -54,7 +59,8 @@ func (i Insert[T]) Omit(cols ...Col) Insert[T] {
 }
 
 // Returning sets the RETURNING columns that Run writes back into the rows,
-// replacing the default (the identity primary key and omitted columns).
+// replacing the default (a primary key with a DEFAULT, and omitted
+// columns).
 // Returning() with no columns sends no RETURNING clause.
 func (i Insert[T]) Returning(cols ...Col) Insert[T] {
 	i.returning, i.returningSet = refs(cols), true
@@ -132,6 +138,7 @@ func (i Insert[T]) plan() (*insertPlan[T], error) {
 	if len(p.cols) == 0 {
 		r.fail(errors.New("every column is omitted"))
 	}
+	checkKeys(r, d.pk, p.cols, i.rows)
 	p.returning = i.returningCols(r, omittedCols)
 	i.renderConflict(r, p.cols)
 	r.returning(i.returningRefs(p.returning))
@@ -146,8 +153,8 @@ func (i Insert[T]) plan() (*insertPlan[T], error) {
 	return p, nil
 }
 
-// returningCols resolves the RETURNING columns: explicit ones, or the
-// identity primary key and the omitted columns.
+// returningCols resolves the RETURNING columns: explicit ones, or a
+// primary key with a DEFAULT and the omitted columns.
 func (i Insert[T]) returningCols(r *renderer, omitted []*column) []*column {
 	if i.returningSet {
 		if i.conflict == "NOTHING" && len(i.returning) > 0 {
@@ -163,7 +170,7 @@ func (i Insert[T]) returningCols(r *renderer, omitted []*column) []*column {
 		return nil
 	}
 	var cols []*column
-	if pk := i.t.def.pk; pk != nil && pk.identity && !slices.Contains(omitted, pk) {
+	if pk := i.t.def.pk; pk != nil && pk.autoKey && !slices.Contains(omitted, pk) {
 		cols = append(cols, pk)
 	}
 	return append(cols, omitted...)
@@ -242,7 +249,7 @@ func (i Insert[T]) renderChunk(p *insertPlan[T], rows []*T) (piccolo.Querystring
 				r.write(", ")
 			}
 			v := c.value(unsafe.Pointer(row))
-			if c.identity && v.IsZero() {
+			if c.autoKey && v.IsZero() {
 				r.write("DEFAULT")
 				continue
 			}

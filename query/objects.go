@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"reflect"
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
@@ -82,12 +81,16 @@ func (o Objects[T]) Get(ctx context.Context, e piccolo.Engine, where ...Expr) (T
 	return rows[0], nil
 }
 
-// Save writes obj: an INSERT when its identity primary key is zero (the
-// new id is written back, as Insert does), else an INSERT ... ON CONFLICT
-// (primary key) DO UPDATE of every other column, which updates the row or
-// puts it back if it was deleted. obj is read when the query renders.
+// Save writes obj: an INSERT when its primary key is zero (0, "", the
+// zero UUID, ...), else an INSERT ... ON CONFLICT (primary key) DO UPDATE
+// of every other column, which updates the row or puts it back if it was
+// deleted. A zero key is sent as DEFAULT when the column has one (an
+// identity or serial column, or default= such as gen_random_uuid()), and
+// the key the server chose is written back, as Insert does; without a
+// DEFAULT, a zero key fails to render with ErrZeroKey before anything is
+// sent. obj is read when the query renders.
 //
-// A new row is never an upsert: if the identity sequence lags behind ids
+// A new row is never an upsert: if the key's sequence lags behind ids
 // inserted by hand, the INSERT fails with a unique violation rather than
 // overwrite the row that holds the id. Save needs a primary key.
 func (t *Table[T]) Save(obj *T) Save[T] { return Save[T]{t: t, obj: obj} }
@@ -107,7 +110,7 @@ func (s Save[T]) insert() Insert[T] {
 	case pk == nil:
 		ins.target = []colRef{{err: errors.New("Save needs a primary key")}}
 		ins.conflict = "UPDATE"
-	case s.obj != nil && (!pk.identity || !pk.value(unsafe.Pointer(s.obj)).IsZero()):
+	case s.obj != nil && !pk.value(unsafe.Pointer(s.obj)).IsZero():
 		ins.conflict, ins.target = "UPDATE", []colRef{{c: pk}}
 	}
 	return ins
@@ -122,47 +125,8 @@ func (s Save[T]) Run(ctx context.Context, e piccolo.Engine) error { return s.ins
 
 // Remove deletes obj's row, found by its primary key (read when the query
 // renders). Run returns 0 if the row was already gone. It fails to render
-// for a table without a primary key and for a zero identity id: an object
-// that was never saved has no row.
+// for a table without a primary key, and with ErrZeroKey for a zero key:
+// an object that was never saved has no row.
 func (t *Table[T]) Remove(obj *T) Delete[T] {
 	return t.Delete().Where(keyExpr[T]{c: t.def.pk, row: obj, what: "Remove"})
-}
-
-// keyExpr is column = $n with the value read from row's field when it
-// renders.
-type keyExpr[T any] struct {
-	c    *column
-	row  *T
-	what string // for messages: Remove, GetOrCreate
-}
-
-func (k keyExpr[T]) render(r *renderer, _ bool) {
-	if k.c == nil {
-		r.fail(errors.New(k.what + " needs a primary key"))
-		return
-	}
-	if k.row == nil {
-		r.fail(errors.New(k.what + ": nil object"))
-		return
-	}
-	v := k.c.value(unsafe.Pointer(k.row))
-	switch {
-	case k.c.identity && v.IsZero():
-		r.fail(fmt.Errorf("%s: the object's %s is zero: it has no row", k.what, k.c.field))
-		return
-	case isNil(v):
-		r.fail(fmt.Errorf("%s: the object's %s is nil; NULL matches nothing", k.what, k.c.field))
-		return
-	}
-	r.write(k.c.quoted, " = ")
-	r.param(v.Interface())
-}
-
-// isNil reports whether v holds a nil pointer, slice, map or interface.
-func isNil(v reflect.Value) bool {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
-		return v.IsNil()
-	}
-	return false
 }

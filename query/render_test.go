@@ -68,9 +68,9 @@ func TestRender(t *testing.T) {
 		{"comparisons", bands.Select(bID).Where(bID.Eq(1), bID.Ne(2), bID.Lt(3), bID.Le(4), bID.Gt(5), bID.Ge(6)),
 			[]stmt{{`SELECT "id" FROM "band" WHERE "id" = $1 AND "id" <> $2 AND "id" < $3 AND "id" <= $4 AND "id" > $5 AND "id" >= $6`,
 				[]any{int64(1), int64(2), int64(3), int64(4), int64(5), int64(6)}}}},
-		{"in, not in, empty", bands.Select(bID).Where(bName.In("a", "b"), bName.NotIn(), bID.In()),
-			[]stmt{{`SELECT "id" FROM "band" WHERE "name" = ANY($1) AND "name" <> ALL($2) AND "id" = ANY($3)`,
-				[]any{[]string{"a", "b"}, []string{}, []int64{}}}}},
+		{"in, not in, empty", bands.Select(bID).Where(bName.In("a", "b"), bName.NotIn("c"), bName.NotIn(), bID.In()),
+			[]stmt{{`SELECT "id" FROM "band" WHERE "name" = ANY($1) AND "name" <> ALL($2) AND "name" IS NOT NULL AND "id" = ANY($3)`,
+				[]any{[]string{"a", "b"}, []string{"c"}, []int64{}}}}},
 		{"null, like, between", bands.Select(bID).Where(bManager.IsNull(), bManager.IsNotNull(), bName.Like("a%"), bName.ILike("B%"), bRating.Between(1.5, 2.5)),
 			[]stmt{{`SELECT "id" FROM "band" WHERE "manager" IS NULL AND "manager" IS NOT NULL AND "name" LIKE $1 AND "name" ILIKE $2 AND "rating" BETWEEN $3 AND $4`,
 				[]any{"a%", "B%", 1.5, 2.5}}}},
@@ -202,11 +202,48 @@ func TestRenderErrors(t *testing.T) {
 	}
 }
 
-func TestNoWhereIsErrNoWhere(t *testing.T) {
+// TestWhereMatchingEveryRowIsNoWhere pins the ErrNoWhere guard: an Update
+// or Delete whose conditions match every row unconditionally (none, nil,
+// empty Ands at any depth, however wrapped in Or and Not) is refused
+// unless told All; a condition that matches nothing (an empty Or) or
+// depends on the row is not.
+func TestWhereMatchingEveryRowIsNoWhere(t *testing.T) {
 	t.Parallel()
-	for _, q := range []piccolo.Query{bands.Delete(), bands.Update(bName.Set("x"))} {
-		if _, err := q.Querystrings(); !errors.Is(err, ErrNoWhere) {
-			t.Errorf("%T: error %v is not ErrNoWhere", q, err)
+	tests := []struct {
+		name  string
+		where []Expr
+		guard bool
+	}{
+		{"no where", nil, true},
+		{"empty where", []Expr{}, true},
+		{"nil expr", []Expr{nil}, true},
+		{"empty and", []Expr{And()}, true},
+		{"empty and in and", []Expr{And(And(), And())}, true},
+		{"empty and in or", []Expr{Or(And())}, true},
+		{"deep", []Expr{And(Or(And(And())), Not(Or()))}, true},
+		{"or with a true branch", []Expr{Or(And(), bID.Eq(1))}, true},
+		{"not of empty or", []Expr{Not(Or())}, true},
+		{"not of empty in", []Expr{Not(bID.In())}, true},
+		{"nil beside empty and", []Expr{And(), nil}, true},
+		{"empty or matches nothing", []Expr{Or()}, false},
+		{"empty in matches nothing", []Expr{bID.In()}, false},
+		{"not of empty and", []Expr{Not(And())}, false},
+		{"and with a condition", []Expr{And(And(), bID.Eq(1))}, false},
+		{"or of conditions", []Expr{Or(bID.Eq(1), bID.Eq(2))}, false},
+		{"empty not in is not null", []Expr{bName.NotIn()}, false},
+		{"sql fragment", []Expr{SQL("TRUE")}, false},
+		{"condition beside empty and", []Expr{And(), bID.Eq(1)}, false},
+	}
+	for _, tt := range tests {
+		for _, q := range []piccolo.Query{bands.Update(bName.Set("x")).Where(tt.where...), bands.Delete().Where(tt.where...)} {
+			_, err := q.Querystrings()
+			if got := errors.Is(err, ErrNoWhere); got != tt.guard {
+				t.Errorf("%s: %T: error %v; want ErrNoWhere %v", tt.name, q, err, tt.guard)
+			}
+		}
+		// All opts in to every row, whatever the Where.
+		if qs, err := bands.Delete().Where(tt.where...).All().Querystrings(); errors.Is(err, ErrNoWhere) {
+			t.Errorf("%s: Delete with All: %v, %v", tt.name, qs, err)
 		}
 	}
 }

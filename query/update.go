@@ -9,7 +9,9 @@ import (
 
 // ErrNoWhere is wrapped by the error of an Update or Delete that has no
 // Where condition and was not told All(): a forgotten filter must not
-// change every row.
+// change every row. A Where that matches every row whatever it holds
+// (And(), Or(And()), Not(Or()), a nil Expr) is no condition either; only
+// All opts in to changing every row.
 var ErrNoWhere = errors.New("no Where condition; call All() to change every row")
 
 // Update changes rows: UPDATE ... SET. Build it with Table.Update; it is a
@@ -77,22 +79,13 @@ func (u Update[T]) Querystrings() ([]piccolo.Querystring, error) {
 	return one(r.querystring("Update"))
 }
 
-// guardAll records ErrNoWhere for a statement without a condition that
-// was not told All. An And() with nothing in it is no condition.
+// guardAll records ErrNoWhere for a statement that was not told All and
+// whose conditions match every row unconditionally: none, nil ones, or
+// only empty Ands, at any depth, however wrapped (Or(And()) is TRUE).
 func guardAll(r *renderer, where []Expr, all bool) {
-	if !all && !slices.ContainsFunc(where, hasCondition) {
+	if !all && truthOf(boolExpr{"AND", where}) == alwaysTrue {
 		r.fail(ErrNoWhere)
 	}
-}
-
-// hasCondition reports whether e filters anything: an empty And (built
-// from an empty list of filters, say) does not.
-func hasCondition(e Expr) bool {
-	b, ok := e.(boolExpr)
-	if !ok || b.op != "AND" {
-		return true
-	}
-	return slices.ContainsFunc(b.exprs, hasCondition)
 }
 
 // Delete removes rows: DELETE FROM. Build it with Table.Delete; it is a

@@ -16,9 +16,18 @@ import (
 // looked and what to install.
 var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found")
 
+// ErrNoBouncer means the pgbouncer program is not installed where
+// StartBouncer looks. The error wrapping it says where it looked and what to
+// install.
+var ErrNoBouncer = errors.New("pgbouncer not found")
+
 // debianBinGlob is where Debian and Ubuntu install each major version's server
 // programs; none of them is on $PATH there.
 const debianBinGlob = "/usr/lib/postgresql/*/bin"
+
+// debianBouncer is where Debian and Ubuntu install pgbouncer; /usr/sbin is
+// not on every user's $PATH.
+const debianBouncer = "/usr/sbin/pgbouncer"
 
 // binSearch is where findBinDir looks, so that tests can point it at fake
 // installations.
@@ -71,8 +80,7 @@ func findBinDir(s binSearch) (string, error) {
 // hasServerBinaries reports whether dir holds executable initdb and pg_ctl.
 func hasServerBinaries(dir string) bool {
 	for _, name := range []string{"initdb", "pg_ctl"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+		if !isExecutable(filepath.Join(dir, name)) {
 			return false
 		}
 	}
@@ -97,4 +105,36 @@ func newestVersionDir(glob string) string {
 		return v
 	}
 	return slices.MaxFunc(dirs, func(a, b string) int { return slices.Compare(version(a), version(b)) })
+}
+
+// FindBouncer returns the path of the pgbouncer program: the one $PATH leads
+// to, else /usr/sbin/pgbouncer (Debian's place, often not on $PATH). The
+// error wraps ErrNoBouncer and says what to install.
+func FindBouncer() (string, error) {
+	return findBouncer(exec.LookPath, debianBouncer)
+}
+
+func findBouncer(lookPath func(string) (string, error), fallback string) (string, error) {
+	if p, err := lookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	if isExecutable(fallback) {
+		return fallback, nil
+	}
+	return "", fmt.Errorf("pgcluster: %w in $PATH or at %s: install PgBouncer "+
+		"(Debian/Ubuntu: apt-get install pgbouncer)", ErrNoBouncer, fallback)
+}
+
+// isExecutable reports whether path is an executable file.
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
+}
+
+// givenOr returns path, or what find finds when path is "".
+func givenOr(path string, find func() (string, error)) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	return find()
 }

@@ -95,3 +95,21 @@ func TestFindBinDirOnThisMachine(t *testing.T) {
 		}
 	}
 }
+
+func TestFindBouncer(t *testing.T) {
+	t.Parallel()
+	dir := fakeInstall(t, t.TempDir(), "pgbouncer")
+	fallback := filepath.Join(dir, "pgbouncer")
+	inPath := func(string) (string, error) { return "/opt/bin/pgbouncer", nil }
+	notFound := func(string) (string, error) { return "", exec.ErrNotFound }
+	if got, err := findBouncer(inPath, fallback); err != nil || got != "/opt/bin/pgbouncer" {
+		t.Errorf("with pgbouncer on $PATH: %q, %v", got, err)
+	}
+	if got, err := findBouncer(notFound, fallback); err != nil || got != fallback {
+		t.Errorf("with only the fallback: %q, %v; want %q", got, err, fallback)
+	}
+	got, err := findBouncer(notFound, filepath.Join(dir, "missing"))
+	if !errors.Is(err, ErrNoBouncer) || !strings.Contains(err.Error(), "apt-get install pgbouncer") {
+		t.Errorf("with nothing installed: %q, %v; want ErrNoBouncer saying what to install", got, err)
+	}
+}

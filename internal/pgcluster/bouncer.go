@@ -6,26 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
-
-// ErrNoBouncer means the pgbouncer program is not installed where
-// StartBouncer looks. The error wrapping it says where it looked and what to
-// install.
-var ErrNoBouncer = errors.New("pgbouncer not found")
-
-// debianBouncer is where Debian and Ubuntu install pgbouncer; /usr/sbin is
-// not on every user's $PATH.
-const debianBouncer = "/usr/sbin/pgbouncer"
 
 // Bouncer pool modes, for BouncerOptions.PoolMode.
 const (
@@ -90,7 +77,7 @@ var reservedBouncerSettings = map[string]string{
 // calling Stop.
 type Bouncer struct {
 	bin     string // the pgbouncer program
-	base    string // temporary directory: configuration, log, Unix socket
+	base    string // temporary directory: configuration, log, PID file
 	ini     string // pgbouncer.ini
 	logFile string // PgBouncer's log, appended to by every start attempt
 	errFile string // its standard error: what it says before its log is open
@@ -101,37 +88,6 @@ type Bouncer struct {
 	proc     *bouncerProc
 	stopped  bool
 	watchdog *watchdog
-}
-
-// bouncerProc is one running pgbouncer process.
-type bouncerProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd.Wait has returned; then err is set
-	err    error
-}
-
-// FindBouncer returns the path of the pgbouncer program: the one $PATH leads
-// to, else /usr/sbin/pgbouncer (Debian's place, often not on $PATH). The
-// error wraps ErrNoBouncer and says what to install.
-func FindBouncer() (string, error) {
-	return findBouncer(exec.LookPath, debianBouncer)
-}
-
-func findBouncer(lookPath func(string) (string, error), fallback string) (string, error) {
-	if p, err := lookPath("pgbouncer"); err == nil {
-		return p, nil
-	}
-	if isExecutable(fallback) {
-		return fallback, nil
-	}
-	return "", fmt.Errorf("pgcluster: %w in $PATH or at %s: install PgBouncer "+
-		"(Debian/Ubuntu: apt-get install pgbouncer)", ErrNoBouncer, fallback)
-}
-
-// isExecutable reports whether path is an executable file.
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0
 }
 
 // StartBouncer starts PgBouncer on a free port of 127.0.0.1, pooling
@@ -158,18 +114,16 @@ func StartBouncer(ctx context.Context, target *Cluster, opts BouncerOptions) (*B
 	if stopped {
 		return nil, fmt.Errorf("pgcluster: start bouncer: target: %w", ErrStopped)
 	}
-	bin := opts.Binary
-	if bin == "" {
-		var err error
-		if bin, err = FindBouncer(); err != nil {
-			return nil, err
-		}
-	} else if !isExecutable(bin) {
+	bin, err := givenOr(opts.Binary, FindBouncer)
+	if err != nil {
+		return nil, err
+	}
+	if !isExecutable(bin) {
 		return nil, fmt.Errorf("pgcluster: %w: %s is not an executable file", ErrNoBouncer, bin)
 	}
-	base, err := os.MkdirTemp(opts.tempParent, "pgbouncer-")
+	base, err := tempDir(opts.tempParent, "pgbouncer-", target.owner)
 	if err != nil {
-		return nil, fmt.Errorf("pgcluster: create temporary directory: %w", err)
+		return nil, err
 	}
 	b := &Bouncer{
 		bin:     bin,
@@ -180,7 +134,7 @@ func StartBouncer(ctx context.Context, target *Cluster, opts BouncerOptions) (*B
 		owner:   target.owner,
 	}
 	if err := b.prepare(); err != nil {
-		return nil, errors.Join(err, b.removeFiles())
+		return nil, errors.Join(fmt.Errorf("pgcluster: start bouncer: %w", err), b.removeFiles())
 	}
 	if err := b.startOnFreePort(ctx, targetPort, opts); err != nil {
 		// ctx may be done; cleaning up must not be.
@@ -220,18 +174,15 @@ func validateBouncerOptions(opts *BouncerOptions) error {
 	return nil
 }
 
-// prepare hands the temporary directory to the owner, writes the auth file
-// and starts the watchdog, before any pgbouncer process exists.
+// prepare writes the auth file and starts the watchdog, before any
+// pgbouncer process exists.
 func (b *Bouncer) prepare() error {
-	if err := b.owner.give(b.base); err != nil {
-		return err
-	}
 	// With auth_type trust PgBouncer still admits only the users listed here.
 	authFile := filepath.Join(b.base, "users.txt")
 	if err := writeOwned(authFile, "\"postgres\" \"\"\n", b.owner); err != nil {
 		return err
 	}
-	w, err := startWatchdog(b.owner, b.base, bouncerWatchdogScript, "pgbouncer-watchdog", b.base)
+	w, err := startWatchdog(b.owner, b.base, "pgbouncer-watchdog", bouncerGuardScript, nil, []string{b.base})
 	if err != nil {
 		return err
 	}
@@ -242,7 +193,7 @@ func (b *Bouncer) prepare() error {
 // writeOwned writes a file only o (nil: this process's user) may read.
 func writeOwned(path, content string, o *owner) error {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return fmt.Errorf("pgcluster: write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return o.chown(path)
 }
@@ -254,7 +205,7 @@ func (b *Bouncer) bouncerIni(port, targetPort int, opts BouncerOptions) string {
 	s := map[string]string{
 		"listen_addr":               "127.0.0.1",
 		"listen_port":               strconv.Itoa(port),
-		"unix_socket_dir":           b.base,
+		"unix_socket_dir":           "", // none: a long TMPDIR makes too long a socket path
 		"pidfile":                   filepath.Join(b.base, "pgbouncer.pid"),
 		"auth_type":                 "trust",
 		"auth_file":                 filepath.Join(b.base, "users.txt"),
@@ -282,198 +233,13 @@ func (b *Bouncer) bouncerIni(port, targetPort int, opts BouncerOptions) string {
 // startOnFreePort starts PgBouncer on a free port, trying other ports when
 // another process takes the chosen one first.
 func (b *Bouncer) startOnFreePort(ctx context.Context, targetPort int, opts BouncerOptions) error {
-	pick := opts.pickPort
-	if pick == nil {
-		pick = freePort
-	}
-	const attempts = 5
-	var err error
-	for range attempts {
-		var port int
-		if port, err = pick(); err != nil {
-			return err
-		}
-		if err = writeOwned(b.ini, b.bouncerIni(port, targetPort, opts), b.owner); err != nil {
+	return onFreePort(ctx, opts.pickPort, func(port int) error {
+		if err := writeOwned(b.ini, b.bouncerIni(port, targetPort, opts), b.owner); err != nil {
 			return err
 		}
 		b.port = port // b is not shared yet
-		if err = b.startProcess(ctx); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("no free port after %d attempts: %w", attempts, err)
-}
-
-// bouncerStartTimeout bounds how long one start attempt waits for PgBouncer
-// to answer.
-const bouncerStartTimeout = 30 * time.Second
-
-// startProcess starts pgbouncer and waits until it listens on b.port and
-// a query through it reaches the server. On failure the process is gone and
-// the error carries what PgBouncer logged during this attempt.
-func (b *Bouncer) startProcess(ctx context.Context) error {
-	var offset int64
-	if fi, err := os.Stat(b.logFile); err == nil {
-		offset = fi.Size()
-	}
-	p, err := b.spawn()
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.proc = p
-	b.mu.Unlock()
-	err = b.waitReady(ctx, p, offset)
-	if err == nil {
-		return nil
-	}
-	p.kill()
-	log := logSince(b.logFile, offset)
-	if stderr := strings.TrimSpace(readFrom(b.errFile, 0)); stderr != "" {
-		log += "\nstandard error:\n" + stderr
-	}
-	return fmt.Errorf("pgbouncer on port %d: %w\npgbouncer log:\n%s", b.port, err, log)
-}
-
-// spawn starts a pgbouncer process as b's owner and tells the watchdog its
-// process ID.
-func (b *Bouncer) spawn() (*bouncerProc, error) {
-	stderr, err := os.OpenFile(b.errFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open pgbouncer's standard error file: %w", err)
-	}
-	defer stderr.Close() // the child has its own copy
-	// -q: log to the log file only; what comes before it is open goes to stderr.
-	cmd := exec.Command(b.bin, "-q", b.ini)
-	cmd.Dir = b.base
-	cmd.Env = bouncerEnv()
-	cmd.SysProcAttr = b.owner.sysProcAttr()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", b.bin, err)
-	}
-	// The watchdog keeps the last PID it reads; it cannot block on a pipe
-	// buffer holding a few lines.
-	fmt.Fprintf(b.watchdog.pipe, "%d\n", cmd.Process.Pid)
-	p := &bouncerProc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-// bouncerEnv is childEnv without systemd's socket activation and readiness
-// variables, which a pgbouncer built with systemd support would act on.
-func bouncerEnv() []string {
-	return slices.DeleteFunc(childEnv(), func(kv string) bool {
-		for _, v := range []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="} {
-			if strings.HasPrefix(kv, v) {
-				return true
-			}
-		}
-		return false
+		return b.startProcess(ctx)
 	})
-}
-
-// waitReady waits until p logs that it listens on b.port (PgBouncer only
-// warns when it cannot, and goes on with its Unix socket), then until a
-// query through it succeeds.
-func (b *Bouncer) waitReady(ctx context.Context, p *bouncerProc, offset int64) error {
-	ctx, cancel := context.WithTimeout(ctx, bouncerStartTimeout)
-	defer cancel()
-	listening := fmt.Sprintf("listening on 127.0.0.1:%d", b.port)
-	cannot := fmt.Sprintf("cannot listen on 127.0.0.1:%d", b.port)
-	listens := false
-	var pingErr error
-	for {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("pgbouncer exited: %v", p.err)
-		default:
-		}
-		if !listens {
-			log := readFrom(b.logFile, offset)
-			if strings.Contains(log, cannot) {
-				if strings.Contains(log, "Address already in use") {
-					return errPortInUse
-				}
-				return errors.New("pgbouncer cannot listen on its port")
-			}
-			listens = strings.Contains(log, listening)
-		}
-		if listens {
-			if pingErr = b.ping(ctx); pingErr == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if listens {
-				return fmt.Errorf("%w; last query through pgbouncer: %w", ctx.Err(), pingErr)
-			}
-			return fmt.Errorf("%w before pgbouncer listened", ctx.Err())
-		case <-p.exited:
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// ping connects through b and runs SELECT 1, which also needs a server
-// connection.
-func (b *Bouncer) ping(ctx context.Context) error {
-	cfg, err := pgx.ParseConfig(b.DSN("postgres"))
-	if err != nil {
-		return err
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var one int
-	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
-}
-
-// readFrom returns the contents of path after offset, or "".
-func readFrom(path string, offset int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < offset {
-		return ""
-	}
-	return string(b[offset:])
-}
-
-// kill ends p at once and waits for it.
-func (p *bouncerProc) kill() {
-	_ = p.cmd.Process.Kill() // fails only if it already exited
-	<-p.exited
-}
-
-// stop asks p to shut down and waits: SIGTERM, a second SIGTERM (PgBouncer
-// 1.23 made the first one wait for clients to disconnect; the second exits
-// at once), then SIGKILL. When ctx ends it kills p at once.
-func (p *bouncerProc) stop(ctx context.Context) {
-	for _, step := range []struct {
-		sig  syscall.Signal
-		wait time.Duration
-	}{{syscall.SIGTERM, 2 * time.Second}, {syscall.SIGTERM, 3 * time.Second}} {
-		if p.cmd.Process.Signal(step.sig) != nil {
-			break // it has exited
-		}
-		select {
-		case <-p.exited:
-			return
-		case <-ctx.Done():
-			p.kill()
-			return
-		case <-time.After(step.wait):
-		}
-	}
-	p.kill()
 }
 
 // Stop ends PgBouncer, closing its client and server connections, and
@@ -509,17 +275,3 @@ func (b *Bouncer) DSN(dbname string) string { return dsn(b.port, dbname) }
 
 // Port returns the TCP port PgBouncer listens on at 127.0.0.1.
 func (b *Bouncer) Port() int { return b.port }
-
-// bouncerWatchdogScript reads the PIDs of the pgbouncer processes started
-// (one a line; only the last can still run) until its stdin reaches end of
-// file, which happens when this process exits, however it exits; then it
-// ends that pgbouncer like Stop does and removes the temporary directory.
-const bouncerWatchdogScript = `trap '' HUP INT
-pid=
-while read -r line; do pid=$line; done
-for sig in TERM TERM KILL; do
-	[ -n "$pid" ] && kill -s "$sig" "$pid" 2>/dev/null || break
-	i=0
-	while [ $i -lt 20 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-done
-rm -rf "$1"`

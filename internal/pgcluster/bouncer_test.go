@@ -1,13 +1,10 @@
 package pgcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,11 +22,7 @@ func startBouncer(t *testing.T, c *Cluster, opts BouncerOptions) *Bouncer {
 	if err != nil {
 		t.Fatalf("StartBouncer: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := b.Stop(context.Background()); err != nil {
-			t.Errorf("bouncer Stop: %v", err)
-		}
-	})
+	stopAtEnd(t, "bouncer", b)
 	return b
 }
 
@@ -287,22 +280,10 @@ func TestBouncerStopRemovesEverything(t *testing.T) {
 func TestBouncerRetriesWhenPortIsTaken(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, Options{})
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
-	picks := 0
-	b := startBouncer(t, c, BouncerOptions{pickPort: func() (int, error) {
-		picks++
-		if picks == 1 {
-			return takenPort, nil
-		}
-		return freePort()
-	}})
-	if picks != 2 {
-		t.Errorf("picked %d ports, want 2", picks)
+	takenPort, pick, picks := takenFirst(t)
+	b := startBouncer(t, c, BouncerOptions{pickPort: pick})
+	if *picks != 2 {
+		t.Errorf("picked %d ports, want 2", *picks)
 	}
 	if b.Port() == takenPort {
 		t.Errorf("bouncer claims the taken port %d", takenPort)
@@ -310,9 +291,14 @@ func TestBouncerRetriesWhenPortIsTaken(t *testing.T) {
 	if got := mustQuery(t, b.DSN("postgres")+"&default_query_exec_mode=exec", "SELECT 1::text"); got != "1" {
 		t.Errorf("SELECT 1 = %q", got)
 	}
-	// Only one pgbouncer runs: the first attempt's process is gone.
-	if n := strings.Count(readFrom(b.logFile, 0), "process up"); n != 2 {
-		t.Errorf("log shows %d starts, want 2", n)
+	// The first attempt found its port taken and its process is gone (with
+	// nowhere to listen it exits); only the second one's came up.
+	log := readFrom(b.logFile, 0)
+	if !strings.Contains(log, fmt.Sprintf("cannot listen on 127.0.0.1:%d", takenPort)) {
+		t.Errorf("log does not show the attempt on the taken port %d:\n%s", takenPort, log)
+	}
+	if n := strings.Count(log, "process up"); n != 1 {
+		t.Errorf("log shows %d pgbouncers up, want 1", n)
 	}
 }
 
@@ -347,70 +333,4 @@ func TestBouncerStartCancelled(t *testing.T) {
 	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
 		t.Errorf("left behind %v", entries)
 	}
-}
-
-func TestFindBouncer(t *testing.T) {
-	t.Parallel()
-	dir := fakeInstall(t, t.TempDir(), "pgbouncer")
-	fallback := filepath.Join(dir, "pgbouncer")
-	inPath := func(string) (string, error) { return "/opt/bin/pgbouncer", nil }
-	notFound := func(string) (string, error) { return "", exec.ErrNotFound }
-	if got, err := findBouncer(inPath, fallback); err != nil || got != "/opt/bin/pgbouncer" {
-		t.Errorf("with pgbouncer on $PATH: %q, %v", got, err)
-	}
-	if got, err := findBouncer(notFound, fallback); err != nil || got != fallback {
-		t.Errorf("with only the fallback: %q, %v; want %q", got, err, fallback)
-	}
-	got, err := findBouncer(notFound, filepath.Join(dir, "missing"))
-	if !errors.Is(err, ErrNoBouncer) || !strings.Contains(err.Error(), "apt-get install pgbouncer") {
-		t.Errorf("with nothing installed: %q, %v; want ErrNoBouncer saying what to install", got, err)
-	}
-}
-
-// orphanBouncerEnv makes the test binary, run as a child by
-// TestWatchdogStopsOrphanedBouncer, start a cluster and a bouncer and exit
-// without stopping them.
-const orphanBouncerEnv = "PGCLUSTER_TEST_ORPHAN_BOUNCER"
-
-func TestWatchdogStopsOrphanedBouncer(t *testing.T) {
-	if os.Getenv(orphanBouncerEnv) == "1" {
-		c, err := Start(context.Background(), Options{})
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		b, err := StartBouncer(context.Background(), c, BouncerOptions{})
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Printf("bouncer %d %s\n", b.Port(), b.base)
-		os.Exit(0) // no Stop: the watchdogs must clean up
-	}
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestWatchdogStopsOrphanedBouncer$")
-	cmd.Env = append(os.Environ(), orphanBouncerEnv+"=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	var port int
-	var dir string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		if _, err := fmt.Sscanf(sc.Text(), "bouncer %d %s", &port, &dir); err == nil {
-			break
-		}
-	}
-	if port == 0 {
-		t.Fatalf("child did not report a bouncer:\n%s", out)
-	}
-	waitFor(t, "the watchdog to stop the orphaned bouncer", func() bool {
-		_, statErr := os.Stat(dir)
-		conn, dialErr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-		if dialErr == nil {
-			conn.Close()
-		}
-		return errors.Is(statErr, os.ErrNotExist) && dialErr != nil
-	})
 }

@@ -6,9 +6,14 @@
 //
 // A cluster is a set of processes outside the Go runtime, so callers must
 // call Stop (in t.Cleanup or TestMain). As a safety net each cluster has a
-// watchdog process that stops the server and removes its files when the Go
-// process exits without calling Stop (a crash, a test timeout, os.Exit). The
+// watchdog that stops the server and removes its files when the Go process
+// exits without calling Stop (a crash, a test timeout, os.Exit). The
 // package registers nothing global.
+//
+// Files go in a new directory in $TMPDIR (absolute or relative; /tmp when
+// unset), which may be writable by this process's user only. The servers
+// listen on 127.0.0.1 and on no Unix socket, whose path a long $TMPDIR
+// would make too long.
 //
 // Clusters are built for speed, not durability or security: fsync is off,
 // and every connection from 127.0.0.1 is trusted as superuser postgres.
@@ -65,13 +70,13 @@ type Options struct {
 // Cluster is a running throw-away PostgreSQL cluster listening on
 // 127.0.0.1. Its methods are safe for concurrent use.
 type Cluster struct {
-	bin      string            // directory of the PostgreSQL programs
-	base     string            // temporary directory: Unix socket, server log, data unless Options.DataDir
-	data     string            // data directory
-	logFile  string            // server log, appended to by every start
-	owner    *owner            // OS user running the programs; nil: this process's
-	settings map[string]string // Options.Settings, inherited by standbys
-	pickPort func() (int, error)
+	bin      string              // directory of the PostgreSQL programs
+	base     string              // temporary directory: server log, data unless Options.DataDir
+	data     string              // data directory
+	logFile  string              // server log, appended to by every start
+	owner    *owner              // OS user running the programs; nil: this process's
+	settings map[string]string   // Options.Settings, inherited by standbys
+	pickPort func() (int, error) // Options.pickPort; nil: freePort
 
 	mu       sync.Mutex // serialises Restart and Stop
 	port     int
@@ -127,9 +132,9 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 	if err != nil {
 		return nil, err
 	}
-	if c.watchdog, err = startWatchdog(c.owner, c.base, watchdogScript, "pgcluster-watchdog",
-		filepath.Join(c.bin, "pg_ctl"), c.data, c.base); err != nil {
-		return nil, errors.Join(err, c.removeFiles())
+	if c.watchdog, err = startWatchdog(c.owner, c.base, "pgcluster-watchdog", clusterGuardScript,
+		[]string{filepath.Join(c.bin, "pg_ctl"), c.data}, []string{c.data, c.base}); err != nil {
+		return nil, errors.Join(fmt.Errorf("pgcluster: %w", err), c.removeFiles())
 	}
 	err = populate(ctx, c)
 	if err == nil {
@@ -147,20 +152,17 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 // newCluster resolves the binaries and the OS user, and creates the
 // directories, owned by that user.
 func newCluster(opts Options) (*Cluster, error) {
-	bin := opts.BinDir
-	if bin == "" {
-		var err error
-		if bin, err = FindBinDir(); err != nil {
-			return nil, err
-		}
+	bin, err := givenOr(opts.BinDir, FindBinDir)
+	if err != nil {
+		return nil, err
 	}
 	o, err := serverOwner()
 	if err != nil {
 		return nil, err
 	}
-	base, err := os.MkdirTemp("", "pgcluster-")
+	base, err := tempDir("", "pgcluster-", o)
 	if err != nil {
-		return nil, fmt.Errorf("pgcluster: create temporary directory: %w", err)
+		return nil, err
 	}
 	c := &Cluster{
 		bin:      bin,
@@ -170,12 +172,6 @@ func newCluster(opts Options) (*Cluster, error) {
 		owner:    o,
 		settings: opts.Settings,
 		pickPort: opts.pickPort,
-	}
-	if c.pickPort == nil {
-		c.pickPort = freePort
-	}
-	if err := o.give(base); err != nil {
-		return nil, errors.Join(err, c.removeFiles())
 	}
 	if opts.DataDir != "" {
 		if err := c.useDataDir(opts.DataDir); err != nil {
@@ -204,24 +200,39 @@ func (c *Cluster) useDataDir(dir string) error {
 		return fmt.Errorf("pgcluster: data directory %s is not empty", dir)
 	}
 	c.data = dir
-	return c.owner.give(dir)
+	if err := c.owner.give(dir); err != nil {
+		return fmt.Errorf("pgcluster: data directory: %w", err)
+	}
+	return nil
 }
 
 // startOnFreePort writes the settings for a free port and starts the server
 // there, trying other ports when another process takes the chosen one first.
 func (c *Cluster) startOnFreePort(ctx context.Context) error {
+	return onFreePort(ctx, c.pickPort, func(port int) error {
+		if err := writeSettings(c.data, serverSettings(port, c.settings)); err != nil {
+			return err
+		}
+		c.port = port // c is not shared yet
+		return c.startServer(ctx)
+	})
+}
+
+// onFreePort runs start with a port from pick (nil: freePort), and again
+// with another while start fails because another process took the port
+// first (its error wraps errPortInUse), up to 5 attempts in all.
+func onFreePort(ctx context.Context, pick func() (int, error), start func(port int) error) error {
+	if pick == nil {
+		pick = freePort
+	}
 	const attempts = 5
 	var err error
 	for range attempts {
 		var port int
-		if port, err = c.pickPort(); err != nil {
+		if port, err = pick(); err != nil {
 			return err
 		}
-		if err = writeSettings(c.data, serverSettings(port, c.base, c.settings)); err != nil {
-			return err
-		}
-		c.port = port // c is not shared yet
-		if err = c.startServer(ctx); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
+		if err = start(port); !errors.Is(err, errPortInUse) || ctx.Err() != nil {
 			return err
 		}
 	}

@@ -1,13 +1,11 @@
 package pgcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,12 +23,17 @@ func startCluster(t *testing.T, opts Options) *Cluster {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	stopAtEnd(t, "cluster", c)
+	return c
+}
+
+// stopAtEnd stops s, a cluster or a bouncer, when the test ends.
+func stopAtEnd(t *testing.T, what string, s interface{ Stop(context.Context) error }) {
 	t.Cleanup(func() {
-		if err := c.Stop(context.Background()); err != nil {
-			t.Errorf("Stop: %v", err)
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("%s Stop: %v", what, err)
 		}
 	})
-	return c
 }
 
 // queryString runs sql on a new connection to dsn and returns its single
@@ -270,27 +273,36 @@ func TestStartWithDataDir(t *testing.T) {
 
 func TestStartRetriesWhenPortIsTaken(t *testing.T) {
 	t.Parallel()
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
-	picks := 0
-	c := startCluster(t, Options{pickPort: func() (int, error) {
-		picks++
-		if picks == 1 {
-			return takenPort, nil
-		}
-		return freePort()
-	}})
-	if picks != 2 {
-		t.Errorf("picked %d ports, want 2", picks)
+	takenPort, pick, picks := takenFirst(t)
+	c := startCluster(t, Options{pickPort: pick})
+	if *picks != 2 {
+		t.Errorf("picked %d ports, want 2", *picks)
 	}
 	if c.Port() == takenPort {
 		t.Errorf("cluster claims the taken port %d", takenPort)
 	}
 	mustQuery(t, c.DSN("postgres"), "SELECT 1::text")
+}
+
+// takenFirst returns a port that a listener holds until the test ends, and
+// a pickPort function that returns that port first and free ones after,
+// counting its calls in *picks.
+func takenFirst(t *testing.T) (takenPort int, pick func() (int, error), picks *int) {
+	t.Helper()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	takenPort = taken.Addr().(*net.TCPAddr).Port
+	picks = new(int)
+	return takenPort, func() (int, error) {
+		*picks++
+		if *picks == 1 {
+			return takenPort, nil
+		}
+		return freePort()
+	}, picks
 }
 
 func TestStartFailureExplainsAndCleansUp(t *testing.T) {
@@ -344,11 +356,7 @@ func TestStandbyReplicates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("StartStandby: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := standby.Stop(context.Background()); err != nil {
-			t.Errorf("standby Stop: %v", err)
-		}
-	})
+	stopAtEnd(t, "standby", standby)
 	if standby.Port() == primary.Port() || standby.DataDir() == primary.DataDir() {
 		t.Fatalf("standby shares port or data with primary: %d %s", standby.Port(), standby.DataDir())
 	}
@@ -374,46 +382,4 @@ func TestStandbyReplicates(t *testing.T) {
 		!strings.Contains(err.Error(), "read-only") {
 		t.Errorf("write on standby: %v, want a read-only transaction error", err)
 	}
-}
-
-// orphanEnv makes the test binary, run as a child by TestWatchdog, start a
-// cluster and exit without stopping it.
-const orphanEnv = "PGCLUSTER_TEST_ORPHAN"
-
-func TestWatchdogStopsOrphanedCluster(t *testing.T) {
-	if os.Getenv(orphanEnv) == "1" {
-		c, err := Start(context.Background(), Options{})
-		if err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Printf("cluster %d %s\n", c.Port(), c.DataDir())
-		os.Exit(0) // no Stop: the watchdog must clean up
-	}
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestWatchdogStopsOrphanedCluster$")
-	cmd.Env = append(os.Environ(), orphanEnv+"=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	var port int
-	var dir string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		if _, err := fmt.Sscanf(sc.Text(), "cluster %d %s", &port, &dir); err == nil {
-			break
-		}
-	}
-	if port == 0 {
-		t.Fatalf("child did not report a cluster:\n%s", out)
-	}
-	waitFor(t, "the watchdog to stop the orphaned cluster", func() bool {
-		_, statErr := os.Stat(filepath.Dir(dir))
-		conn, dialErr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-		if dialErr == nil {
-			conn.Close() // an open connection would keep a backend waiting for its startup packet
-		}
-		return errors.Is(statErr, os.ErrNotExist) && dialErr != nil
-	})
 }

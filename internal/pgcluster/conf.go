@@ -43,15 +43,16 @@ func validateSettings(settings map[string]string) error {
 	return nil
 }
 
-// serverSettings are the settings of a throw-away cluster listening on port,
-// with its Unix socket in sockDir: fast (no fsync), many connections for
+// serverSettings are the settings of a throw-away cluster listening on
+// 127.0.0.1:port and on no Unix socket (a long TMPDIR would make its path
+// longer than the 107 bytes allowed): fast (no fsync), many connections for
 // tests that open 100+, ready to serve a standby; extra (already validated)
 // overrides the defaults.
-func serverSettings(port int, sockDir string, extra map[string]string) map[string]string {
+func serverSettings(port int, extra map[string]string) map[string]string {
 	s := map[string]string{
 		"port":                    strconv.Itoa(port),
 		"listen_addresses":        "127.0.0.1",
-		"unix_socket_directories": sockDir,
+		"unix_socket_directories": "",
 		"fsync":                   "off",
 		"synchronous_commit":      "off",
 		"full_page_writes":        "off",
@@ -69,7 +70,7 @@ func writeSettings(dataDir string, settings map[string]string) error {
 	path := filepath.Join(dataDir, "postgresql.conf")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("pgcluster: read server configuration: %w", err)
+		return fmt.Errorf("read server configuration: %w", err)
 	}
 	text := string(b)
 	if i := strings.Index(text, confMarker); i >= 0 {
@@ -86,7 +87,7 @@ func writeSettings(dataDir string, settings map[string]string) error {
 	}
 	// The file exists, so WriteFile keeps its owner: the server's OS user.
 	if err := os.WriteFile(path, []byte(sb.String()), 0o600); err != nil {
-		return fmt.Errorf("pgcluster: write server configuration: %w", err)
+		return fmt.Errorf("write server configuration: %w", err)
 	}
 	return nil
 }

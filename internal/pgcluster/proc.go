@@ -55,6 +55,29 @@ func (o *owner) sysProcAttr() *syscall.SysProcAttr {
 	return attr
 }
 
+// tempDir creates a new directory for o's programs in parent ("":
+// os.TempDir(), which is $TMPDIR or /tmp), named pattern with a random
+// part in place of its last "*" or at its end. The path is absolute, since
+// the programs run in other working directories and $TMPDIR may be
+// relative.
+func tempDir(parent, pattern string, o *owner) (string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	parent, err := filepath.Abs(parent)
+	if err != nil {
+		return "", fmt.Errorf("pgcluster: create temporary directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(parent, pattern)
+	if err != nil {
+		return "", fmt.Errorf("pgcluster: create temporary directory: %w", err)
+	}
+	if err := o.give(dir); err != nil {
+		return "", errors.Join(fmt.Errorf("pgcluster: %w", err), os.RemoveAll(dir))
+	}
+	return dir, nil
+}
+
 // give hands dir to o and makes every directory above it searchable by
 // others, so that o can reach it (os.MkdirTemp's parent may be a 0700
 // directory of root's, such as a test's t.TempDir()). It only adds the
@@ -69,11 +92,11 @@ func (o *owner) give(dir string) error {
 	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("pgcluster: make %s reachable for OS user %s: %w", dir, o.name, err)
+			return fmt.Errorf("make %s reachable for OS user %s: %w", dir, o.name, err)
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
 			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
-				return fmt.Errorf("pgcluster: make %s reachable for OS user %s: %w", dir, o.name, err)
+				return fmt.Errorf("make %s reachable for OS user %s: %w", dir, o.name, err)
 			}
 		}
 		if p == filepath.Dir(p) {
@@ -88,7 +111,7 @@ func (o *owner) chown(path string) error {
 		return nil
 	}
 	if err := os.Chown(path, int(o.uid), int(o.gid)); err != nil {
-		return fmt.Errorf("pgcluster: give %s to OS user %s: %w", path, o.name, err)
+		return fmt.Errorf("give %s to OS user %s: %w", path, o.name, err)
 	}
 	return nil
 }
@@ -139,51 +162,4 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
-}
-
-// watchdogScript waits until its stdin reaches end of file, which happens
-// when the process holding the pipe's write end (this one) exits, however it
-// exits; then it stops the server and removes the cluster's files.
-const watchdogScript = `trap '' HUP INT
-read -r _
-"$1" stop -D "$2" -m immediate -s >/dev/null 2>&1
-rm -rf "$2" "$3"`
-
-// watchdog is the safety net that keeps a cluster from outliving the Go
-// process when Stop is never called (a crash, a test timeout, os.Exit).
-type watchdog struct {
-	cmd  *exec.Cmd
-	pipe *os.File // write end; the watchdog fires when it closes
-}
-
-// startWatchdog starts a watchdog running the shell script with name ($0)
-// and args as o in dir. It must run before the server it guards first
-// starts, so that no server exists without one. The script's stdin is the
-// read end of the watchdog's pipe.
-func startWatchdog(o *owner, dir, script, name string, args ...string) (*watchdog, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("pgcluster: start watchdog: %w", err)
-	}
-	defer r.Close() // the child has its own copy
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, name}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = childEnv()
-	cmd.SysProcAttr = o.sysProcAttr()
-	cmd.Stdin = r
-	if err := cmd.Start(); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("pgcluster: start watchdog: %w", err)
-	}
-	return &watchdog{cmd: cmd, pipe: w}, nil
-}
-
-// disarm ends the watchdog without letting it act: Stop does its work.
-func (w *watchdog) disarm() {
-	if w == nil {
-		return
-	}
-	_ = w.cmd.Process.Kill() // fails only if it already exited
-	_ = w.cmd.Wait()         // reports the kill
-	w.pipe.Close()
 }

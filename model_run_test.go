@@ -1,0 +1,356 @@
+package piccolo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/internal/txmodel"
+)
+
+// programRun runs a txmodel program against the engine and records what
+// every call returned, as txmodel.Run does for the model.
+type programRun struct {
+	e     *piccolo.PostgresEngine
+	table string
+	prog  int // the program's rows are (prog, id) in table
+	sps   map[int]*piccolo.Savepoint
+	bats  map[int]*piccolo.Batch
+
+	hooks *hookLog
+	res   []txmodel.Result // recorded by the one goroutine running the ops
+}
+
+// hookLog lists the hooks that ran, in order; hooks may run on any goroutine.
+type hookLog struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (l *hookLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ran = append(l.ran, s)
+}
+
+func (l *hookLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ran)
+}
+
+func newProgramRun(e *piccolo.PostgresEngine, table string, prog int, hooks *hookLog) *programRun {
+	return &programRun{e: e, table: table, prog: prog, hooks: hooks,
+		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}}
+}
+
+// eframe is a block being run: its ctx, the cancel of the ctx the block
+// was started with, and the enclosing block.
+type eframe struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	outer  *eframe
+}
+
+// errPanicked stands for a closure's panic that came back out of Transaction.
+var errPanicked = errors.New("the closure's panic came back out")
+
+func (r *programRun) insertQ(row int) piccolo.Querystring {
+	return piccolo.Querystring{SQL: "INSERT INTO " + r.table + " (prog, id) VALUES ($1, $2)", Args: []any{r.prog, row}}
+}
+
+// query renders an operation's or Atomic item's statement.
+func (r *programRun) query(k txmodel.Kind, row int) piccolo.Querystring {
+	switch k {
+	case txmodel.Insert:
+		return r.insertQ(row)
+	case txmodel.InsertDup:
+		return r.insertQ(0)
+	case txmodel.DivZero:
+		return piccolo.Querystring{SQL: "SELECT 1/0"}
+	}
+	return piccolo.Querystring{SQL: "SELECT count(*) FROM pg_cursors WHERE name LIKE 'piccolo%'"}
+}
+
+func (r *programRun) ops(ops []txmodel.Op, f *eframe, path string) {
+	for i, op := range ops {
+		r.op(op, f, path+strconv.Itoa(i+1))
+	}
+}
+
+func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
+	ctx := f.ctx
+	if op.Outer && f.outer != nil {
+		ctx = f.outer.ctx
+	}
+	if op.Expired {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(1, 0))
+		defer cancel()
+	}
+	res := txmodel.Result{Path: path, Op: op.Kind, Atomic: -1}
+	var err error
+	h := r.e.CurrentTransaction(ctx)
+	switch op.Kind {
+	case txmodel.Insert, txmodel.InsertDup, txmodel.DivZero, txmodel.CountCursors:
+		res.Value, err = r.statement(ctx, op)
+	case txmodel.Tx:
+		r.tx(op, ctx, f, path)
+		return
+	case txmodel.Begin:
+		r.begin(op, ctx, f, path)
+		return
+	case txmodel.Commit, txmodel.Rollback, txmodel.Savepoint, txmodel.RollbackToName, txmodel.OnCommit, txmodel.OnRollback:
+		if h == nil {
+			res.Skipped = true
+			break
+		}
+		err = r.onTx(ctx, h, op)
+	case txmodel.SpRollbackTo, txmodel.SpRelease:
+		sp := r.sps[op.Ref]
+		if sp == nil {
+			res.Skipped = true
+			break
+		}
+		if op.Kind == txmodel.SpRelease {
+			err = sp.Release(ctx)
+		} else {
+			err = sp.RollbackTo(ctx)
+		}
+	case txmodel.BatchOpen:
+		var b *piccolo.Batch
+		b, err = r.e.Batch(ctx, piccolo.Raw("SELECT id FROM "+r.table+" WHERE prog = $1 ORDER BY id", r.prog), piccolo.BatchSize(txmodel.BatchSize))
+		if err == nil {
+			r.bats[op.Ref] = b
+		}
+	case txmodel.BatchNext, txmodel.BatchBreak, txmodel.BatchClose:
+		b := r.bats[op.Ref]
+		if b == nil {
+			res.Skipped = true
+			break
+		}
+		res.Value, err = batchOp(ctx, b, op.Kind)
+	case txmodel.Atomic:
+		err = r.atomic(ctx, op.Items)
+		h = nil
+	case txmodel.Cancel:
+		f.cancel()
+	}
+	r.record(res, err, h, ctx)
+}
+
+// record completes res with err and what the program sees after the call.
+func (r *programRun) record(res txmodel.Result, err error, h *piccolo.PostgresTransaction, ctx context.Context) {
+	if !res.Skipped {
+		res.Err = classify(err)
+	} else {
+		res.Err = txmodel.OK
+	}
+	var ae *piccolo.AtomicError
+	if res.Op == txmodel.Atomic && errors.As(err, &ae) {
+		res.Atomic = ae.Index
+	}
+	if h != nil {
+		res.Committed, res.RolledBack = h.Committed(), h.RolledBack()
+	}
+	res.Exists = r.e.TransactionExists(ctx)
+	res.Hooks = strings.Join(r.hooks.list(), " ")
+	r.res = append(r.res, res)
+}
+
+func (r *programRun) statement(ctx context.Context, op txmodel.Op) (string, error) {
+	q := r.query(op.Kind, op.Row)
+	if op.Kind != txmodel.CountCursors {
+		_, err := r.e.Exec(ctx, q)
+		return "", err
+	}
+	var n int64
+	err := r.e.QueryFunc(ctx, q, func(rows pgx.Rows) error { return rows.Scan(&n) })
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(n, 10), nil
+}
+
+// onTx runs an operation on CurrentTransaction(ctx).
+func (r *programRun) onTx(ctx context.Context, h *piccolo.PostgresTransaction, op txmodel.Op) error {
+	switch op.Kind {
+	case txmodel.Commit:
+		return h.Commit(ctx)
+	case txmodel.Rollback:
+		return h.Rollback(ctx)
+	case txmodel.Savepoint:
+		sp, err := h.Savepoint(ctx, op.Name)
+		if err == nil {
+			r.sps[op.Ref] = sp
+		}
+		return err
+	case txmodel.RollbackToName:
+		return h.RollbackTo(ctx, op.Name)
+	case txmodel.OnCommit:
+		h.OnCommit(func(context.Context) { r.hooks.add("c" + strconv.Itoa(op.Ref)) })
+	case txmodel.OnRollback:
+		h.OnRollback(func(context.Context) { r.hooks.add("r" + strconv.Itoa(op.Ref)) })
+	}
+	return nil
+}
+
+// tx runs e.Transaction with the operation's body as its closure.
+func (r *programRun) tx(op txmodel.Op, ctx context.Context, f *eframe, path string) {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var h *piccolo.PostgresTransaction
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = errPanicked
+			}
+		}()
+		return r.e.Transaction(bctx, func(txCtx context.Context) error {
+			h = r.e.CurrentTransaction(txCtx)
+			r.ops(op.Body, &eframe{ctx: txCtx, cancel: cancel, outer: f}, path+".")
+			switch op.End {
+			case txmodel.ReturnErr:
+				return fmt.Errorf("closure: %w", errBoom)
+			case txmodel.Panic:
+				panic("boom")
+			}
+			return nil
+		}, piccolo.Nesting(piccolo.NestMode(op.Mode)))
+	}()
+	r.record(txmodel.Result{Path: path, Op: txmodel.Tx, Atomic: -1}, err, h, ctx)
+}
+
+// begin runs e.Begin, the body with its ctx, then Commit or Rollback.
+func (r *programRun) begin(op txmodel.Op, ctx context.Context, f *eframe, path string) {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	txCtx, h, err := r.e.Begin(bctx, piccolo.Nesting(piccolo.NestMode(op.Mode)))
+	r.record(txmodel.Result{Path: path, Op: txmodel.Begin, Atomic: -1}, err, h, txCtx)
+	if err != nil {
+		return
+	}
+	r.ops(op.Body, &eframe{ctx: txCtx, cancel: cancel, outer: f}, path+".")
+	if op.End == txmodel.CommitEnd {
+		err = h.Commit(txCtx)
+	} else {
+		err = h.Rollback(txCtx)
+	}
+	r.record(txmodel.Result{Path: path + ".end", Op: txmodel.Begin, Atomic: -1}, err, h, txCtx)
+}
+
+// stmtRunner is an Atomic Runner that runs its statement itself.
+type stmtRunner struct{ q piccolo.Querystring }
+
+func (s stmtRunner) Querystrings() ([]piccolo.Querystring, error) {
+	return []piccolo.Querystring{s.q}, nil
+}
+
+func (s stmtRunner) Run(ctx context.Context, e piccolo.Engine) error {
+	_, err := e.Exec(ctx, s.q)
+	return err
+}
+
+func (r *programRun) atomic(ctx context.Context, items []txmodel.Item) error {
+	a := r.e.Atomic()
+	for _, it := range items {
+		q := r.query(it.Kind, it.Row)
+		if it.Runner {
+			a.Add(stmtRunner{q})
+		} else {
+			a.Add(piccolo.Raw(q.SQL, q.Args...))
+		}
+	}
+	return a.Run(ctx)
+}
+
+// batchOp runs Next, a loop over All left with break, or Close.
+func batchOp(ctx context.Context, b *piccolo.Batch, k txmodel.Kind) (string, error) {
+	switch k {
+	case txmodel.BatchClose:
+		return "", b.Close(ctx)
+	case txmodel.BatchNext:
+		rows, err := b.Next(ctx)
+		if err != nil {
+			return "", err
+		}
+		return rowIDs(rows), nil
+	}
+	value, yielded := "[]", false
+	var err error
+	for rows, e := range b.All(ctx) {
+		value, err, yielded = rowIDs(rows), e, true
+		break
+	}
+	if yielded && err != nil {
+		value = ""
+	}
+	return value, err
+}
+
+func rowIDs(rows []map[string]any) string {
+	ids := make([]int, len(rows))
+	for i, row := range rows {
+		id, _ := row["id"].(int32)
+		ids[i] = int(id)
+	}
+	return fmt.Sprint(ids)
+}
+
+// classify returns every class err has.
+func classify(err error) txmodel.Class {
+	if err == nil {
+		return txmodel.OK
+	}
+	c := txmodel.AnyErr
+	for _, s := range []struct {
+		target error
+		class  txmodel.Class
+	}{
+		{piccolo.ErrTransactionDone, txmodel.TxDone},
+		{piccolo.ErrCommitRolledBack, txmodel.CommitRolledBack},
+		{piccolo.ErrNestedTransaction, txmodel.Nested},
+		{piccolo.ErrBatchClosed, txmodel.BatchClosed},
+		{context.Canceled, txmodel.Canceled},
+		{context.DeadlineExceeded, txmodel.Deadline},
+		{errBoom, txmodel.Boom},
+		{errPanicked, txmodel.Panicked},
+	} {
+		if errors.Is(err, s.target) {
+			c |= s.class
+		}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c |= map[string]txmodel.Class{
+			pgerrcode.UniqueViolation:               txmodel.Unique,
+			pgerrcode.DivisionByZero:                txmodel.DivByZero,
+			pgerrcode.InFailedSQLTransaction:        txmodel.InFailedTx,
+			pgerrcode.InvalidSavepointSpecification: txmodel.NoSavepoint,
+			pgerrcode.InvalidCursorName:             txmodel.NoCursor,
+		}[pgErr.Code]
+	}
+	return c
+}
+
+// committedRows reads the program's committed rows.
+func (r *programRun) committedRows(ctx context.Context) ([]int, error) {
+	var ids []int
+	err := r.e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT id FROM " + r.table + " WHERE prog = $1", Args: []any{r.prog}}, func(rows pgx.Rows) error {
+		var id int
+		err := rows.Scan(&id)
+		ids = append(ids, id)
+		return err
+	})
+	slices.Sort(ids)
+	return ids, err
+}

@@ -1,0 +1,233 @@
+package piccolo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// txConn is the connection of an outermost transaction, shared by every
+// block nested in it. Two locks guard it:
+//
+//   - the turn (sem) serialises the goroutines that share the transaction's
+//     context on the connection (pgx connections are not safe for
+//     concurrent use); waiting for it honours the waiter's context. Every
+//     use of conn and lease holds it.
+//   - mu guards the bookkeeping: pending statements, savepoint names, the
+//     stack of savepoint blocks, each handle's rollback-only cause and
+//     hooks. It is never held during I/O, so registering a hook, opening a
+//     block or asking TransactionExists never waits for a statement.
+type txConn struct {
+	engine *PostgresEngine
+	sem    chan struct{} // the turn: holding it is having sent into it
+	// scanner is the id of the goroutine running scan callbacks while it
+	// holds the turn, else 0 (see lock).
+	scanner atomic.Uint64
+
+	conn  *pgx.Conn // lease.conn until the transaction ends, then nil
+	lease lease
+
+	mu sync.Mutex
+	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
+	// before the next statement, so a transaction that runs nothing costs no
+	// round trip. A flush is sending the first inFlight of them.
+	pending    []string
+	inFlight   int
+	begun      bool            // BEGIN has reached the server
+	savepoints int             // numbers generated savepoint names
+	named      map[string]bool // savepoint names the caller chose, which generated names avoid
+	// top is the innermost open NestSavepoint block, or the root: savepoint
+	// blocks form a stack, and a new one may open only inside top.
+	top *PostgresTransaction
+	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
+	// ended the transaction behind the engine's back.
+	endedBySQL bool
+}
+
+func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
+	return &txConn{engine: e, sem: make(chan struct{}, 1), conn: l.conn, lease: l, pending: []string{begin}}
+}
+
+// lock takes the turn, giving up when ctx ends first (context.Background
+// waits as long as it takes). A scan callback calling back into its own
+// transaction gets ErrConnBusy instead of waiting for itself for ever.
+func (c *txConn) lock(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if id := c.scanner.Load(); id != 0 && id == goroutineID() {
+		return ErrConnBusy
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("piccolo: waiting for the transaction's connection: %w", ctx.Err())
+	}
+}
+
+func (c *txConn) unlock() { <-c.sem }
+
+// goroutineID returns the calling goroutine's id, parsed from the
+// "goroutine N [running]" header of its stack trace. Go has no API for it,
+// on purpose; the engine uses it for one thing only: telling a scan
+// callback that calls back into its own transaction (which would wait for
+// the connection its own goroutine holds: a self-deadlock) from another
+// goroutine that should wait its turn. It is read only while scan
+// callbacks run and compared only when the turn is contended.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
+}
+
+// nextSavepointName generates savepoint_1, savepoint_2..., skipping names
+// the caller chose (PostgreSQL resolves a name to its newest savepoint).
+// The caller holds mu.
+func (c *txConn) nextSavepointName() string {
+	for {
+		c.savepoints++
+		name := fmt.Sprintf("savepoint_%d", c.savepoints)
+		if !c.named[name] {
+			return name
+		}
+	}
+}
+
+// withConn runs fn on the transaction's connection after sending pending
+// statements, holding the turn so that goroutines take turns.
+func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
+	return t.onConn(ctx, false, fn)
+}
+
+// withScan is withConn for work that calls the caller's scan callbacks
+// (QueryFunc, Batch.NextFunc, a CopyFromSource): a callback that runs a
+// statement in its own transaction gets ErrConnBusy instead of a hang.
+func (t *PostgresTransaction) withScan(ctx context.Context, fn connFunc) error {
+	return t.onConn(ctx, true, fn)
+}
+
+func (t *PostgresTransaction) onConn(ctx context.Context, scans bool, fn connFunc) error {
+	c := t.c
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	if err := t.flushLocked(ctx); err != nil {
+		return err
+	}
+	if scans {
+		c.scanner.Store(goroutineID())
+		defer c.scanner.Store(0)
+	}
+	err := fn(ctx, c.conn)
+	c.checkEndedLocked()
+	return err
+}
+
+// statement runs q through t; it also returns how many rows scan saw.
+func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
+	if err := refuseInTransaction(q.SQL); err != nil {
+		return tag, 0, err
+	}
+	run := func(ctx context.Context, conn *pgx.Conn) error {
+		tag, seen, err = runStatement(ctx, conn, q, scan)
+		return err
+	}
+	if scan == nil {
+		err = t.withConn(ctx, run)
+	} else {
+		err = t.withScan(ctx, run)
+	}
+	return tag, seen, err
+}
+
+// checkEndedLocked notices a transaction that a statement sent as SQL
+// (COMMIT, ROLLBACK) ended on the server: from then on the engine refuses
+// statements instead of letting them run in autocommit. The caller holds
+// the turn.
+func (c *txConn) checkEndedLocked() {
+	ended := c.conn.PgConn().TxStatus() == 'I' && !c.conn.IsClosed()
+	c.mu.Lock()
+	if ended && c.begun {
+		c.endedBySQL = true
+	}
+	c.mu.Unlock()
+}
+
+// flushLocked checks that statements may run through t and sends pending
+// BEGIN and SAVEPOINT statements in one round trip, before the statement
+// that needs them. They travel alone so that a statement that fails to
+// parse or encode still finds them sent, as PostgreSQL's own transaction
+// rules expect. The caller holds the turn.
+//
+// The check and the choice of what to send are one step under mu: a block
+// whose SAVEPOINT is being sent can end only with the turn (see
+// endWithoutIO). Pending statements are dropped only once the server has
+// them: they ran, the server answered with an error, or the connection
+// closed (taking the transaction with it). A failure before any I/O (an
+// ended context) keeps them for the next statement.
+func (t *PostgresTransaction) flushLocked(ctx context.Context) error {
+	c := t.c
+	c.mu.Lock()
+	if err := t.usableLocked(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	stmts := c.pending[:len(c.pending):len(c.pending)]
+	withBegin := !c.begun
+	c.inFlight = len(stmts)
+	c.mu.Unlock()
+	if len(stmts) == 0 {
+		return nil
+	}
+	sql := strings.Join(stmts, "; ")
+	_, err := c.conn.Exec(ctx, sql)
+	if err != nil && withBegin && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
+		// The pooled connection's session had ended before the transaction
+		// sent anything: start it on a fresh connection instead.
+		c.engine.resetPool()
+		l, acqErr := c.engine.acquire(ctx)
+		if acqErr == nil {
+			c.lease.release()
+			c.lease, c.conn = l, l.conn
+			_, err = c.conn.Exec(ctx, sql)
+		} else {
+			err = errors.Join(err, acqErr)
+		}
+	}
+	var pgErr *pgconn.PgError
+	delivered := err == nil || errors.As(err, &pgErr) || c.conn.IsClosed()
+	c.mu.Lock()
+	c.inFlight = 0
+	if delivered {
+		c.pending = c.pending[len(stmts):]
+		c.begun = c.begun || withBegin
+	}
+	c.mu.Unlock()
+	if err != nil {
+		what := "savepoint"
+		if withBegin {
+			what = "begin"
+		}
+		return fmt.Errorf("piccolo: %s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Commit commits the transaction. For the outermost transaction it sends
+// COMMIT (nothing, if no statement ran) and releases the connection; a
+// savepoint block releases its savepoint; a joined block only finishes: the
+// outermost transaction decides.
+//
+// Commit returns ErrCommitRolledBack when the work was rolled back instead:
+// PostgreSQL refused it, a statement inside failed, a joined block failed,
+// or ctx had ended before Commit (the rollback then runs with a short
+// cleanup context of its own, and the error wraps ctx's). It returns
+// ErrAmbiguousCommit when the connection died after COMMIT was sent, and
+// ErrTransactionDone when the handle already finished. The connection is
+// released whatever happens. Commit and Rollback wait for statements that
+// other goroutines are running in the transaction; called from inside a
+// scan callback of the same transaction, when they need the connection,
+// they return ErrConnBusy and change nothing.
+func (t *PostgresTransaction) Commit(ctx context.Context) error {
+	return t.finish(ctx, true, nil)
+}
+
+// Rollback rolls the transaction back and releases its connection. A
+// savepoint block rolls back to its savepoint; a joined block marks the
+// whole transaction rollback-only. The rollback runs even when ctx has
+// ended. After Commit or Rollback it returns ErrTransactionDone and does
+// nothing, so it is safe to defer.
+func (t *PostgresTransaction) Rollback(ctx context.Context) error {
+	return t.finish(ctx, false, errors.New("rolled back by its handle"))
+}
+
+// abort rolls back after its closure failed or panicked; a handle already
+// finished by hand is left alone.
+func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
+	if !t.active() {
+		return nil
+	}
+	err := t.finish(ctx, false, cause)
+	if errors.Is(err, ErrTransactionDone) {
+		return nil
+	}
+	return err
+}
+
+// finish ends t: commit when commit is true, else roll back because of
+// cause. A block that can end without I/O ends under c.mu alone (so a scan
+// callback can open and end blocks); otherwise finish takes the turn,
+// waiting for statements other goroutines are running whatever ctx says:
+// giving up would leave the transaction open and its connection borrowed
+// for ever.
+func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
+	c := t.c
+	c.mu.Lock()
+	hooks, err, done := t.endWithoutIOLocked(ctx, commit, cause)
+	c.mu.Unlock()
+	if !done {
+		if err := c.lock(context.Background()); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		hooks, err, done = t.endWithoutIOLocked(ctx, commit, cause)
+		c.mu.Unlock()
+		if !done {
+			if t.kind == kindRoot {
+				hooks, err = t.endRoot(ctx, commit)
+			} else {
+				hooks, err = t.endSavepoint(ctx, commit)
+			}
+		}
+		c.unlock()
+	}
+	if len(hooks) > 0 {
+		hookCtx := t.hookContext(ctx, t)
+		for _, h := range hooks {
+			h(hookCtx)
+		}
+	}
+	return err
+}
+
+// endWithoutIOLocked ends t when that needs no I/O and reports whether it
+// did: t has finished already, it is a joined block, or it is a savepoint
+// block whose SAVEPOINT has not been sent (nor is being sent). The caller
+// holds c.mu.
+func (t *PostgresTransaction) endWithoutIOLocked(ctx context.Context, commit bool, cause error) (hooks []func(context.Context), err error, done bool) {
+	c := t.c
+	if !t.active() {
+		return nil, ErrTransactionDone, true
+	}
+	switch t.kind {
+	case kindJoined:
+		if commit {
+			t.state.Store(int32(txCommitted))
+		} else {
+			t.state.Store(int32(txRolledBack))
+			if u := t.unit(); u.abortErr == nil {
+				u.abortErr = cause
+			}
+		}
+		return nil, nil, true
+	case kindSavepoint:
+		i := slices.Index(c.pending, "SAVEPOINT "+t.savepoint)
+		if i < c.inFlight {
+			return nil, nil, false // sent, or being sent
+		}
+		// Nothing inside the block reached the server: forget its
+		// SAVEPOINT and every statement queued after it.
+		c.pending = c.pending[:i]
+		c.top = t.parent.unit()
+		if commit && t.abortErr == nil && ctx.Err() == nil {
+			t.state.Store(int32(txCommitted))
+			t.moveHooksLocked(t.parent.unit())
+			return nil, nil, true
+		}
+		t.state.Store(int32(txRolledBack))
+		return t.onRollback, commitRolledBack(commit, firstErr(t.abortErr, ctx.Err())), true
+	}
+	return nil, nil, false
+}
+
+// endSavepoint releases or rolls back a savepoint block whose SAVEPOINT
+// reached the server, and returns the hooks to run. The caller holds the
+// turn. A block that reports rolled back is rolled back on the server:
+// when ROLLBACK TO fails (the connection died, the savepoint was destroyed
+// by hand) the enclosing block becomes rollback-only, so that its work
+// cannot be committed either.
+func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]func(context.Context), error) {
+	c := t.c
+	parent := t.parent.unit()
+	c.mu.Lock()
+	// The SAVEPOINT was sent, so was everything queued before it; what is
+	// queued after it belongs inside the block, and its end destroys it.
+	c.pending = nil
+	c.top = parent
+	cause := t.abortErr
+	c.mu.Unlock()
+	if cause == nil && c.conn.PgConn().TxStatus() == 'E' {
+		cause = errors.New("a statement inside the savepoint block failed")
+	}
+	if commit && cause == nil {
+		cause = ctx.Err()
+	}
+	if commit && cause == nil {
+		_, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint)
+		if err == nil {
+			c.mu.Lock()
+			t.state.Store(int32(txCommitted))
+			t.moveHooksLocked(parent)
+			c.mu.Unlock()
+			return nil, nil
+		}
+		cause = fmt.Errorf("release savepoint: %w", err)
+	}
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
+	_, rbErr := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+t.savepoint+"; RELEASE SAVEPOINT "+t.savepoint)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.state.Store(int32(txRolledBack))
+	if rbErr != nil {
+		rbErr = fmt.Errorf("piccolo: rollback to savepoint: %w", rbErr)
+		if parent.abortErr == nil {
+			parent.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", rbErr)
+		}
+		if !commit {
+			return t.onRollback, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
+		}
+	}
+	if !commit {
+		return t.onRollback, nil
+	}
+	return t.onRollback, errors.Join(commitRolledBack(true, cause), rbErr)
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *PostgresTransaction) moveHooksLocked(to *PostgresTransaction) {
+	to.onCommit = append(to.onCommit, t.onCommit...)
+	to.onRollback = append(to.onRollback, t.onRollback...)
+	t.onCommit, t.onRollback = nil, nil
+}
+
+// commitRolledBack is the error of a Commit that ended in a rollback.
+func commitRolledBack(commit bool, cause error) error {
+	if !commit {
+		return nil
+	}
+	if cause == nil {
+		return ErrCommitRolledBack
+	}
+	return fmt.Errorf("%w: %w", ErrCommitRolledBack, cause)
+}
+
+// endRoot sends COMMIT or ROLLBACK, releases the connection and returns
+// the hooks to run: those of the outcome, none when it is unknown. The
+// caller holds the turn.
+func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks []func(context.Context), err error) {
+	c := t.c
+	c.mu.Lock()
+	begun, endedBySQL, abortErr := c.begun, c.endedBySQL, t.abortErr
+	c.mu.Unlock()
+	outcome := txRolledBack
+	defer func() {
+		c.lease.release()
+		c.conn = nil
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		t.state.Store(int32(outcome))
+		switch outcome {
+		case txCommitted:
+			hooks = t.onCommit
+		case txRolledBack:
+			hooks = t.onRollback
+		}
+	}()
+	if endedBySQL {
+		// A statement sent as SQL ended it: what happened is not ours to tell.
+		outcome = txUnknown
+		return nil, fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL)
+	}
+	cause := firstErr(abortErr, ctx.Err())
+	if !begun {
+		// No statement ran: there is nothing to commit or roll back.
+		if commit && cause == nil {
+			outcome = txCommitted
+			return nil, nil
+		}
+		return nil, commitRolledBack(commit, cause)
+	}
+	if !commit || cause != nil {
+		cleanup, cancel := cleanupContext(ctx)
+		defer cancel()
+		_, rbErr := c.conn.Exec(cleanup, "ROLLBACK")
+		if commit {
+			return nil, commitRolledBack(true, cause)
+		}
+		if rbErr != nil {
+			return nil, fmt.Errorf("piccolo: rollback: %w", rbErr)
+		}
+		return nil, nil
+	}
+	if c.conn.IsClosed() {
+		// The connection died before COMMIT: the server rolled back.
+		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
+	}
+	tag, err := c.conn.Exec(ctx, "COMMIT")
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil && tag.String() == "ROLLBACK":
+		return nil, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
+	case err == nil:
+		outcome = txCommitted
+		return nil, nil
+	case errors.As(err, &pgErr):
+		// The server refused the commit (a deferred constraint, a
+		// serialization failure): the transaction is gone.
+		return nil, commitRolledBack(true, err)
+	default:
+		// COMMIT was handed to a live connection that then failed: pgx may
+		// call the failure safe to retry, but the server may have
+		// committed. Only the caller can find out.
+		outcome = txUnknown
+		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
+	}
+}
+
+// cleanupContext returns a context for statements that must run even when
+// ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+}
