@@ -259,8 +259,9 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// countWrites installs countingConn as pgx's DialFunc.
-func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
+// wrapDial is a PostgresConfig.Configure that wraps every connection pgx
+// dials (a fault test's net.Conn wrapper).
+func wrapDial(wrap func(net.Conn) net.Conn) func(*pgxpool.Config) {
 	return func(c *pgxpool.Config) {
 		dial := c.ConnConfig.DialFunc
 		c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -268,9 +269,14 @@ func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
 			if err != nil {
 				return nil, err
 			}
-			return &countingConn{Conn: conn, written: written}, nil
+			return wrap(conn), nil
 		}
 	}
+}
+
+// countWrites installs countingConn as pgx's DialFunc.
+func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
+	return wrapDial(func(conn net.Conn) net.Conn { return &countingConn{Conn: conn, written: written} })
 }
 
 // Scenario 5, beyond TestCancelledContextFailsFastWithoutIO (queries,
@@ -387,6 +393,13 @@ func (c *cutConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// cutAfter installs cutConn as pgx's DialFunc: every connection closes
+// itself after writing the pattern armed holds, once per arming, and says
+// so on cut.
+func cutAfter(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.Config) {
+	return wrapDial(func(conn net.Conn) net.Conn { return &cutConn{Conn: conn, armed: armed, cut: cut} })
+}
+
 // Scenario 6: the connection dies after COMMIT was sent. A net.Conn
 // wrapper, installed with PostgresConfig.Configure as pgx's DialFunc,
 // closes the socket right after writing COMMIT: the server commits, the
@@ -401,16 +414,7 @@ func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	var armed atomic.Pointer[[]byte]
 	cut := make(chan struct{}, 1)
 	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: func(c *pgxpool.Config) {
-		dial := c.ConnConfig.DialFunc
-		c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &cutConn{Conn: conn, armed: &armed, cut: cut}, nil
-		}
-	}})
+	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutAfter(&armed, cut)})
 	direct := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, direct)
 	bg := context.Background()
@@ -707,12 +711,20 @@ func TestFaultPoolNeverExceedsMaxConns(t *testing.T) {
 	faultStillWorks(t, e, table)
 }
 
+// terminateBackends terminates the backends of application app (in state,
+// if not "") and returns how many it terminated, without waiting for them
+// to go: under load new ones keep coming.
+func terminateBackends(t testing.TB, watcher *piccolo.PostgresEngine, app, state string) int64 {
+	t.Helper()
+	return scalar[int64](t, context.Background(), watcher,
+		"SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1 AND ($2 = '' OR state = $2)) k", app, state)
+}
+
 // killBackends terminates every backend of application app and waits until
 // they are gone.
 func killBackends(t testing.TB, watcher *piccolo.PostgresEngine, app string) int64 {
 	t.Helper()
-	killed := scalar[int64](t, context.Background(), watcher,
-		"SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1) k", app)
+	killed := terminateBackends(t, watcher, app, "")
 	for backends(t, watcher, app, "") > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}

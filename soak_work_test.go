@@ -1,0 +1,345 @@
+package piccolo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo"
+)
+
+// outcome is what the engine told a worker about an operation.
+type outcome int
+
+const (
+	outcomeCommitted outcome = iota
+	outcomeFailed            // an error that says nothing was committed
+	outcomeAmbiguous         // ErrAmbiguousCommit, or an autocommit statement whose connection failed
+)
+
+func (o outcome) String() string {
+	return [...]string{"committed", "failed", "outcome unknown"}[o]
+}
+
+// soakAttempt is one run of a transfer's closure: the log rows it wrote
+// (0: not reached) and the hooks that ran for it.
+type soakAttempt struct {
+	transfer, fee  int64
+	feeOK          bool  // the fee's savepoint block reported success
+	feeErr         error // what it reported otherwise
+	commitHooks    int   // OnCommit of the transaction
+	feeCommitHooks int   // OnCommit of the fee's savepoint block
+}
+
+// soakOp is one operation of a worker and what it was told.
+type soakOp struct {
+	n          int64
+	worker     int
+	autocommit bool // one log row outside a transaction, no transfer
+	fault      faultKind
+	plan       soakPlan
+	attempts   []*soakAttempt
+	outcome    outcome
+	err        error
+	took       time.Duration
+}
+
+// feeMode is how the fee's savepoint block ends.
+type feeMode int
+
+const (
+	feeWaived    feeMode = iota // the closure returns an error: the block rolls back alone
+	feeFails                    // a statement fails on the server (22012) and its error is returned
+	feeSwallowed                // a statement fails on the server and the closure returns nil
+	feeOK                       // modes from here on commit the fee
+)
+
+// pausePoint is where a worker-side fault's statement or pause goes.
+type pausePoint int
+
+const (
+	pauseBeforeFee pausePoint = iota
+	pauseInFee
+	pauseAfterFee
+	pauseAtEnd // after the last statement, right before COMMIT
+)
+
+// soakPlan is drawn before a transfer runs, so that each attempt of it
+// does the same.
+type soakPlan struct {
+	from, to     int
+	amount, fee  int64
+	serializable bool // read-modify-write under SERIALIZABLE; else delta updates in random order (deadlocks)
+	toFirst      bool
+	ending       feeMode
+	at           pausePoint
+	limit, pause time.Duration // a fault's time limit, and how long the statement or pause lasts
+	limitMillis  int
+}
+
+func (p soakPlan) String() string {
+	iso := "read committed"
+	if p.serializable {
+		iso = "serializable"
+	}
+	return fmt.Sprintf("%d→%d amount %d fee %d (mode %d), %s, fault at %d, limit %v pause %v",
+		p.from, p.to, p.amount, p.fee, p.ending, iso, p.at, p.limit, p.pause)
+}
+
+var errFeeWaived = errors.New("soak: fee waived")
+
+// work runs operations until the run stops or maxOps were started.
+func (s *soak) work(w int) {
+	rng := rand.New(rand.NewPCG(s.seed, uint64(w)))
+	for !s.halted() {
+		n := s.opSeq.Add(1)
+		if n > s.maxOps {
+			return
+		}
+		op := &soakOp{n: n, worker: w}
+		start := time.Now()
+		if rng.IntN(10) == 0 {
+			s.autocommit(op)
+		} else {
+			select {
+			case op.fault = <-s.tokens:
+				s.injected[op.fault].Add(1)
+			default:
+			}
+			s.transfer(op, rng)
+		}
+		op.took = time.Since(start)
+		s.mu.Lock()
+		s.ops = append(s.ops, op)
+		s.mu.Unlock()
+		var connErr *pgconn.ConnectError
+		if errors.As(op.err, &connErr) { // the server is restarting: do not spin
+			pauseFor(context.Background(), 20*time.Millisecond)
+		}
+	}
+}
+
+// pauseFor waits d, or until ctx ends.
+func pauseFor(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// autocommit writes one log row outside a transaction.
+func (s *soak) autocommit(op *soakOp) {
+	op.autocommit = true
+	a := &soakAttempt{transfer: s.ids.Add(1)}
+	op.attempts = []*soakAttempt{a}
+	ctx, cancel := context.WithTimeout(context.Background(), soakOpTimeout)
+	defer cancel()
+	op.err = s.logRow(ctx, a.transfer, op, 0, 0, 0)
+	var pgErr *pgconn.PgError
+	switch {
+	case op.err == nil:
+		op.outcome = outcomeCommitted
+	case errors.As(op.err, &pgErr): // the server refused it
+		op.outcome = outcomeFailed
+	default: // the connection failed: it may have run
+		op.outcome = outcomeAmbiguous
+	}
+}
+
+// transfer moves an amount between two accounts and, in a savepoint block,
+// a fee to the bank; the transfer's log row is written last.
+func (s *soak) transfer(op *soakOp, rng *rand.Rand) {
+	p := soakPlan{
+		from: 1 + rng.IntN(soakAccounts-1), to: 1 + rng.IntN(soakAccounts-2),
+		amount: int64(1 + rng.IntN(50)), fee: int64(1 + rng.IntN(3)),
+		serializable: rng.IntN(2) == 0, toFirst: rng.IntN(2) == 0,
+		ending: feeMode(rng.IntN(6)), at: pausePoint(rng.IntN(4)),
+		limitMillis: 2 + rng.IntN(20),
+	}
+	if p.to >= p.from {
+		p.to++
+	}
+	p.limit = time.Duration(p.limitMillis) * time.Millisecond
+	p.pause = time.Duration(rng.IntN(2*p.limitMillis)) * time.Millisecond
+	op.plan = p
+
+	ctx, cancel := context.WithTimeout(context.Background(), soakOpTimeout)
+	defer cancel()
+	if op.fault == faultDeadline {
+		ctx, cancel = context.WithTimeout(ctx, p.limit)
+		defer cancel()
+	}
+	txCtx, cancelTx := context.WithCancel(ctx)
+	defer cancelTx()
+	opts := []piccolo.TxOption{piccolo.Retry(soakAttempts)}
+	if p.serializable {
+		opts = append(opts, piccolo.Isolation(piccolo.Serializable))
+	}
+	op.err = s.e.Transaction(txCtx, func(ctx context.Context) error {
+		a := &soakAttempt{}
+		op.attempts = append(op.attempts, a)
+		s.e.CurrentTransaction(ctx).OnCommit(func(context.Context) { a.commitHooks++ })
+		if err := s.setLimit(ctx, op); err != nil {
+			return err
+		}
+		if err := s.move(ctx, p); err != nil {
+			return err
+		}
+		if err := s.pauseAt(ctx, op, pauseBeforeFee); err != nil {
+			return err
+		}
+		err := s.chargeFee(ctx, op, a)
+		a.feeOK, a.feeErr = err == nil, err
+		if piccolo.IsRetryable(err) {
+			return err
+		}
+		// Any other failure of the fee is the fee's alone: the transfer goes on.
+		if err := s.pauseAt(ctx, op, pauseAfterFee); err != nil {
+			return err
+		}
+		a.transfer = s.ids.Add(1)
+		if err := s.logRow(ctx, a.transfer, op, p.from, p.to, p.amount); err != nil {
+			return err
+		}
+		if err := s.pauseAt(ctx, op, pauseAtEnd); err != nil {
+			return err
+		}
+		if op.fault == faultCancelBeforeCommit {
+			cancelTx()
+		}
+		return nil
+	}, opts...)
+	switch {
+	case op.err == nil:
+		op.outcome = outcomeCommitted
+	case errors.Is(op.err, piccolo.ErrAmbiguousCommit):
+		op.outcome = outcomeAmbiguous
+	default:
+		op.outcome = outcomeFailed
+	}
+}
+
+// setLimit sets the session limit a timeout fault needs, for this
+// transaction only.
+func (s *soak) setLimit(ctx context.Context, op *soakOp) error {
+	setting := map[faultKind]string{
+		faultStatementTimeout: "statement_timeout",
+		faultIdleTimeout:      "idle_in_transaction_session_timeout",
+	}[op.fault]
+	if setting == "" {
+		return nil
+	}
+	_, err := s.e.Exec(ctx, piccolo.Querystring{SQL: "SELECT set_config($1, $2, true)", Args: []any{setting, fmt.Sprint(op.plan.limitMillis)}})
+	return err
+}
+
+// pauseAt runs a timeout fault's slow statement or idle pause when the
+// plan puts it at point.
+func (s *soak) pauseAt(ctx context.Context, op *soakOp, point pausePoint) error {
+	if op.plan.at != point {
+		return nil
+	}
+	switch op.fault {
+	case faultStatementTimeout:
+		_, err := s.e.Exec(ctx, piccolo.Querystring{SQL: "SELECT pg_sleep($1::float8 / 1000)", Args: []any{op.plan.pause.Milliseconds()}})
+		return err
+	case faultIdleTimeout:
+		pauseFor(ctx, op.plan.pause)
+	}
+	return nil
+}
+
+// move transfers the plan's amount.
+func (s *soak) move(ctx context.Context, p soakPlan) error {
+	if p.serializable { // read-modify-write: a lost update would break the sums
+		rows, err := s.e.RunQuerystring(ctx, piccolo.Querystring{
+			SQL: "SELECT id, balance FROM soak_accounts WHERE id = ANY($1)", Args: []any{[]int32{int32(p.from), int32(p.to)}},
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			delta := p.amount
+			if r["id"].(int32) == int32(p.from) {
+				delta = -delta
+			}
+			if _, err := s.e.Exec(ctx, piccolo.Querystring{
+				SQL: "UPDATE soak_accounts SET balance = $2 WHERE id = $1", Args: []any{r["id"], r["balance"].(int64) + delta},
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	updates := []piccolo.Querystring{
+		{SQL: "UPDATE soak_accounts SET balance = balance - $2 WHERE id = $1", Args: []any{p.from, p.amount}},
+		{SQL: "UPDATE soak_accounts SET balance = balance + $2 WHERE id = $1", Args: []any{p.to, p.amount}},
+	}
+	if p.toFirst {
+		updates[0], updates[1] = updates[1], updates[0]
+	}
+	for _, q := range updates {
+		if _, err := s.e.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chargeFee moves the fee to the bank in a savepoint block that ends as
+// the plan says.
+func (s *soak) chargeFee(ctx context.Context, op *soakOp, a *soakAttempt) error {
+	p := op.plan
+	if op.fault == faultBlockDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.limit)
+		defer cancel()
+	}
+	return s.e.Transaction(ctx, func(ctx context.Context) error {
+		s.e.CurrentTransaction(ctx).OnCommit(func(context.Context) { a.feeCommitHooks++ })
+		for _, q := range []piccolo.Querystring{
+			{SQL: "UPDATE soak_accounts SET balance = balance - $2 WHERE id = $1", Args: []any{p.from, p.fee}},
+			{SQL: "UPDATE soak_accounts SET balance = balance + $1 WHERE id = 0", Args: []any{p.fee}},
+		} {
+			if _, err := s.e.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		a.fee = s.ids.Add(1)
+		if err := s.logRow(ctx, a.fee, op, p.from, 0, p.fee); err != nil {
+			return err
+		}
+		if err := s.pauseAt(ctx, op, pauseInFee); err != nil {
+			return err
+		}
+		if op.fault == faultBlockDeadline {
+			// Client-side work that may outlast the block's deadline: the
+			// block then ends with its context done.
+			pauseFor(context.Background(), p.pause)
+		}
+		switch p.ending {
+		case feeWaived:
+			return errFeeWaived
+		case feeFails:
+			_, err := s.e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1 / 0"})
+			return err
+		case feeSwallowed:
+			_, _ = s.e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1 / 0"})
+		}
+		return nil
+	}, piccolo.Nesting(piccolo.NestSavepoint))
+}
+
+// logRow appends log row id, which moves amount from src to dst.
+func (s *soak) logRow(ctx context.Context, id int64, op *soakOp, src, dst int, amount int64) error {
+	_, err := s.e.Exec(ctx, piccolo.Querystring{
+		SQL:  "INSERT INTO soak_log (id, op, worker, src, dst, amount) VALUES ($1, $2, $3, $4, $5, $6)",
+		Args: []any{id, op.n, op.worker, src, dst, amount},
+	})
+	return err
+}
