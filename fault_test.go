@@ -259,8 +259,12 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// wrapDial is a PostgresConfig.Configure that wraps every connection pgx
-// dials (a fault test's net.Conn wrapper).
+// countWrites installs countingConn as pgx's DialFunc.
+func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
+	return wrapDial(func(conn net.Conn) net.Conn { return &countingConn{Conn: conn, written: written} })
+}
+
+// wrapDial wraps every connection pgx dials.
 func wrapDial(wrap func(net.Conn) net.Conn) func(*pgxpool.Config) {
 	return func(c *pgxpool.Config) {
 		dial := c.ConnConfig.DialFunc
@@ -272,11 +276,6 @@ func wrapDial(wrap func(net.Conn) net.Conn) func(*pgxpool.Config) {
 			return wrap(conn), nil
 		}
 	}
-}
-
-// countWrites installs countingConn as pgx's DialFunc.
-func countWrites(written *atomic.Int64) func(*pgxpool.Config) {
-	return wrapDial(func(conn net.Conn) net.Conn { return &countingConn{Conn: conn, written: written} })
 }
 
 // Scenario 5, beyond TestCancelledContextFailsFastWithoutIO (queries,
@@ -393,10 +392,9 @@ func (c *cutConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// cutAfter installs cutConn as pgx's DialFunc: every connection closes
-// itself after writing the pattern armed holds, once per arming, and says
-// so on cut.
-func cutAfter(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.Config) {
+// cutConns installs cutConn as pgx's DialFunc: arm it with the pattern
+// after which the connection dies; cut receives once it did.
+func cutConns(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.Config) {
 	return wrapDial(func(conn net.Conn) net.Conn { return &cutConn{Conn: conn, armed: armed, cut: cut} })
 }
 
@@ -414,7 +412,7 @@ func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	var armed atomic.Pointer[[]byte]
 	cut := make(chan struct{}, 1)
 	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutAfter(&armed, cut)})
+	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
 	direct := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, direct)
 	bg := context.Background()

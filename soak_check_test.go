@@ -24,6 +24,7 @@ type soakFigures struct {
 	violations                                 int
 	slowest                                    time.Duration
 	errClasses                                 map[string]int
+	errExamples                                map[string]string // the first error of each class, with its operation
 }
 
 // soakLogRow is a row of soak_log as the server has it.
@@ -40,7 +41,7 @@ type soakLogRow struct {
 func (s *soak) check(t *testing.T) soakFigures {
 	t.Helper()
 	present := s.logRows(t, nil)
-	f := soakFigures{rowsPresent: len(present), errClasses: map[string]int{}}
+	f := soakFigures{rowsPresent: len(present), errClasses: map[string]int{}, errExamples: map[string]string{}}
 	s.checkOps(s.ops, present, &f, func(op *soakOp, format string, args ...any) {
 		f.violations++
 		if f.violations <= 20 {
@@ -83,7 +84,7 @@ func (s *soak) checkEarly(t *testing.T, from int) (next int, broken bool) {
 			ids = append(ids, a.transfer, a.fee)
 		}
 	}
-	scratch := soakFigures{errClasses: map[string]int{}}
+	scratch := soakFigures{errClasses: map[string]int{}, errExamples: map[string]string{}}
 	s.checkOps(settled, s.logRows(t, ids), &scratch, func(*soakOp, string, ...any) { broken = true })
 	return from + len(ops), broken
 }
@@ -112,7 +113,10 @@ func (s *soak) checkOps(ops []*soakOp, present map[int64]soakLogRow, f *soakFigu
 		f.ops++
 		f.slowest = max(f.slowest, op.took)
 		if op.outcome != outcomeCommitted {
-			f.errClasses[errClass(op.err)]++
+			c := errClass(op.err)
+			if f.errClasses[c]++; f.errClasses[c] == 1 {
+				f.errExamples[c] = fmt.Sprintf("op %d (%s, fault %q): %v", op.n, opKind(op), op.fault, op.err)
+			}
 		}
 		if op.autocommit {
 			s.checkAutocommit(op, present, f, fail)
@@ -311,6 +315,11 @@ func (f soakFigures) report(t *testing.T, s *soak, elapsed time.Duration) {
 		classes[i] = fmt.Sprintf("%s %d", c, f.errClasses[c])
 	}
 	t.Logf("errors reported: %s", strings.Join(classes, "; "))
+	if testing.Verbose() {
+		for c, ex := range f.errExamples {
+			t.Logf("  first %s: %s", c, ex)
+		}
+	}
 	t.Logf("rows lost: %d; rows of failed or retried work present: %d; violations: %d", f.rowsLost, f.rowsPhantom, f.violations)
 	for k := faultKind(1); k < numFaults; k++ {
 		if s.injected[k].Load() == 0 && *soakDuration == 0 {

@@ -142,7 +142,7 @@ func TestSoak(t *testing.T) {
 	// Session limits through the DSN: nothing the soak does may hang on the server.
 	s.e = newEngine(t, true, piccolo.PostgresConfig{
 		DSN:      c.DSN("") + "&application_name=" + soakApp + "&statement_timeout=5000&idle_in_transaction_session_timeout=10000&connect_timeout=5",
-		MaxConns: soakMaxConns, Configure: cutAfter(&s.armed, s.cut),
+		MaxConns: soakMaxConns, Configure: cutConns(&s.armed, s.cut),
 	})
 	s.watcher = newEngine(t, false, piccolo.PostgresConfig{DSN: c.DSN("") + "&application_name=soak_watcher"})
 	s.createTables(t)

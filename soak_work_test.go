@@ -57,6 +57,13 @@ const (
 	feeOK                       // modes from here on commit the fee
 )
 
+func (m feeMode) String() string {
+	if m >= feeOK {
+		return "fee kept"
+	}
+	return [...]string{"fee waived (the block returns an error)", "fee fails (1/0, its error returned)", "fee fails (1/0, its error swallowed)"}[m]
+}
+
 // pausePoint is where a worker-side fault's statement or pause goes.
 type pausePoint int
 
@@ -66,6 +73,10 @@ const (
 	pauseAfterFee
 	pauseAtEnd // after the last statement, right before COMMIT
 )
+
+func (p pausePoint) String() string {
+	return [...]string{"before the fee block", "in the fee block", "after the fee block", "right before COMMIT"}[p]
+}
 
 // soakPlan is drawn before a transfer runs, so that each attempt of it
 // does the same.
@@ -85,8 +96,8 @@ func (p soakPlan) String() string {
 	if p.serializable {
 		iso = "serializable"
 	}
-	return fmt.Sprintf("%d→%d amount %d fee %d (mode %d), %s, fault at %d, limit %v pause %v",
-		p.from, p.to, p.amount, p.fee, p.ending, iso, p.at, p.limit, p.pause)
+	return fmt.Sprintf("%d→%d amount %d, %s %d, %s, fault %s: limit %v, pause %v",
+		p.from, p.to, p.amount, p.ending, p.fee, iso, p.at, p.limit, p.pause)
 }
 
 var errFeeWaived = errors.New("soak: fee waived")
