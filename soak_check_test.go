@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ type soakFigures struct {
 	autocommitOK, autocommitFailed             int
 	ambiguousCommitted, ambiguousLost          int // ErrAmbiguousCommit resolved against the server
 	unknownRan, unknownNotRun                  int // autocommit statements whose connection failed
-	feesKept, feesRolledBack                   int // in committed transfers
+	blocksKept, blocksRolledBack               int // savepoint blocks (fees, memos) in committed transfers
 	rowsPresent, rowsLost, rowsPhantom         int
 	violations                                 int
 	slowest                                    time.Duration
@@ -52,7 +53,7 @@ func (s *soak) check(t *testing.T) soakFigures {
 	written := map[int64]bool{}
 	for _, op := range s.ops {
 		for _, a := range op.attempts {
-			written[a.transfer], written[a.fee] = true, true
+			written[a.transfer], written[a.fee.row], written[a.memo.row] = true, true, true
 		}
 	}
 	for id, r := range present {
@@ -81,7 +82,7 @@ func (s *soak) checkEarly(t *testing.T, from int) (next int, broken bool) {
 		}
 		settled = append(settled, op)
 		for _, a := range op.attempts {
-			ids = append(ids, a.transfer, a.fee)
+			ids = append(ids, a.transfer, a.fee.row, a.memo.row)
 		}
 	}
 	scratch := soakFigures{errClasses: map[string]int{}, errExamples: map[string]string{}}
@@ -168,10 +169,10 @@ func (s *soak) checkTransfer(op *soakOp, present map[int64]soakLogRow, f *soakFi
 	}
 	has := func(id int64) bool { _, ok := present[id]; return id != 0 && ok }
 	for i, a := range op.attempts[:max(0, len(op.attempts)-1)] {
-		if has(a.transfer) || has(a.fee) || a.commitHooks+a.feeCommitHooks > 0 {
+		if has(a.transfer) || has(a.fee.row) || has(a.memo.row) || a.commitHooks+a.fee.commitHooks+a.memo.commitHooks > 0 {
 			f.rowsPhantom++
-			fail(op, "attempt %d was retried, yet its rows (transfer %d: %v, fee %d: %v) are committed or its OnCommit hooks ran (%d, %d)",
-				i+1, a.transfer, has(a.transfer), a.fee, has(a.fee), a.commitHooks, a.feeCommitHooks)
+			fail(op, "attempt %d was retried, yet its rows (transfer %d: %v, fee %d: %v, memo %d: %v) are committed or OnCommit hooks ran (%d, %d, %d)",
+				i+1, a.transfer, has(a.transfer), a.fee.row, has(a.fee.row), a.memo.row, has(a.memo.row), a.commitHooks, a.fee.commitHooks, a.memo.commitHooks)
 		}
 	}
 	if len(op.attempts) == 0 {
@@ -186,11 +187,8 @@ func (s *soak) checkTransfer(op *soakOp, present map[int64]soakLogRow, f *soakFi
 	switch op.outcome {
 	case outcomeCommitted:
 		f.committed++
-		if a.feeOK {
-			f.feesKept++
-		} else {
-			f.feesRolledBack++
-		}
+		f.blocksKept += count(a.fee.ok) + count(a.memo.ok)
+		f.blocksRolledBack += count(!a.fee.ok) + count(a.memo.row != 0 && !a.memo.ok)
 	case outcomeFailed:
 		f.failed++
 	case outcomeAmbiguous:
@@ -199,9 +197,6 @@ func (s *soak) checkTransfer(op *soakOp, present map[int64]soakLogRow, f *soakFi
 			f.ambiguousCommitted++
 		} else {
 			f.ambiguousLost++
-		}
-		if a.commitHooks+a.feeCommitHooks > 0 {
-			fail(op, "OnCommit hooks ran (%d, %d) for a commit whose outcome was unknown", a.commitHooks, a.feeCommitHooks)
 		}
 	}
 	if has(a.transfer) != committed {
@@ -213,26 +208,37 @@ func (s *soak) checkTransfer(op *soakOp, present map[int64]soakLogRow, f *soakFi
 			fail(op, "transfer row %d is on the server: committed while failure was reported", a.transfer)
 		}
 	}
-	switch wantFee := committed && a.feeOK; {
-	case has(a.fee) && !wantFee:
-		f.rowsPhantom++
-		fail(op, "fee row %d is on the server, but the fee's savepoint block reported %v, and the transaction %s", a.fee, a.feeErr, map[bool]string{true: "committed", false: "did not commit"}[committed])
-	case !has(a.fee) && wantFee:
-		f.rowsLost++
-		fail(op, "fee row %d is missing although its savepoint block and the transaction reported success", a.fee)
-	}
-	if op.outcome != outcomeAmbiguous {
-		wantHooks, wantFeeHooks := 0, 0
-		if committed {
-			wantHooks = 1
-			if a.feeOK {
-				wantFeeHooks = 1
-			}
+	checkHooks(op, "the transaction's", a.commitHooks, committed, fail)
+	for name, b := range a.blocks() {
+		want := committed && b.ok
+		switch {
+		case has(b.row) && !want:
+			f.rowsPhantom++
+			fail(op, "%s row %d is on the server, but its savepoint block reported %v, and the transaction %s",
+				name, b.row, b.err, map[bool]string{true: "committed", false: "did not commit"}[committed])
+		case !has(b.row) && want:
+			f.rowsLost++
+			fail(op, "%s row %d is missing although its savepoint block and the transaction reported success", name, b.row)
 		}
-		if a.commitHooks != wantHooks || a.feeCommitHooks != wantFeeHooks {
-			fail(op, "OnCommit hooks ran %d and %d times (transaction, fee block), want %d and %d", a.commitHooks, a.feeCommitHooks, wantHooks, wantFeeHooks)
-		}
+		checkHooks(op, "the "+name+" block's", b.commitHooks, want, fail)
 	}
+}
+
+// checkHooks checks that an OnCommit hook ran once if its work committed,
+// else never; after an ambiguous commit, never.
+func checkHooks(op *soakOp, whose string, ran int, committed bool, fail func(*soakOp, string, ...any)) {
+	want := count(committed && op.outcome != outcomeAmbiguous)
+	if ran != want {
+		fail(op, "%s OnCommit hook ran %d times, want %d", whose, ran, want)
+	}
+}
+
+// count is 1 for true, else 0.
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // checkBalances proves the balances are exactly what the committed log
@@ -287,18 +293,18 @@ func errClass(err error) string {
 	case errors.Is(err, piccolo.ErrTransactionDone):
 		return "ErrTransactionDone"
 	}
-	if strings.Contains(err.Error(), "conn closed") {
+	if errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") {
 		return "conn closed"
 	}
-	return "other: " + err.Error()
+	return "other"
 }
 
 // report logs the figures; rows lost must be 0.
 func (f soakFigures) report(t *testing.T, s *soak, elapsed time.Duration) {
 	t.Helper()
 	t.Logf("seed %d: %d operations in %v (slowest %v), %d log rows committed", s.seed, f.ops, elapsed.Round(time.Millisecond), f.slowest.Round(time.Millisecond), f.rowsPresent)
-	t.Logf("transfers: %d acknowledged (fee kept %d, fee rolled back alone %d), %d failed, %d retried (%d extra runs)",
-		f.committed, f.feesKept, f.feesRolledBack, f.failed, f.retried, f.extraRuns)
+	t.Logf("transfers: %d acknowledged (savepoint blocks in them: %d kept, %d rolled back alone), %d failed, %d retried (%d extra runs)",
+		f.committed, f.blocksKept, f.blocksRolledBack, f.failed, f.retried, f.extraRuns)
 	t.Logf("ambiguous commits resolved against the server: %d committed, %d not committed; autocommit rows: %d acknowledged, %d failed, %d unknown that ran, %d unknown that did not",
 		f.ambiguousCommitted, f.ambiguousLost, f.autocommitOK, f.autocommitFailed, f.unknownRan, f.unknownNotRun)
 	var faults []string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,11 +28,24 @@ func (o outcome) String() string {
 // soakAttempt is one run of a transfer's closure: the log rows it wrote
 // (0: not reached) and the hooks that ran for it.
 type soakAttempt struct {
-	transfer, fee  int64
-	feeOK          bool  // the fee's savepoint block reported success
-	feeErr         error // what it reported otherwise
-	commitHooks    int   // OnCommit of the transaction
-	feeCommitHooks int   // OnCommit of the fee's savepoint block
+	transfer    int64
+	commitHooks int // OnCommit of the transaction
+	fee, memo   soakBlock
+}
+
+// soakBlock is a savepoint block of an attempt: the fee, or a memo that a
+// second goroutine sharing the transaction writes beside it.
+type soakBlock struct {
+	row         int64 // its log row (0: not reached)
+	ok          bool  // the block reported success
+	err         error // what it reported otherwise
+	commitHooks int   // OnCommit of the block
+}
+
+func (b *soakBlock) end(err error) { b.ok, b.err = err == nil, err }
+
+func (a *soakAttempt) blocks() map[string]*soakBlock {
+	return map[string]*soakBlock{"fee": &a.fee, "memo": &a.memo}
 }
 
 // soakOp is one operation of a worker and what it was told.
@@ -85,6 +99,8 @@ type soakPlan struct {
 	amount, fee  int64
 	serializable bool // read-modify-write under SERIALIZABLE; else delta updates in random order (deadlocks)
 	toFirst      bool
+	memo         bool // a memo block beside the fee's, from a second goroutine
+	dropMemo     bool // the memo block fails
 	ending       feeMode
 	at           pausePoint
 	limit, pause time.Duration // a fault's time limit, and how long the statement or pause lasts
@@ -96,11 +112,18 @@ func (p soakPlan) String() string {
 	if p.serializable {
 		iso = "serializable"
 	}
-	return fmt.Sprintf("%d→%d amount %d, %s %d, %s, fault %s: limit %v, pause %v",
-		p.from, p.to, p.amount, p.ending, p.fee, iso, p.at, p.limit, p.pause)
+	memo := ""
+	if p.memo {
+		memo = fmt.Sprintf(", a memo block beside it (fails: %v)", p.dropMemo)
+	}
+	return fmt.Sprintf("%d→%d amount %d, %s %d%s, %s, fault %s: limit %v, pause %v",
+		p.from, p.to, p.amount, p.ending, p.fee, memo, iso, p.at, p.limit, p.pause)
 }
 
-var errFeeWaived = errors.New("soak: fee waived")
+var (
+	errFeeWaived   = errors.New("soak: fee waived")
+	errMemoDropped = errors.New("soak: memo dropped")
+)
 
 // work runs operations until the run stops or maxOps were started.
 func (s *soak) work(w int) {
@@ -171,6 +194,7 @@ func (s *soak) transfer(op *soakOp, rng *rand.Rand) {
 		serializable: rng.IntN(2) == 0, toFirst: rng.IntN(2) == 0,
 		ending: feeMode(rng.IntN(6)), at: pausePoint(rng.IntN(4)),
 		limitMillis: 2 + rng.IntN(20),
+		memo:        rng.IntN(4) == 0, dropMemo: rng.IntN(3) == 0,
 	}
 	if p.to >= p.from {
 		p.to++
@@ -204,12 +228,18 @@ func (s *soak) transfer(op *soakOp, rng *rand.Rand) {
 		if err := s.pauseAt(ctx, op, pauseBeforeFee); err != nil {
 			return err
 		}
-		err := s.chargeFee(ctx, op, a)
-		a.feeOK, a.feeErr = err == nil, err
-		if piccolo.IsRetryable(err) {
-			return err
+		var memo sync.WaitGroup
+		if p.memo {
+			memo.Go(func() { a.memo.end(s.writeMemo(ctx, op, &a.memo)) })
 		}
-		// Any other failure of the fee is the fee's alone: the transfer goes on.
+		a.fee.end(s.chargeFee(ctx, op, &a.fee))
+		memo.Wait()
+		for _, b := range a.blocks() {
+			if piccolo.IsRetryable(b.err) {
+				return b.err
+			}
+		}
+		// Any other failure of a block is the block's alone: the transfer goes on.
 		if err := s.pauseAt(ctx, op, pauseAfterFee); err != nil {
 			return err
 		}
@@ -304,7 +334,7 @@ func (s *soak) move(ctx context.Context, p soakPlan) error {
 
 // chargeFee moves the fee to the bank in a savepoint block that ends as
 // the plan says.
-func (s *soak) chargeFee(ctx context.Context, op *soakOp, a *soakAttempt) error {
+func (s *soak) chargeFee(ctx context.Context, op *soakOp, b *soakBlock) error {
 	p := op.plan
 	if op.fault == faultBlockDeadline {
 		var cancel context.CancelFunc
@@ -312,7 +342,7 @@ func (s *soak) chargeFee(ctx context.Context, op *soakOp, a *soakAttempt) error 
 		defer cancel()
 	}
 	return s.e.Transaction(ctx, func(ctx context.Context) error {
-		s.e.CurrentTransaction(ctx).OnCommit(func(context.Context) { a.feeCommitHooks++ })
+		s.e.CurrentTransaction(ctx).OnCommit(func(context.Context) { b.commitHooks++ })
 		for _, q := range []piccolo.Querystring{
 			{SQL: "UPDATE soak_accounts SET balance = balance - $2 WHERE id = $1", Args: []any{p.from, p.fee}},
 			{SQL: "UPDATE soak_accounts SET balance = balance + $1 WHERE id = 0", Args: []any{p.fee}},
@@ -321,8 +351,8 @@ func (s *soak) chargeFee(ctx context.Context, op *soakOp, a *soakAttempt) error 
 				return err
 			}
 		}
-		a.fee = s.ids.Add(1)
-		if err := s.logRow(ctx, a.fee, op, p.from, 0, p.fee); err != nil {
+		b.row = s.ids.Add(1)
+		if err := s.logRow(ctx, b.row, op, p.from, 0, p.fee); err != nil {
 			return err
 		}
 		if err := s.pauseAt(ctx, op, pauseInFee); err != nil {
@@ -341,6 +371,23 @@ func (s *soak) chargeFee(ctx context.Context, op *soakOp, a *soakAttempt) error 
 			return err
 		case feeSwallowed:
 			_, _ = s.e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1 / 0"})
+		}
+		return nil
+	}, piccolo.Nesting(piccolo.NestSavepoint))
+}
+
+// writeMemo writes a memo row in a savepoint block of its own, run from
+// a second goroutine while the fee's block runs: sibling blocks must never
+// undo each other's work silently.
+func (s *soak) writeMemo(ctx context.Context, op *soakOp, b *soakBlock) error {
+	return s.e.Transaction(ctx, func(ctx context.Context) error {
+		s.e.CurrentTransaction(ctx).OnCommit(func(context.Context) { b.commitHooks++ })
+		b.row = s.ids.Add(1)
+		if err := s.logRow(ctx, b.row, op, 0, 0, 0); err != nil {
+			return err
+		}
+		if op.plan.dropMemo {
+			return errMemoDropped
 		}
 		return nil
 	}, piccolo.Nesting(piccolo.NestSavepoint))
