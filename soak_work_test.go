@@ -175,10 +175,11 @@ func (s *soak) autocommit(op *soakOp) {
 	defer cancel()
 	op.err = s.logRow(ctx, a.transfer, op, 0, 0, 0)
 	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
 	switch {
 	case op.err == nil:
 		op.outcome = outcomeCommitted
-	case errors.As(op.err, &pgErr): // the server refused it
+	case errors.As(op.err, &pgErr), errors.As(op.err, &connErr): // the server refused it, or was never reached
 		op.outcome = outcomeFailed
 	default: // the connection failed: it may have run
 		op.outcome = outcomeAmbiguous
