@@ -132,7 +132,10 @@ func opKind(op *soakOp) string {
 	if op.autocommit {
 		return "autocommit log row"
 	}
-	return "transfer " + op.plan.String()
+	if op.fault < faultStatementTimeout {
+		return "transfer " + op.plan.String()
+	}
+	return fmt.Sprintf("transfer %s, fault applied %s: limit %v, pause %v", op.plan, op.plan.at, op.plan.limit, op.plan.pause)
 }
 
 func (s *soak) checkAutocommit(op *soakOp, present map[int64]soakLogRow, f *soakFigures, fail func(*soakOp, string, ...any)) {

@@ -116,8 +116,7 @@ func (p soakPlan) String() string {
 	if p.memo {
 		memo = fmt.Sprintf(", a memo block beside it (fails: %v)", p.dropMemo)
 	}
-	return fmt.Sprintf("%d→%d amount %d, %s %d%s, %s, fault %s: limit %v, pause %v",
-		p.from, p.to, p.amount, p.ending, p.fee, memo, iso, p.at, p.limit, p.pause)
+	return fmt.Sprintf("%d→%d amount %d, %s %d%s, %s", p.from, p.to, p.amount, p.ending, p.fee, memo, iso)
 }
 
 var (
