@@ -46,6 +46,9 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 	if err := t.usableLocked(); err != nil {
 		return nil, err
 	}
+	if err := t.insideTopLocked(); err != nil {
+		return nil, err
+	}
 	if name == "" {
 		name = c.nextSavepointName()
 	} else {

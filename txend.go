@@ -51,29 +51,22 @@ func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
 }
 
 // finish ends t: commit when commit is true, else roll back because of
-// cause. A block that can end without I/O ends under c.mu alone (so a scan
-// callback can open and end blocks); otherwise finish takes the turn,
-// waiting for statements other goroutines are running whatever ctx says:
-// giving up would leave the transaction open and its connection borrowed
-// for ever.
+// cause. It first ends the blocks still open inside t, as rolled back. A
+// block that can end without I/O ends under c.mu alone (so a scan callback
+// can open and end blocks); otherwise finish takes the turn, waiting for
+// statements other goroutines are running whatever ctx says: giving up
+// would leave the transaction open and its connection borrowed for ever.
+// Hooks run last, after the turn is given back, so they can run queries.
 func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
 	c := t.c
-	c.mu.Lock()
-	hooks, err, done := t.endWithoutIOLocked(ctx, commit, cause)
-	c.mu.Unlock()
+	hooks, err, done := t.endWithoutIO(ctx, commit, cause)
 	if !done {
 		if err := c.lock(context.Background()); err != nil {
 			return err
 		}
-		c.mu.Lock()
-		hooks, err, done = t.endWithoutIOLocked(ctx, commit, cause)
-		c.mu.Unlock()
+		hooks, err, done = t.endWithoutIO(ctx, commit, cause)
 		if !done {
-			if t.kind == kindRoot {
-				hooks, err = t.endRoot(ctx, commit)
-			} else {
-				hooks, err = t.endSavepoint(ctx, commit)
-			}
+			hooks, err = t.endWithIO(ctx, commit, cause)
 		}
 		c.unlock()
 	}
@@ -86,44 +79,201 @@ func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause err
 	return err
 }
 
-// endWithoutIOLocked ends t when that needs no I/O and reports whether it
-// did: t has finished already, it is a joined block, or it is a savepoint
-// block whose SAVEPOINT has not been sent (nor is being sent). The caller
-// holds c.mu.
-func (t *PostgresTransaction) endWithoutIOLocked(ctx context.Context, commit bool, cause error) (hooks []func(context.Context), err error, done bool) {
+// endWithoutIO ends t when that needs no I/O and reports whether it did:
+// t has finished already, or t is a joined block or a savepoint block whose
+// SAVEPOINT has not been sent (nor is being sent), and no savepoint block
+// open inside t has been sent either.
+func (t *PostgresTransaction) endWithoutIO(ctx context.Context, commit bool, cause error) (hooks []func(context.Context), err error, done bool) {
 	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !t.active() {
-		return nil, ErrTransactionDone, true
+		return nil, t.doneErrLocked(), true
 	}
+	nested := t.openNestedLocked()
+	if s := outermostSavepoint(nested); s != nil && c.sentLocked(s) {
+		return nil, nil, false
+	}
+	if t.kind == kindRoot || t.kind == kindSavepoint && c.sentLocked(t) {
+		return nil, nil, false
+	}
+	hooks = t.endNestedLocked(nested)
+	more, err := t.endUnsentLocked(ctx, commit, cause)
+	return append(hooks, more...), err, true
+}
+
+// endWithIO ends t and the blocks open inside it, holding the turn. When t
+// keeps its work (commit), the outermost savepoint block open inside t is
+// rolled back to its savepoint first; when t rolls back, its own rollback
+// undoes theirs too.
+func (t *PostgresTransaction) endWithIO(ctx context.Context, commit bool, cause error) (hooks []func(context.Context), err error) {
+	c := t.c
+	c.mu.Lock()
+	nested := t.openNestedLocked()
+	s := outermostSavepoint(nested)
+	rollBack := commit && s != nil && c.sentLocked(s) && !c.endedBySQL
+	hooks = t.endNestedLocked(nested)
+	c.mu.Unlock()
+	if rollBack {
+		// A failure makes t's unit rollback-only: t's Commit then rolls back.
+		_ = c.rollBackSavepoint(ctx, s)
+	}
+	var more []func(context.Context)
 	switch t.kind {
-	case kindJoined:
-		if commit {
-			t.state.Store(int32(txCommitted))
-		} else {
-			t.state.Store(int32(txRolledBack))
-			if u := t.unit(); u.abortErr == nil {
-				u.abortErr = cause
+	case kindRoot:
+		more, err = t.endRoot(ctx, commit)
+	case kindSavepoint:
+		more, err = t.endSavepoint(ctx, commit)
+	default:
+		c.mu.Lock()
+		more, err = t.endUnsentLocked(ctx, commit, cause)
+		c.mu.Unlock()
+	}
+	return append(hooks, more...), err
+}
+
+// errEndedByEnclosing is why a block open when an enclosing one ended was
+// rolled back.
+var errEndedByEnclosing = errors.New("an enclosing block ended while this block was open, and rolled it back")
+
+// openNestedLocked returns the open blocks nested in t, innermost first.
+// The caller holds c.mu.
+func (t *PostgresTransaction) openNestedLocked() []*PostgresTransaction {
+	var nested []*PostgresTransaction
+	for _, x := range slices.Backward(t.c.open) {
+		if txState(x.state.Load()) != txActive {
+			continue
+		}
+		for p := x.parent; p != nil; p = p.parent {
+			if p == t {
+				nested = append(nested, x)
+				break
 			}
 		}
-		return nil, nil, true
-	case kindSavepoint:
-		i := slices.Index(c.pending, "SAVEPOINT "+t.savepoint)
-		if i < c.inFlight {
-			return nil, nil, false // sent, or being sent
-		}
-		// Nothing inside the block reached the server: forget its
-		// SAVEPOINT and every statement queued after it.
-		c.pending = c.pending[:i]
-		c.top = t.parent.unit()
-		if commit && t.abortErr == nil && ctx.Err() == nil {
-			t.state.Store(int32(txCommitted))
-			t.moveHooksLocked(t.parent.unit())
-			return nil, nil, true
-		}
-		t.state.Store(int32(txRolledBack))
-		return t.onRollback, commitRolledBack(commit, firstErr(t.abortErr, ctx.Err())), true
 	}
-	return nil, nil, false
+	return nested
+}
+
+// outermostSavepoint returns the last savepoint block of nested (innermost
+// first), or nil.
+func outermostSavepoint(nested []*PostgresTransaction) *PostgresTransaction {
+	for _, x := range slices.Backward(nested) {
+		if x.kind == kindSavepoint {
+			return x
+		}
+	}
+	return nil
+}
+
+// sentLocked reports whether the SAVEPOINT of block s has been sent, or is
+// being sent. The caller holds c.mu.
+func (c *txConn) sentLocked(s *PostgresTransaction) bool {
+	return slices.Index(c.pending, "SAVEPOINT "+s.savepoint) < c.inFlight
+}
+
+// endNestedLocked ends the open blocks nested (innermost first) as rolled
+// back and returns their OnRollback hooks: a joined one makes its unit
+// rollback-only (its half must never be committed), a savepoint one loses
+// its pending SAVEPOINT and every statement queued after it (those whose
+// SAVEPOINT was sent are rolled back by the caller, or by the caller's own
+// rollback). After a COMMIT or ROLLBACK sent as SQL their outcome is
+// unknown and no hook runs. The caller holds c.mu, and the turn when a
+// SAVEPOINT of nested was sent.
+func (t *PostgresTransaction) endNestedLocked(nested []*PostgresTransaction) (hooks []func(context.Context)) {
+	c := t.c
+	outcome := txRolledBack
+	if c.endedBySQL {
+		outcome = txUnknown
+	}
+	for _, x := range nested {
+		x.state.Store(int32(outcome))
+		x.endedBy = errEndedByEnclosing
+		if x.kind == kindJoined {
+			if u := x.unit(); u.abortErr == nil {
+				u.abortErr = fmt.Errorf("a joined block inside was still open: %w", errEndedByEnclosing)
+			}
+			continue
+		}
+		if outcome == txRolledBack {
+			hooks = append(hooks, x.onRollback...)
+		}
+		x.onCommit, x.onRollback = nil, nil
+		if i := slices.Index(c.pending, "SAVEPOINT "+x.savepoint); i >= 0 {
+			c.pending = c.pending[:i]
+		} else {
+			c.pending = nil // sent: what was queued since belongs inside it
+		}
+		c.top = x.parent.unit()
+	}
+	return hooks
+}
+
+// endUnsentLocked ends t, a joined block or a savepoint block whose
+// SAVEPOINT was never sent. A joined block's Commit returns
+// ErrCommitRolledBack when its unit is rollback-only: its work will not be
+// committed. The caller holds c.mu.
+func (t *PostgresTransaction) endUnsentLocked(ctx context.Context, commit bool, cause error) (hooks []func(context.Context), err error) {
+	c := t.c
+	if t.kind == kindJoined {
+		u := t.unit()
+		if !commit {
+			t.state.Store(int32(txRolledBack))
+			if u.abortErr == nil {
+				u.abortErr = cause
+			}
+			return nil, nil
+		}
+		for x := u; x != nil; x = x.parent {
+			if x.abortErr != nil {
+				t.state.Store(int32(txRolledBack))
+				return nil, commitRolledBack(true, x.abortErr)
+			}
+		}
+		t.state.Store(int32(txCommitted))
+		return nil, nil
+	}
+	// Nothing inside the savepoint block reached the server: forget its
+	// SAVEPOINT and every statement queued after it.
+	c.pending = c.pending[:slices.Index(c.pending, "SAVEPOINT "+t.savepoint)]
+	c.top = t.parent.unit()
+	if commit && t.abortErr == nil && ctx.Err() == nil {
+		t.state.Store(int32(txCommitted))
+		t.moveHooksLocked(t.parent.unit())
+		return nil, nil
+	}
+	t.state.Store(int32(txRolledBack))
+	return t.onRollback, commitRolledBack(commit, firstErr(t.abortErr, ctx.Err()))
+}
+
+// rollBackSavepoint rolls back to block s's savepoint and releases it,
+// with a cleanup context when ctx has ended. When that fails, the block
+// enclosing s becomes rollback-only, so that s's work can never be
+// committed with it. The caller holds the turn.
+func (c *txConn) rollBackSavepoint(ctx context.Context, s *PostgresTransaction) error {
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
+	_, err := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+s.savepoint+"; RELEASE SAVEPOINT "+s.savepoint)
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("piccolo: rollback to savepoint: %w", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u := s.parent.unit(); u.abortErr == nil {
+		u.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", err)
+	}
+	return err
+}
+
+// endedByEnclosing returns ErrTransactionDone, saying why, when t was
+// rolled back because an enclosing block ended while t was open; else nil.
+func (t *PostgresTransaction) endedByEnclosing() error {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.endedBy == nil {
+		return nil
+	}
+	return t.doneErrLocked()
 }
 
 // endSavepoint releases or rolls back a savepoint block whose SAVEPOINT
@@ -159,20 +309,12 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 		}
 		cause = fmt.Errorf("release savepoint: %w", err)
 	}
-	cleanup, cancel := cleanupContext(ctx)
-	defer cancel()
-	_, rbErr := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+t.savepoint+"; RELEASE SAVEPOINT "+t.savepoint)
+	rbErr := c.rollBackSavepoint(ctx, t)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t.state.Store(int32(txRolledBack))
-	if rbErr != nil {
-		rbErr = fmt.Errorf("piccolo: rollback to savepoint: %w", rbErr)
-		if parent.abortErr == nil {
-			parent.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", rbErr)
-		}
-		if !commit {
-			return t.onRollback, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
-		}
+	if rbErr != nil && !commit {
+		return t.onRollback, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
 	}
 	if !commit {
 		return t.onRollback, nil
