@@ -16,7 +16,9 @@ import (
 // rollback then fails, and the transaction becomes rollback-only). The
 // caller manages savepoint handles by name, as in Piccolo: roll back to or
 // release only savepoints created inside the block that uses them, and do
-// not share one between goroutines that run blocks of their own.
+// not share one between goroutines that run blocks of their own. While a
+// NestSavepoint block is open, creating, rolling back to or releasing a
+// savepoint through a handle outside that block fails with ErrConnBusy.
 type Savepoint struct {
 	tx     *PostgresTransaction
 	name   string

@@ -36,7 +36,10 @@ func (e *PostgresEngine) CurrentTransaction(ctx context.Context) *PostgresTransa
 // and once a COMMIT or ROLLBACK sent as SQL ended it. A transaction that
 // PostgreSQL aborted (a failed statement whose error was swallowed) still
 // exists: rolling back to a savepoint can recover it. TransactionExists
-// never waits for statements other goroutines run in the transaction.
+// never waits for statements other goroutines run in the transaction. A
+// transaction whose connection is busy for the context (a scan callback's
+// own, or an outer context while a NestSavepoint block is open: statements
+// get ErrConnBusy) still exists.
 func (e *PostgresEngine) TransactionExists(ctx context.Context) bool {
 	tx := e.txFrom(ctx)
 	return tx != nil && tx.usable() == nil
@@ -249,7 +252,9 @@ func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransa
 // default). Retry is ignored: only Transaction can re-run work.
 //
 // Begin borrows a connection but sends nothing: BEGIN goes out before the
-// first statement.
+// first statement. End a nested block before the block it is nested in:
+// that end rolls back blocks still open inside it (see Commit, and the
+// rules at the top of txend.go).
 func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {
 	o, err := collectTxOptions(opts)
 	if err != nil {
@@ -321,7 +326,9 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 // honoured and nothing is sent twice.
 //
 // Inside another transaction of this engine, Nesting decides (NestJoin by
-// default). With Retry, the closure is run again from BEGIN after a
+// default). A nested block must end before the block it is nested in: one
+// still open then (fn running on in another goroutine) is rolled back, and
+// Transaction returns ErrTransactionDone (see Commit). With Retry, the closure is run again from BEGIN after a
 // serialization failure or deadlock; fn must then be safe to re-run.
 func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
 	o, err := collectTxOptions(opts)

@@ -9,6 +9,83 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// The rules for ending blocks. They are the engine's promise, and what the
+// reference model (internal/txmodel) checks. Every handle reports what the
+// server did, or says that nobody knows; nothing is lost silently.
+//
+// Terms. A block is a handle from Begin or Transaction: the root (the
+// outermost transaction: it owns BEGIN, COMMIT and the connection), a
+// savepoint block (NestSavepoint: it owns a savepoint) or a joined block
+// (NestJoin: it owns nothing). A block's unit is the block itself, or, for
+// a joined block, its parent's unit: the unit decides a joined block's fate
+// and holds its hooks. Savepoint blocks form a stack; top is the innermost
+// open one, or the root when none is open.
+//
+//  1. Opening sends nothing (BEGIN and SAVEPOINT are queued and go out
+//     before the next statement). A savepoint block opens only inside top,
+//     else ErrNestedTransaction; nothing opens in a transaction that has
+//     ended or is rollback-only (ErrTransactionDone).
+//  2. A statement (Savepoint, RollbackTo and Release included) runs through
+//     a block only when the block and every enclosing one are open, the
+//     transaction is not rollback-only and no COMMIT or ROLLBACK sent as SQL
+//     ended it, else ErrTransactionDone; and only when the block is top or
+//     inside it, else ErrConnBusy (it would run inside top's savepoint and
+//     top's rollback would undo it). Reading (FETCH) and closing a Batch is
+//     exempt: ROLLBACK TO undoes neither. From a scan callback of the same
+//     transaction: ErrConnBusy. A refused statement sends nothing and keeps
+//     the queued BEGIN and SAVEPOINTs.
+//  3. Ending a block, by Commit or Rollback, whichever handle and goroutine
+//     call it, first ends the blocks still open inside it, innermost first,
+//     as rolled back: a savepoint block's work is undone on the server
+//     (ROLLBACK TO its savepoint when the ending block keeps its work; the
+//     ending block's own rollback otherwise) and its OnRollback hooks run;
+//     a joined block makes its unit rollback-only, since half of it was
+//     never committed. Each then reports RolledBack, its Commit and
+//     Rollback return ErrTransactionDone, and a Transaction closure still
+//     running in it returns ErrTransactionDone. So an outer handle's Commit
+//     while an inner savepoint block is open (another goroutine's, or under
+//     a captured outer context) rolls that block back and commits the rest.
+//  4. Root Commit: COMMIT, when anything was sent. nil: Committed, OnCommit
+//     hooks run. ErrCommitRolledBack, RolledBack, OnRollback hooks run: the
+//     transaction was rollback-only (a joined block failed or was left
+//     open, a savepoint block could not be rolled back), ctx had ended, a
+//     statement had failed, PostgreSQL refused COMMIT, or the connection
+//     died before COMMIT. ErrAmbiguousCommit: the connection died after
+//     COMMIT was sent; neither Committed nor RolledBack, no hook runs.
+//  5. Savepoint block Commit: RELEASE; Committed, and its hooks move to its
+//     parent's unit and run on that unit's outcome. It rolls back instead
+//     (ErrCommitRolledBack, RolledBack, OnRollback hooks run at once) when
+//     it is rollback-only, a statement inside failed, ctx had ended, or
+//     RELEASE failed. A block whose SAVEPOINT was never sent ends without
+//     I/O, with the same outcomes.
+//  6. Joined block Commit: no I/O. Committed (the unit decides), unless its
+//     unit or an enclosing one is rollback-only: then ErrCommitRolledBack
+//     and RolledBack.
+//  7. Rollback: the root sends ROLLBACK; a savepoint block sends ROLLBACK TO
+//     and RELEASE of its savepoint; a joined block makes its unit
+//     rollback-only. RolledBack, and OnRollback hooks run (a joined block's
+//     with its unit). When ROLLBACK TO fails, the enclosing unit becomes
+//     rollback-only, so the block's work is never committed. Commit or
+//     Rollback of an ended block: ErrTransactionDone, nothing changes.
+//  8. Transaction: fn returns nil: Commit, whose error is returned; fn
+//     returns an error or panics: Rollback, and the error is returned (the
+//     panic re-raised); fn ended the block by hand: nil; an enclosing
+//     block's end rolled it back: ErrTransactionDone.
+//  9. Ending never gives up on an ended ctx: Commit rolls back
+//     (ErrCommitRolledBack wrapping ctx's error), and rollbacks run with a
+//     cleanup context bounded by closeTimeout. Ending waits for statements
+//     other goroutines run; from a scan callback, an end that needs the
+//     connection returns ErrConnBusy and changes nothing.
+//  10. After a COMMIT or ROLLBACK sent as SQL, ending any block sends
+//     nothing and returns ErrTransactionDone; the block and those open
+//     inside it are neither Committed nor RolledBack and no hook runs (the
+//     root gives its connection back).
+//  11. Hooks run after the end, outside every lock, only on a known
+//     outcome, with context.WithoutCancel of the ending call's context,
+//     carrying the ended block's parent (or no transaction). A hook
+//     registered on a unit that has ended runs at once (with
+//     context.Background) or is dropped, as the outcome says.
+
 // Commit commits the transaction. For the outermost transaction it sends
 // COMMIT (nothing, if no statement ran) and releases the connection; a
 // savepoint block releases its savepoint; a joined block only finishes: the
@@ -19,8 +96,13 @@ import (
 // or ctx had ended before Commit (the rollback then runs with a short
 // cleanup context of its own, and the error wraps ctx's). It returns
 // ErrAmbiguousCommit when the connection died after COMMIT was sent, and
-// ErrTransactionDone when the handle already finished. The connection is
-// released whatever happens. Commit and Rollback wait for statements that
+// ErrTransactionDone when the handle already finished (or was rolled back
+// because an enclosing block ended while it was open). The connection is
+// released whatever happens. Blocks still open inside t are rolled back
+// first, so their work is never committed behind their handles' backs; a
+// joined block left open makes the Commit roll back. A joined block's
+// Commit returns ErrCommitRolledBack when the transaction is already
+// rollback-only. The rules in full are at the top of txend.go. Commit and Rollback wait for statements that
 // other goroutines are running in the transaction; called from inside a
 // scan callback of the same transaction, when they need the connection,
 // they return ErrConnBusy and change nothing.
@@ -30,8 +112,8 @@ func (t *PostgresTransaction) Commit(ctx context.Context) error {
 
 // Rollback rolls the transaction back and releases its connection. A
 // savepoint block rolls back to its savepoint; a joined block marks the
-// whole transaction rollback-only. The rollback runs even when ctx has
-// ended. After Commit or Rollback it returns ErrTransactionDone and does
+// whole transaction rollback-only. Blocks still open inside t are rolled
+// back with it. The rollback runs even when ctx has ended. After Commit or Rollback it returns ErrTransactionDone and does
 // nothing, so it is safe to defer.
 func (t *PostgresTransaction) Rollback(ctx context.Context) error {
 	return t.finish(ctx, false, errors.New("rolled back by its handle"))
@@ -91,6 +173,16 @@ func (t *PostgresTransaction) endWithoutIO(ctx context.Context, commit bool, cau
 		return nil, t.doneErrLocked(), true
 	}
 	nested := t.openNestedLocked()
+	if c.endedBySQL && t.kind != kindRoot {
+		// What the SQL did to the block's work is not ours to tell: no
+		// outcome, no hook, nothing to send.
+		t.endNestedLocked(nested)
+		t.state.Store(int32(txUnknown))
+		if t.kind == kindSavepoint {
+			c.top = t.parent.unit()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL), true
+	}
 	if s := outermostSavepoint(nested); s != nil && c.sentLocked(s) {
 		return nil, nil, false
 	}
@@ -130,82 +222,6 @@ func (t *PostgresTransaction) endWithIO(ctx context.Context, commit bool, cause 
 		c.mu.Unlock()
 	}
 	return append(hooks, more...), err
-}
-
-// errEndedByEnclosing is why a block open when an enclosing one ended was
-// rolled back.
-var errEndedByEnclosing = errors.New("an enclosing block ended while this block was open, and rolled it back")
-
-// openNestedLocked returns the open blocks nested in t, innermost first.
-// The caller holds c.mu.
-func (t *PostgresTransaction) openNestedLocked() []*PostgresTransaction {
-	var nested []*PostgresTransaction
-	for _, x := range slices.Backward(t.c.open) {
-		if txState(x.state.Load()) != txActive {
-			continue
-		}
-		for p := x.parent; p != nil; p = p.parent {
-			if p == t {
-				nested = append(nested, x)
-				break
-			}
-		}
-	}
-	return nested
-}
-
-// outermostSavepoint returns the last savepoint block of nested (innermost
-// first), or nil.
-func outermostSavepoint(nested []*PostgresTransaction) *PostgresTransaction {
-	for _, x := range slices.Backward(nested) {
-		if x.kind == kindSavepoint {
-			return x
-		}
-	}
-	return nil
-}
-
-// sentLocked reports whether the SAVEPOINT of block s has been sent, or is
-// being sent. The caller holds c.mu.
-func (c *txConn) sentLocked(s *PostgresTransaction) bool {
-	return slices.Index(c.pending, "SAVEPOINT "+s.savepoint) < c.inFlight
-}
-
-// endNestedLocked ends the open blocks nested (innermost first) as rolled
-// back and returns their OnRollback hooks: a joined one makes its unit
-// rollback-only (its half must never be committed), a savepoint one loses
-// its pending SAVEPOINT and every statement queued after it (those whose
-// SAVEPOINT was sent are rolled back by the caller, or by the caller's own
-// rollback). After a COMMIT or ROLLBACK sent as SQL their outcome is
-// unknown and no hook runs. The caller holds c.mu, and the turn when a
-// SAVEPOINT of nested was sent.
-func (t *PostgresTransaction) endNestedLocked(nested []*PostgresTransaction) (hooks []func(context.Context)) {
-	c := t.c
-	outcome := txRolledBack
-	if c.endedBySQL {
-		outcome = txUnknown
-	}
-	for _, x := range nested {
-		x.state.Store(int32(outcome))
-		x.endedBy = errEndedByEnclosing
-		if x.kind == kindJoined {
-			if u := x.unit(); u.abortErr == nil {
-				u.abortErr = fmt.Errorf("a joined block inside was still open: %w", errEndedByEnclosing)
-			}
-			continue
-		}
-		if outcome == txRolledBack {
-			hooks = append(hooks, x.onRollback...)
-		}
-		x.onCommit, x.onRollback = nil, nil
-		if i := slices.Index(c.pending, "SAVEPOINT "+x.savepoint); i >= 0 {
-			c.pending = c.pending[:i]
-		} else {
-			c.pending = nil // sent: what was queued since belongs inside it
-		}
-		c.top = x.parent.unit()
-	}
-	return hooks
 }
 
 // endUnsentLocked ends t, a joined block or a savepoint block whose
@@ -263,17 +279,6 @@ func (c *txConn) rollBackSavepoint(ctx context.Context, s *PostgresTransaction) 
 		u.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", err)
 	}
 	return err
-}
-
-// endedByEnclosing returns ErrTransactionDone, saying why, when t was
-// rolled back because an enclosing block ended while t was open; else nil.
-func (t *PostgresTransaction) endedByEnclosing() error {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.endedBy == nil {
-		return nil
-	}
-	return t.doneErrLocked()
 }
 
 // endSavepoint releases or rolls back a savepoint block whose SAVEPOINT

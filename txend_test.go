@@ -184,3 +184,54 @@ func TestHooksRunWithoutTheCallersCancellation(t *testing.T) {
 		})
 	}
 }
+
+// A block whose transaction a COMMIT sent as SQL ended reports no outcome:
+// its Commit returns ErrTransactionDone, it is neither Committed nor
+// RolledBack, and no hook runs (here the SQL committed the block's row,
+// which a rolled-back report would contradict).
+func TestBlockEndedBySQLReportsNoOutcome(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	for _, mode := range []piccolo.NestMode{piccolo.NestSavepoint, piccolo.NestJoin} {
+		t.Run(mode.String(), func(t *testing.T) {
+			table := newTable(t, e)
+			rootCtx, root, err := e.Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Rollback(rootCtx)
+			mustInsert(t, rootCtx, e, table, "root")
+			ctx, block, err := e.Begin(rootCtx, piccolo.Nesting(mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hooks atomic.Int32
+			for _, tx := range []*piccolo.PostgresTransaction{root, block} {
+				tx.OnCommit(func(context.Context) { hooks.Add(1) })
+				tx.OnRollback(func(context.Context) { hooks.Add(1) })
+			}
+			mustInsert(t, ctx, e, table, "block")
+			if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "COMMIT"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, end := range []struct {
+				name string
+				tx   *piccolo.PostgresTransaction
+				ctx  context.Context
+			}{{"block", block, ctx}, {"root", root, rootCtx}} {
+				if err := end.tx.Commit(end.ctx); !errors.Is(err, piccolo.ErrTransactionDone) {
+					t.Errorf("%s Commit after a COMMIT sent as SQL: %v, want ErrTransactionDone", end.name, err)
+				}
+				if end.tx.Committed() || end.tx.RolledBack() {
+					t.Errorf("%s: Committed %v, RolledBack %v; want neither", end.name, end.tx.Committed(), end.tx.RolledBack())
+				}
+			}
+			if hooks.Load() != 0 {
+				t.Errorf("%d hooks ran for an outcome the engine does not know", hooks.Load())
+			}
+			if got, want := names(t, e, table), []string{"root", "block"}; !slices.Equal(got, want) {
+				t.Fatalf("rows %v, want %v", got, want)
+			}
+		})
+	}
+}
