@@ -21,29 +21,33 @@ func TestEndingABlockRollsBackItsOpenNestedBlocks(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	bg := context.Background()
+	root := piccolo.NestMode(-1) // the ended block is the root
 	for _, tc := range []struct {
 		name          string
-		endSavepoint  bool // the ended block is a savepoint block, else the root
+		ended         piccolo.NestMode // how the ended block is nested in the root
 		child         piccolo.NestMode
-		wantCommitErr error
+		wantCommitErr error // of the ended block
+		wantRootErr   error // of the root's Commit afterwards
 		want          []string
 	}{
-		{"root with an open savepoint child", false, piccolo.NestSavepoint, nil, []string{"root"}},
-		{"root with an open joined child", false, piccolo.NestJoin, piccolo.ErrCommitRolledBack, nil},
-		{"savepoint block with an open savepoint child", true, piccolo.NestSavepoint, nil, []string{"root", "block"}},
-		{"savepoint block with an open joined child", true, piccolo.NestJoin, piccolo.ErrCommitRolledBack, []string{"root"}},
+		{"root with an open savepoint child", root, piccolo.NestSavepoint, nil, nil, []string{"root"}},
+		{"root with an open joined child", root, piccolo.NestJoin, piccolo.ErrCommitRolledBack, nil, nil},
+		{"savepoint block with an open savepoint child", piccolo.NestSavepoint, piccolo.NestSavepoint, nil, nil, []string{"root", "block"}},
+		{"savepoint block with an open joined child", piccolo.NestSavepoint, piccolo.NestJoin, piccolo.ErrCommitRolledBack, nil, []string{"root"}},
+		{"joined block with an open savepoint child", piccolo.NestJoin, piccolo.NestSavepoint, nil, nil, []string{"root", "block"}},
+		{"joined block with an open joined child", piccolo.NestJoin, piccolo.NestJoin, piccolo.ErrCommitRolledBack, piccolo.ErrCommitRolledBack, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t, e)
-			rootCtx, root, err := e.Begin(bg)
+			rootCtx, rootTx, err := e.Begin(bg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer root.Rollback(rootCtx)
+			defer rootTx.Rollback(rootCtx)
 			mustInsert(t, rootCtx, e, table, "root")
-			endedCtx, ended := rootCtx, root
-			if tc.endSavepoint {
-				if endedCtx, ended, err = e.Begin(rootCtx, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
+			endedCtx, ended := rootCtx, rootTx
+			if tc.ended != root {
+				if endedCtx, ended, err = e.Begin(rootCtx, piccolo.Nesting(tc.ended)); err != nil {
 					t.Fatal(err)
 				}
 				mustInsert(t, endedCtx, e, table, "block")
@@ -59,16 +63,19 @@ func TestEndingABlockRollsBackItsOpenNestedBlocks(t *testing.T) {
 			if err := ended.Commit(endedCtx); !errors.Is(err, tc.wantCommitErr) || (err != nil) != (tc.wantCommitErr != nil) {
 				t.Fatalf("Commit with an open %v child: %v, want %v", tc.child, err, tc.wantCommitErr)
 			}
-			if !child.RolledBack() || !childRolledBack.Load() {
-				t.Errorf("child: RolledBack %v, OnRollback ran %v; want both", child.RolledBack(), childRolledBack.Load())
+			if !child.RolledBack() {
+				t.Error("the child does not report RolledBack")
 			}
 			if err := child.Commit(childCtx); !errors.Is(err, piccolo.ErrTransactionDone) {
 				t.Errorf("the child's later Commit: %v, want ErrTransactionDone", err)
 			}
-			if tc.endSavepoint {
-				if err := root.Commit(rootCtx); err != nil {
-					t.Fatalf("root commit: %v", err)
+			if tc.ended != root {
+				if err := rootTx.Commit(rootCtx); !errors.Is(err, tc.wantRootErr) || (err != nil) != (tc.wantRootErr != nil) {
+					t.Fatalf("root commit: %v, want %v", err, tc.wantRootErr)
 				}
+			}
+			if !childRolledBack.Load() { // a joined child's hook runs with the root's rollback
+				t.Error("the child's OnRollback hook did not run")
 			}
 			if got := names(t, e, table); !slices.Equal(got, tc.want) {
 				t.Fatalf("rows %v, want %v", got, tc.want)
