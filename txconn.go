@@ -129,6 +129,8 @@ const (
 	// useCursor: the work only moves (FETCH) or closes (CLOSE) a cursor
 	// opened earlier. It may run through a handle outside the innermost open
 	// savepoint block: ROLLBACK TO undoes neither cursor motion nor CLOSE.
+	// (It does undo what volatile functions in the cursor's query wrote
+	// while a FETCH ran inside the block; Batch queries are SELECTs.)
 	useCursor
 )
 
