@@ -138,7 +138,8 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 	n := 0
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
-	err := b.tx.withScan(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+	// A cursor opened outside a savepoint block can be read inside it.
+	err := b.tx.onConn(ctx, useScans|useCursor, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -233,7 +234,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := b.tx.withConn(cleanup, func(ctx context.Context, conn *pgx.Conn) error {
+	err := b.tx.onConn(cleanup, useCursor, func(ctx context.Context, conn *pgx.Conn) error {
 		if conn.PgConn().TxStatus() == 'E' {
 			return nil // the transaction failed; its rollback removes the cursor
 		}
