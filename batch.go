@@ -154,7 +154,8 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 	n := 0
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
-	err := tx.withScan(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+	// A cursor opened outside a savepoint block can be read inside it.
+	err := tx.onConn(ctx, useScans|useCursor, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -276,7 +277,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := tx.withConn(cleanup, func(ctx context.Context, conn *pgx.Conn) error {
+	err := tx.onConn(cleanup, useCursor, func(ctx context.Context, conn *pgx.Conn) error {
 		if conn.IsClosed() || conn.PgConn().TxStatus() != 'T' {
 			return nil // the transaction failed or is lost: its end removes the cursor
 		}

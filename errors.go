@@ -36,13 +36,23 @@ var (
 	// transaction again.
 	ErrAmbiguousCommit = errors.New("piccolo: connection lost during commit: outcome unknown")
 
-	// ErrConnBusy is returned for a statement, or a Commit or Rollback that
-	// needs the connection, called from inside a scan callback (QueryFunc,
-	// Batch.NextFunc) with that callback's own transaction: the callback
-	// runs while the statement holds the connection, so waiting would hang
-	// for ever. Collect the rows first, then run the statements. Hooks and
-	// nested blocks need no connection and work inside a callback.
-	ErrConnBusy = errors.New("piccolo: a scan callback cannot run statements in its own transaction; collect the rows first")
+	// ErrConnBusy is returned, before anything is sent, for a statement
+	// (or a Commit or Rollback that needs the connection) that the
+	// transaction's connection cannot take now; the wrapped message says
+	// which case it is:
+	//   - it was called from inside a scan callback (QueryFunc,
+	//     Batch.NextFunc) with that callback's own transaction: the callback
+	//     runs while the statement holds the connection, so waiting would
+	//     hang for ever. Collect the rows first, then run the statements.
+	//     Hooks and nested blocks need no connection and work there.
+	//   - a NestSavepoint block of the transaction is open and the
+	//     statement's context carries a handle outside it (the outer context,
+	//     captured by a closure or used by another goroutine): on the server
+	//     the statement would run inside the block's savepoint, and the
+	//     block's rollback would undo it. Run it inside the block, with the
+	//     block's context, or after the block ends. Reading or closing a
+	//     Batch opened outside the block is allowed.
+	ErrConnBusy = errors.New("piccolo: the transaction's connection cannot take this statement now; it was not sent")
 
 	// ErrInvalidSavepointName is returned for savepoint names that are not
 	// letters, digits and underscores starting with a letter or underscore,

@@ -709,12 +709,20 @@ func TestFaultPoolNeverExceedsMaxConns(t *testing.T) {
 	faultStillWorks(t, e, table)
 }
 
+// terminateBackends terminates the backends of application app (in state,
+// if not "") and returns how many it terminated, without waiting for them
+// to go: under load new ones keep coming.
+func terminateBackends(t testing.TB, watcher *piccolo.PostgresEngine, app, state string) int64 {
+	t.Helper()
+	return scalar[int64](t, context.Background(), watcher,
+		"SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1 AND ($2 = '' OR state = $2)) k", app, state)
+}
+
 // killBackends terminates every backend of application app and waits until
 // they are gone.
 func killBackends(t testing.TB, watcher *piccolo.PostgresEngine, app string) int64 {
 	t.Helper()
-	killed := scalar[int64](t, context.Background(), watcher,
-		"SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1) k", app)
+	killed := terminateBackends(t, watcher, app, "")
 	for backends(t, watcher, app, "") > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -74,9 +74,12 @@ const (
 	// Savepoint blocks form a stack: one opens only inside the innermost
 	// open savepoint block of the transaction (or when none is open), else
 	// ErrNestedTransaction, so goroutines sharing a transaction cannot open
-	// sibling blocks whose rollbacks would undo each other's work. A block
-	// reports the outcome the server has: if its rollback cannot be done,
-	// the enclosing transaction becomes rollback-only.
+	// sibling blocks whose rollbacks would undo each other's work. While a
+	// block is open, statements through a context outside it (the outer
+	// context, captured or used by another goroutine) fail with ErrConnBusy:
+	// they would run inside its savepoint. A block reports the outcome the
+	// server has: if its rollback cannot be done, the enclosing transaction
+	// becomes rollback-only.
 	NestSavepoint
 )
 

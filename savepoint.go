@@ -16,7 +16,9 @@ import (
 // rollback then fails, and the transaction becomes rollback-only). The
 // caller manages savepoint handles by name, as in Piccolo: roll back to or
 // release only savepoints created inside the block that uses them, and do
-// not share one between goroutines that run blocks of their own.
+// not share one between goroutines that run blocks of their own. While a
+// NestSavepoint block is open, creating, rolling back to or releasing a
+// savepoint through a handle outside that block fails with ErrConnBusy.
 type Savepoint struct {
 	tx     *PostgresTransaction
 	name   string
@@ -44,6 +46,9 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := t.usableLocked(); err != nil {
+		return nil, err
+	}
+	if err := t.insideTopLocked(); err != nil {
 		return nil, err
 	}
 	if name == "" {

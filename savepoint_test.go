@@ -300,12 +300,16 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 		t.Fatalf("sibling Transaction: %v (closure ran %v), want ErrNestedTransaction", err, ran)
 	}
 	// Also from a joined block of the root.
-	joinedCtx, _, err := e.Begin(ctx)
+	joinedCtx, joined, err := e.Begin(ctx)
 	if err != nil {
 		t.Fatalf("a joined block beside an open savepoint block: %v", err)
 	}
 	if _, _, err := e.Begin(joinedCtx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) {
 		t.Fatalf("sibling Begin from a joined block: %v, want ErrNestedTransaction", err)
+	}
+	// Left open, it would make the root's Commit roll back.
+	if err := joined.Commit(joinedCtx); err != nil {
+		t.Fatalf("commit of the joined block: %v", err)
 	}
 	// Inside a, a block may open (and, joined inside a, too).
 	err = e.Transaction(aCtx, func(ctx context.Context) error {

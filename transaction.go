@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -35,7 +36,10 @@ func (e *PostgresEngine) CurrentTransaction(ctx context.Context) *PostgresTransa
 // and once a COMMIT or ROLLBACK sent as SQL ended it. A transaction that
 // PostgreSQL aborted (a failed statement whose error was swallowed) still
 // exists: rolling back to a savepoint can recover it. TransactionExists
-// never waits for statements other goroutines run in the transaction.
+// never waits for statements other goroutines run in the transaction. A
+// transaction whose connection is busy for the context (a scan callback's
+// own, or an outer context while a NestSavepoint block is open: statements
+// get ErrConnBusy) still exists.
 func (e *PostgresEngine) TransactionExists(ctx context.Context) bool {
 	tx := e.txFrom(ctx)
 	return tx != nil && tx.usable() == nil
@@ -75,6 +79,7 @@ type PostgresTransaction struct {
 	state atomic.Int32 // txState; written under c.mu, read anywhere
 	// The fields below are guarded by c.mu.
 	abortErr   error // why this root or savepoint block became rollback-only
+	endedBy    error // why an enclosing block's end rolled this open block back
 	onCommit   []func(context.Context)
 	onRollback []func(context.Context)
 }
@@ -118,7 +123,7 @@ func (t *PostgresTransaction) usable() error {
 // usableLocked is usable for a caller holding c.mu.
 func (t *PostgresTransaction) usableLocked() error {
 	if !t.active() {
-		return ErrTransactionDone
+		return t.doneErrLocked()
 	}
 	if t.c.endedBySQL {
 		return fmt.Errorf("%w: %w; use Commit and Rollback", ErrTransactionDone, errEndedBySQL)
@@ -129,6 +134,36 @@ func (t *PostgresTransaction) usableLocked() error {
 		}
 	}
 	return nil
+}
+
+// doneErrLocked is the error for a use of t after t or an enclosing block
+// finished: ErrTransactionDone, saying why when an enclosing block's end
+// rolled t back. The caller holds c.mu.
+func (t *PostgresTransaction) doneErrLocked() error {
+	for x := t; x != nil; x = x.parent {
+		if x.endedBy != nil {
+			return fmt.Errorf("%w: %w", ErrTransactionDone, x.endedBy)
+		}
+	}
+	return ErrTransactionDone
+}
+
+// errOutsideBlock is why a statement through a handle that is not inside
+// the innermost open NestSavepoint block is refused.
+var errOutsideBlock = fmt.Errorf("%w: a NestSavepoint block of this transaction is open: "+
+	"run this statement inside it (its context) or after it ends; its rollback would undo it", ErrConnBusy)
+
+// insideTopLocked returns nil when t is the innermost open savepoint block
+// (or the root, when none is open) or a block inside it: only then does a
+// statement through t run where the server will keep or undo it with t.
+// The caller holds c.mu.
+func (t *PostgresTransaction) insideTopLocked() error {
+	for x := t; x != nil; x = x.parent {
+		if x == t.c.top {
+			return nil
+		}
+	}
+	return errOutsideBlock
 }
 
 // OnCommit registers fn to run after the outermost transaction commits,
@@ -143,6 +178,13 @@ func (t *PostgresTransaction) usableLocked() error {
 // hooks run, nor do hooks registered later; nor after a COMMIT or ROLLBACK
 // sent as SQL. The caller must then find out what happened, for example by
 // looking for a row the transaction wrote, and act on that.
+//
+// Hooks run with the context passed to the Commit or Rollback that ended
+// the block, stripped of its cancellation and deadline
+// (context.WithoutCancel: its values are kept), so that a hook can run
+// queries even when that context has ended; a hook that must be bounded
+// sets a deadline of its own. A hook run at once on registration gets
+// context.Background.
 //
 // OnCommit needs no connection: it may be called from anywhere, a scan
 // callback included.
@@ -161,7 +203,10 @@ func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
 // block rolls back, its OnRollback hooks run right away: that block's work
 // is gone. Registered on a transaction that has already rolled back, fn
 // runs at once; on one that committed, it is dropped. After
-// ErrAmbiguousCommit no hook runs: see OnCommit.
+// ErrAmbiguousCommit no hook runs: see OnCommit. The hooks of a block that
+// was still open when an enclosing block ended run then: that end rolled
+// the block back. Hooks get a context that cannot be cancelled: see
+// OnCommit.
 func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
 	if fn == nil {
 		return
@@ -194,10 +239,11 @@ func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (
 }
 
 // hookContext is the context hooks of the finished block u run with: ctx
-// carrying u's parent, or no transaction of the engine, so that queries the
-// hooks run do not fail with ErrTransactionDone.
+// without its cancellation, carrying u's parent or no transaction of the
+// engine, so that queries the hooks run fail neither with
+// ErrTransactionDone nor because the caller's context ended.
 func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransaction) context.Context {
-	return t.c.engine.withTx(ctx, u.parent)
+	return t.c.engine.withTx(context.WithoutCancel(ctx), u.parent)
 }
 
 // Begin starts a transaction and returns a context that carries it; run
@@ -206,7 +252,9 @@ func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransa
 // default). Retry is ignored: only Transaction can re-run work.
 //
 // Begin borrows a connection but sends nothing: BEGIN goes out before the
-// first statement.
+// first statement. End a nested block before the block it is nested in:
+// that end rolls back blocks still open inside it (see Commit, and the
+// rules at the top of txend.go).
 func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {
 	o, err := collectTxOptions(opts)
 	if err != nil {
@@ -265,6 +313,9 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		child.savepoint = fmt.Sprintf(`"piccolo nested %d"`, c.savepoints)
 		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
 	}
+	c.open = append(slices.DeleteFunc(c.open, func(x *PostgresTransaction) bool {
+		return txState(x.state.Load()) != txActive
+	}), child)
 	return child, nil
 }
 
@@ -275,7 +326,9 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 // honoured and nothing is sent twice.
 //
 // Inside another transaction of this engine, Nesting decides (NestJoin by
-// default). With Retry, the closure is run again from BEGIN after a
+// default). A nested block must end before the block it is nested in: one
+// still open then (fn running on in another goroutine) is rolled back, and
+// Transaction returns ErrTransactionDone (see Commit). With Retry, the closure is run again from BEGIN after a
 // serialization failure or deadlock; fn must then be safe to re-run.
 func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
 	o, err := collectTxOptions(opts)
@@ -329,7 +382,9 @@ func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context)
 		return err
 	}
 	if !tx.active() {
-		return nil // committed or rolled back by hand
+		// Committed or rolled back by hand (nil), or rolled back because an
+		// enclosing block ended while fn ran: that is not a success.
+		return tx.endedByEnclosing()
 	}
 	return tx.Commit(ctx)
 }

@@ -45,8 +45,12 @@ type txConn struct {
 	savepoints int             // numbers generated savepoint names
 	named      map[string]bool // savepoint names the caller chose, which generated names avoid
 	// top is the innermost open NestSavepoint block, or the root: savepoint
-	// blocks form a stack, and a new one may open only inside top.
+	// blocks form a stack, a new one may open only inside top, and
+	// statements run only through handles inside top.
 	top *PostgresTransaction
+	// open holds the nested blocks opened so far, in order, less some that
+	// have ended: ending a block ends the open ones nested in it.
+	open []*PostgresTransaction
 	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
 	// ended the transaction behind the engine's back.
 	endedBySQL bool
@@ -66,7 +70,7 @@ func (c *txConn) lock(ctx context.Context) error {
 	default:
 	}
 	if id := c.scanner.Load(); id != 0 && id == goroutineID() {
-		return ErrConnBusy
+		return errScanBusy
 	}
 	select {
 	case c.sem <- struct{}{}:
@@ -77,6 +81,9 @@ func (c *txConn) lock(ctx context.Context) error {
 }
 
 func (c *txConn) unlock() { <-c.sem }
+
+// errScanBusy is why a scan callback cannot use its own transaction.
+var errScanBusy = fmt.Errorf("%w: a scan callback cannot run statements in its own transaction; collect the rows first", ErrConnBusy)
 
 // goroutineID returns the calling goroutine's id, parsed from the
 // "goroutine N [running]" header of its stack trace. Go has no API for it,
@@ -111,29 +118,44 @@ func (c *txConn) nextSavepointName() string {
 	}
 }
 
+// connUse says what a turn on the connection is for.
+type connUse uint8
+
+const (
+	// useScans: the work calls the caller's scan callbacks (QueryFunc,
+	// Batch.NextFunc, a CopyFromSource); a callback that runs a statement in
+	// its own transaction gets ErrConnBusy instead of a hang.
+	useScans connUse = 1 << iota
+	// useCursor: the work only moves (FETCH) or closes (CLOSE) a cursor
+	// opened earlier. It may run through a handle outside the innermost open
+	// savepoint block: ROLLBACK TO undoes neither cursor motion nor CLOSE.
+	// (It does undo what volatile functions in the cursor's query wrote
+	// while a FETCH ran inside the block; Batch queries are SELECTs.)
+	useCursor
+)
+
 // withConn runs fn on the transaction's connection after sending pending
 // statements, holding the turn so that goroutines take turns.
 func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
-	return t.onConn(ctx, false, fn)
+	return t.onConn(ctx, 0, fn)
 }
 
-// withScan is withConn for work that calls the caller's scan callbacks
-// (QueryFunc, Batch.NextFunc, a CopyFromSource): a callback that runs a
-// statement in its own transaction gets ErrConnBusy instead of a hang.
+// withScan is withConn for work that calls the caller's scan callbacks.
 func (t *PostgresTransaction) withScan(ctx context.Context, fn connFunc) error {
-	return t.onConn(ctx, true, fn)
+	return t.onConn(ctx, useScans, fn)
 }
 
-func (t *PostgresTransaction) onConn(ctx context.Context, scans bool, fn connFunc) error {
+// onConn is withConn for the use use.
+func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFunc) error {
 	c := t.c
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
 	defer c.unlock()
-	if err := t.flushLocked(ctx); err != nil {
+	if err := t.flushLocked(ctx, use); err != nil {
 		return err
 	}
-	if scans {
+	if use&useScans != 0 {
 		c.scanner.Store(goroutineID())
 		defer c.scanner.Store(0)
 	}
@@ -172,7 +194,7 @@ func (c *txConn) checkEndedLocked() {
 	c.mu.Unlock()
 }
 
-// flushLocked checks that statements may run through t and sends pending
+// flushLocked checks that statements may run through t (for use) and sends pending
 // BEGIN and SAVEPOINT statements in one round trip, before the statement
 // that needs them. They travel alone so that a statement that fails to
 // parse or encode still finds them sent, as PostgreSQL's own transaction
@@ -184,10 +206,14 @@ func (c *txConn) checkEndedLocked() {
 // them: they ran, the server answered with an error, or the connection
 // closed (taking the transaction with it). A failure before any I/O (an
 // ended context) keeps them for the next statement.
-func (t *PostgresTransaction) flushLocked(ctx context.Context) error {
+func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) error {
 	c := t.c
 	c.mu.Lock()
-	if err := t.usableLocked(); err != nil {
+	err := t.usableLocked()
+	if err == nil && use&useCursor == 0 {
+		err = t.insideTopLocked()
+	}
+	if err != nil {
 		c.mu.Unlock()
 		return err
 	}
@@ -199,7 +225,7 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context) error {
 		return nil
 	}
 	sql := strings.Join(stmts, "; ")
-	_, err := c.conn.Exec(ctx, sql)
+	_, err = c.conn.Exec(ctx, sql)
 	if err != nil && withBegin && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
 		// The pooled connection's session had ended before the transaction
 		// sent anything: start it on a fresh connection instead.

@@ -1,0 +1,98 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Ending a block ends the blocks still open inside it first (see the rules
+// in txend.go): this file finds them and marks them rolled back.
+
+// errEndedByEnclosing is why a block open when an enclosing one ended was
+// rolled back.
+var errEndedByEnclosing = errors.New("an enclosing block ended while this block was open, and rolled it back")
+
+// openNestedLocked returns the open blocks nested in t, innermost first.
+// The caller holds c.mu.
+func (t *PostgresTransaction) openNestedLocked() []*PostgresTransaction {
+	var nested []*PostgresTransaction
+	for _, x := range slices.Backward(t.c.open) {
+		if txState(x.state.Load()) != txActive {
+			continue
+		}
+		for p := x.parent; p != nil; p = p.parent {
+			if p == t {
+				nested = append(nested, x)
+				break
+			}
+		}
+	}
+	return nested
+}
+
+// outermostSavepoint returns the last savepoint block of nested (innermost
+// first), or nil.
+func outermostSavepoint(nested []*PostgresTransaction) *PostgresTransaction {
+	for _, x := range slices.Backward(nested) {
+		if x.kind == kindSavepoint {
+			return x
+		}
+	}
+	return nil
+}
+
+// sentLocked reports whether the SAVEPOINT of block s has been sent, or is
+// being sent. The caller holds c.mu.
+func (c *txConn) sentLocked(s *PostgresTransaction) bool {
+	return slices.Index(c.pending, "SAVEPOINT "+s.savepoint) < c.inFlight
+}
+
+// endNestedLocked ends the open blocks nested (innermost first) as rolled
+// back and returns their OnRollback hooks: a joined one makes its unit
+// rollback-only (its half must never be committed), a savepoint one loses
+// its pending SAVEPOINT and every statement queued after it (those whose
+// SAVEPOINT was sent are rolled back by the caller, or by the caller's own
+// rollback). After a COMMIT or ROLLBACK sent as SQL their outcome is
+// unknown and no hook runs. The caller holds c.mu, and the turn when a
+// SAVEPOINT of nested was sent.
+func (t *PostgresTransaction) endNestedLocked(nested []*PostgresTransaction) (hooks []func(context.Context)) {
+	c := t.c
+	outcome, why := txRolledBack, errEndedByEnclosing
+	if c.endedBySQL {
+		outcome, why = txUnknown, errEndedBySQL
+	}
+	for _, x := range nested {
+		x.state.Store(int32(outcome))
+		x.endedBy = why
+		if x.kind == kindJoined {
+			if u := x.unit(); u.abortErr == nil {
+				u.abortErr = fmt.Errorf("a joined block inside was still open: %w", errEndedByEnclosing)
+			}
+			continue
+		}
+		if outcome == txRolledBack {
+			hooks = append(hooks, x.onRollback...)
+		}
+		x.onCommit, x.onRollback = nil, nil
+		if i := slices.Index(c.pending, "SAVEPOINT "+x.savepoint); i >= 0 {
+			c.pending = c.pending[:i]
+		} else {
+			c.pending = nil // sent: what was queued since belongs inside it
+		}
+		c.top = x.parent.unit()
+	}
+	return hooks
+}
+
+// endedByEnclosing returns ErrTransactionDone, saying why, when t was
+// rolled back because an enclosing block ended while t was open; else nil.
+func (t *PostgresTransaction) endedByEnclosing() error {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.endedBy == nil {
+		return nil
+	}
+	return t.doneErrLocked()
+}
