@@ -422,14 +422,19 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts
 }
 
 // RunDDL runs a DDL string. It may hold several statements separated by
-// semicolons; it takes no arguments.
+// semicolons; it takes no arguments. Inside a transaction of the engine, a
+// script that would begin or end that transaction (BEGIN, COMMIT,
+// ROLLBACK... anywhere in it) is refused with ErrTransactionControl before
+// anything is sent; outside one, a script may hold its own BEGIN and COMMIT.
 func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option) error {
 	_, err := e.Exec(ctx, Querystring{SQL: ddl}, opts...)
 	return err
 }
 
 // Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
-// Without arguments it may hold several statements.
+// Without arguments it may hold several statements. Inside a transaction of
+// the engine it refuses SQL that would begin or end that transaction, as
+// RunDDL does.
 func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
 	return e.statement(ctx, opts, q, nil)
 }

@@ -166,6 +166,9 @@ func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFu
 
 // statement runs q through t; it also returns how many rows scan saw.
 func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
+	if err := refuseInTransaction(q.SQL); err != nil {
+		return tag, 0, err
+	}
 	run := func(ctx context.Context, conn *pgx.Conn) error {
 		tag, seen, err = runStatement(ctx, conn, q, scan)
 		return err
