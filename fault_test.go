@@ -904,3 +904,78 @@ func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
 	}
 	faultStillWorks(t, e, table)
 }
+
+// Only what provably never reached the server is sent again. A statement
+// outside a transaction that pg_terminate_backend ends while it runs has
+// run, at least in part (here its nextval): the caller gets the 57P01, and
+// the statement does not run a second time, pooled or on a one-shot
+// connection, with rows wanted or not.
+func TestFaultStatementKilledWhileRunningIsNotRunAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2})
+	for _, pooled := range []bool{true, false} {
+		for _, rows := range []bool{true, false} {
+			t.Run(fmt.Sprintf("pooled=%v/rows=%v", pooled, rows), func(t *testing.T) {
+				dsn, app := faultAppName(t)
+				e := newEngine(t, pooled, piccolo.PostgresConfig{DSN: dsn, MaxConns: 1})
+				seq := fmt.Sprintf("s_killed_%d", tableSeq.Add(1))
+				if err := watcher.RunDDL(ctx, "CREATE SEQUENCE "+seq); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = watcher.RunDDL(context.Background(), "DROP SEQUENCE "+seq) })
+				killed := make(chan error, 1)
+				go func() { killed <- killOnceSequenceUsed(ctx, watcher, app, seq) }()
+				q := piccolo.Querystring{SQL: "SELECT nextval('" + seq + "'), pg_sleep(1.5)"}
+				var err error
+				if rows {
+					_, err = e.RunQuerystring(ctx, q)
+				} else {
+					_, err = e.Exec(ctx, q)
+				}
+				if kerr := <-killed; kerr != nil {
+					t.Fatal(kerr)
+				}
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.AdminShutdown {
+					t.Errorf("statement killed while running: %v, want the 57P01", err)
+				}
+				if n := scalar[int64](t, ctx, watcher, "SELECT last_value FROM "+seq); n != 1 {
+					t.Errorf("nextval ran %d times, want once", n)
+				}
+				faultStillWorks(t, e, "")
+			})
+		}
+	}
+}
+
+// killOnceSequenceUsed waits until the sequence seq has been used, then
+// terminates the active backend of application app, and says whether
+// exactly one was.
+func killOnceSequenceUsed(ctx context.Context, watcher *piccolo.PostgresEngine, app, seq string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := watcher.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT is_called FROM " + seq})
+		if err != nil {
+			return err
+		}
+		if rows[0]["is_called"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the statement did not use the sequence within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rows, err := watcher.RunQuerystring(ctx, piccolo.Querystring{
+		SQL:  "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active') k",
+		Args: []any{app},
+	})
+	if err != nil {
+		return err
+	}
+	if n := rows[0]["n"]; n != int64(1) {
+		return fmt.Errorf("terminated %v backends, want the one running the statement", n)
+	}
+	return nil
+}
