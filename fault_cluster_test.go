@@ -14,7 +14,8 @@ import (
 
 // recovered proves the engine works at once after a fault that ended the
 // sessions of its idle connections: the first insert succeeds (the engine
-// resends a statement whose session had ended, on a fresh connection).
+// sets aside, before sending anything, a connection whose session had
+// ended, and takes a fresh one).
 func recovered(t testing.TB, e *piccolo.PostgresEngine, table string) {
 	t.Helper()
 	mustInsert(t, context.Background(), e, table, fmt.Sprint("recovered ", tableSeq.Add(1)))

@@ -738,10 +738,10 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 	}
 }
 
-// Scenario 9: every idle connection killed. The first statement on a dead
-// connection meets FATAL 57P01 before it runs; the engine resets the pool's
-// idle connections and sends it again on a fresh one, so no caller sees the
-// fault.
+// Scenario 9: every idle connection killed. Before sending, the engine sees
+// that the server ended a pooled connection's session (its FATAL error is
+// waiting in the socket), sets the connection aside and takes another, so
+// no caller sees the fault and nothing is sent twice.
 func TestFaultIdleConnectionsKilled(t *testing.T) {
 	t.Parallel()
 	const maxConns = 4
@@ -978,4 +978,34 @@ func killOnceSequenceUsed(ctx context.Context, watcher *piccolo.PostgresEngine, 
 		return fmt.Errorf("terminated %v backends, want the one running the statement", n)
 	}
 	return nil
+}
+
+// Scenario 9, in a transaction whose connection was borrowed (Begin) but
+// whose BEGIN was not sent yet when the server ended the session: BEGIN has
+// no effect outside its session, so it is sent again on a fresh connection
+// and the transaction commits.
+func TestFaultSessionEndedBeforeBeginStartsAfresh(t *testing.T) {
+	t.Parallel()
+	dsn, app := faultAppName(t)
+	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: 2})
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+	table := newTable(t, e)
+	bg := context.Background()
+	ctx, tx, err := e.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed := killBackends(t, watcher, app); killed != 1 {
+		t.Fatalf("killed %d backends, want the transaction's", killed)
+	}
+	if err := insert(ctx, e, table, "after the kill"); err != nil {
+		t.Fatalf("first statement of the transaction: %v", err)
+	}
+	if err := tx.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"after the kill"}) {
+		t.Fatalf("rows %v", got)
+	}
+	faultStillWorks(t, e, table)
 }

@@ -20,9 +20,11 @@ const maxPendingMessages = 8
 // nothing. Only when something is there does sessionAlive read it, and the
 // FATAL error or the end of the stream closes the connection.
 //
-// Where the socket cannot be inspected (a connection a custom DialFunc
-// wrapped, or a platform without a non-blocking peek) it reports true: the
-// statement sent on a dead session then fails with the server's error.
+// Where the socket cannot be inspected (a custom DialFunc returned a
+// net.Conn that is not a socket and does not say what it wraps, or a
+// platform other than Linux, macOS and the BSDs) it reports true: the
+// statement sent on a dead session then fails with the server's error, and
+// is not sent again.
 func sessionAlive(conn *pgconn.PgConn) bool {
 	for range maxPendingMessages {
 		if conn.IsClosed() {

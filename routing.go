@@ -21,6 +21,12 @@ import (
 // Batch opened with it, outside a transaction and without OnNode. Writes,
 // locking reads, statements inside a transaction and everything without
 // Read go to the primary.
+//
+// Only a connection-level failure (the node refuses or drops the
+// connection) takes a node out of routing until its next health check; an
+// error about the statement (from pgx before sending, or from PostgreSQL) is
+// returned naming the node, which stays in use. A node that does not answer
+// when StartConnectionPool runs is out until a health check passes.
 type ReadRouting struct {
 	// Nodes names the extra nodes to route to; empty means all of them.
 	Nodes []string
@@ -33,7 +39,9 @@ type ReadRouting struct {
 
 // Read marks a statement or batch as a read that ReadRouting may send to a
 // replica. It changes nothing without ReadRouting, inside a transaction or
-// with OnNode.
+// with OnNode, and CopyFrom ignores it. A read whose replica fails at the
+// connection level before a row reached the caller runs again on the
+// primary: mark only statements that may run twice.
 func Read() Option {
 	return Option{kind: optRead}
 }

@@ -344,8 +344,11 @@ func (c *txConn) flushLocked(ctx context.Context) error {
 	begin := strings.Join(c.pending, "; ")
 	_, err := c.conn.Exec(ctx, begin)
 	if err != nil && !c.begun && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
-		// The pooled connection's session had ended before the transaction
-		// sent anything: start it on a fresh connection instead.
+		// The session of the transaction's pooled connection ended before
+		// the transaction began: start it on a fresh connection. Sending
+		// the pending statements again is safe however far they got: BEGIN
+		// and SAVEPOINT have no effect outside the session that ended.
+		// (Statements are never sent again: see acquire.)
 		c.lease.release()
 		c.engine.resetPool()
 		l, acqErr := c.engine.acquire(ctx)
