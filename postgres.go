@@ -588,7 +588,8 @@ func (e *PostgresEngine) runOnConn(ctx context.Context, q Querystring, scan func
 		return pgconn.CommandTag{}, 0, err
 	}
 	defer l.release()
-	return runStatement(ctx, l.conn, q, scan)
+	tag, seen, err := runStatement(ctx, l.conn, q, scan)
+	return tag, seen, markLost(l.conn, err)
 }
 
 // onTarget calls do with the engine the options send the work to. do must
@@ -635,7 +636,8 @@ func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *Pos
 // that the error targets escape only on the error path.)
 func nodeDown(err error) bool {
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) || errors.Is(err, errSessionsEnded) {
+	var lost lostConn
+	if errors.As(err, &connErr) || errors.As(err, &lost) || errors.Is(err, errSessionsEnded) {
 		return true
 	}
 	var pgErr *pgconn.PgError
@@ -644,6 +646,24 @@ func nodeDown(err error) bool {
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// lostConn marks an error after which the connection was closed although
+// PostgreSQL sent no error: the network or the server failed under the
+// statement (pgx then often says no more than "conn closed"). It reads as
+// the error it wraps.
+type lostConn struct{ error }
+
+func (l lostConn) Unwrap() error { return l.error }
+
+// markLost wraps err in lostConn when conn closed under it without an error
+// from PostgreSQL.
+func markLost(conn *pgx.Conn, err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
+		return err
+	}
+	return lostConn{err}
 }
 
 // onNode says which node an error came from.

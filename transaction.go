@@ -308,11 +308,11 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 		return err
 	}
 	if err := c.flushLocked(ctx); err != nil {
-		return err
+		return markLost(c.conn, err)
 	}
 	err := fn(ctx, c.conn)
 	c.checkEndedLocked()
-	return err
+	return markLost(c.conn, err)
 }
 
 // statement runs q through t; it also returns how many rows scan saw.
