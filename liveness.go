@@ -1,8 +1,10 @@
 package piccolo
 
 import (
+	"context"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -33,11 +35,24 @@ func sessionAlive(conn *pgconn.PgConn) bool {
 		if !socketPending(conn.Conn()) {
 			return true
 		}
-		// Something is there and complete (the server wrote it before it
-		// closed), so this read does not wait.
-		_ = conn.CheckConn()
+		readPending(conn)
 	}
 	return !conn.IsClosed()
+}
+
+// pendingReadTimeout bounds the read of what an idle connection was sent.
+// The server wrote it whole before it closed, so the read does not wait
+// unless the network split a message.
+const pendingReadTimeout = time.Millisecond
+
+// readPending reads one message from a connection whose socket has
+// something to read. A FATAL error or the end of the stream closes the
+// connection; a notification is kept for the caller (pgx's OnNotification
+// runs). A timeout leaves the connection as it was.
+func readPending(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), pendingReadTimeout)
+	defer cancel()
+	_, _ = conn.ReceiveMessage(ctx)
 }
 
 // socketPending reports whether conn's socket has something to read: data,

@@ -57,8 +57,8 @@ func TestSessionAliveUntilServerEndsIt(t *testing.T) {
 }
 
 // BenchmarkSessionCheck measures what acquire adds to every pooled
-// statement (peek), against pgconn's CheckConn and a ping, and the cost of
-// a whole pooled statement for scale.
+// statement (peek), against a ping, and the cost of a whole pooled
+// statement for scale.
 func BenchmarkSessionCheck(b *testing.B) {
 	ctx := context.Background()
 	conn := connect(b)
@@ -66,13 +66,6 @@ func BenchmarkSessionCheck(b *testing.B) {
 		for b.Loop() {
 			if !sessionAlive(conn.PgConn()) {
 				b.Fatal("dead")
-			}
-		}
-	})
-	b.Run("pgconn.CheckConn", func(b *testing.B) {
-		for b.Loop() {
-			if err := conn.PgConn().CheckConn(); err != nil {
-				b.Fatal(err)
 			}
 		}
 	})
