@@ -71,7 +71,7 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
 		b, err = target.openBatch(ctx, qs[0], ro.batchSize)
 		return err
-	}, func() bool { return true })
+	})
 	if err != nil {
 		return nil, err
 	}
