@@ -274,10 +274,11 @@ type lostConn struct{ error }
 func (l lostConn) Unwrap() error { return l.error }
 
 // markLost wraps err in lostConn when conn closed under it without an error
-// from PostgreSQL.
+// from PostgreSQL. A nil conn (a transaction that ended and gave its
+// connection back) lost nothing.
 func markLost(conn *pgx.Conn, err error) error {
 	var pgErr *pgconn.PgError
-	if err == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
+	if err == nil || conn == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
 		return err
 	}
 	return lostConn{err}
