@@ -43,7 +43,12 @@ func TestUsage(t *testing.T) {
 		{"playground extra argument", []string{"playground", "walk"}, exitUsage, "", `unexpected argument "walk"`},
 		{"playground flag after argument", []string{"playground", "run", "--rows", "5"}, exitUsage, "", `unexpected argument "5"`},
 		{"shell help", []string{"shell", "--help"}, exitOK, `\batch`, ""},
-		{"shell extra argument", []string{"shell", "db"}, exitUsage, "", `unexpected argument "db"`},
+		{"shell extra argument", []string{"shell", "db", "other"}, exitUsage, "", `unexpected argument "other"`},
+		{"shell DSN twice", []string{"shell", "--dsn", "postgres://x", "db"}, exitUsage, "", `the DSN is given twice`},
+		{"shell unknown variable", []string{"shell", "-v", "ECHO=all"}, exitUsage, "", `want ON_ERROR_STOP=1`},
+		{"shell help lists flags", []string{"shell", "-h"}, exitOK, "ON_ERROR_STOP", ""},
+		{"version flag", []string{"--version"}, exitOK, "piccolo ", ""},
+		{"version short flag", []string{"-V"}, exitOK, "piccolo ", ""},
 		{"version", []string{"version"}, exitOK, "piccolo ", ""},
 		{"version extra argument", []string{"version", "x"}, exitUsage, "", `unexpected argument "x"`},
 	}

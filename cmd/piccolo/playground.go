@@ -129,7 +129,7 @@ func (a *app) offerShell(ctx context.Context, dsn string, st style) error {
 		fmt.Fprintln(a.stdout)
 		return nil
 	}
-	return a.shell(ctx, dsn, "the playground ("+playgroundSchema+")", st)
+	return a.shell(ctx, dsn, "the playground ("+playgroundSchema+")", st, shellOptions{})
 }
 
 // readAnswer reads one line from r a byte at a time, so that nothing after
