@@ -4,13 +4,24 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/piccolo-go/piccolo/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// runMainEnv, set in a test binary's environment, makes it run the command
+// instead of the tests: tests that need a real process (a terminal,
+// signals) run the test binary itself as piccolo.
+const runMainEnv = "PICCOLO_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+	}
+	pgtest.Main(m)
+}
 
 // runCLI runs the command in-process with stdin and returns its exit code,
 // standard output and standard error.

@@ -293,12 +293,12 @@ func (s *session) handleLine(ctx context.Context, line string) (quit bool) {
 	if strings.HasPrefix(trimmed, `\`) {
 		return s.meta(ctx, trimmed)
 	}
-	if s.interactive && s.pending == "" {
-		switch strings.ToLower(strings.TrimSuffix(trimmed, ";")) {
-		case "help":
+	if s.pending == "" {
+		switch word := strings.ToLower(strings.TrimSuffix(trimmed, ";")); {
+		case word == "help": // no statement begins so
 			fmt.Fprintln(s.out, psqlHelp)
 			return false
-		case "quit", "exit":
+		case s.interactive && (word == "quit" || word == "exit"):
 			return true
 		}
 	}
