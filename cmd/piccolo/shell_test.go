@@ -170,4 +170,3 @@ func TestShellPrompt(t *testing.T) {
 		t.Errorf("COMMIT of a failed transaction should report a rollback; stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
 	}
 }
-
