@@ -113,7 +113,7 @@ func TestReadAnswer(t *testing.T) {
 func TestTourStopsAtFailingStep(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	tr := &tour{out: &out, sql: newSQLPrinter(&out, style{})}
+	tr := &tour{out: &out, sql: newSQLPrinter(t.Context(), &out, style{})}
 	ran := 0
 	steps := []step{
 		{"First", "works", func(context.Context, *tour) (string, error) { ran++; return "fine", nil }},

@@ -73,7 +73,7 @@ func (a *app) playground(ctx context.Context, f playgroundFlags) (err error) {
 		return err
 	}
 	st := a.newStyle(a.stdout, f.noColor)
-	printer := newSQLPrinter(a.stdout, st)
+	printer := newSQLPrinter(ctx, a.stdout, st)
 	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{
 		DSN:        dsn,
 		LogQueries: true,

@@ -11,8 +11,8 @@ import (
 	"github.com/piccolo-go/piccolo/pgtest"
 )
 
-// waitForQuery waits until a backend runs sql, watched from a connection
-// of its own.
+// waitForQuery waits until a backend on dsn's database runs a statement
+// LIKE sql, watched from a connection of its own.
 func waitForQuery(t *testing.T, dsn, sql string) {
 	t.Helper()
 	watcher, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: dsn})
@@ -23,7 +23,7 @@ func waitForQuery(t *testing.T, dsn, sql string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		rows, err := watcher.RunQuerystring(context.Background(), piccolo.Querystring{
-			SQL:  "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+			SQL:  "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() AND query LIKE $1",
 			Args: []any{sql},
 		})
 		if err == nil && rows[0]["n"] == int64(1) {
