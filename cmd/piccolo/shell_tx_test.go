@@ -178,3 +178,18 @@ SELECT pg_backend_pid() AS pid;
 		t.Errorf("stderr should hold the division by zero only:\n%s", stderr)
 	}
 }
+
+// TestShellSaysWhenTheSessionStateIsLost: when the connection dies, the
+// pool opens a new one for the next statement, and the shell says that
+// the session state went with the old one.
+func TestShellSaysWhenTheSessionStateIsLost(t *testing.T) {
+	t.Parallel()
+	script := "SET application_name = 'before';\nSELECT pg_terminate_backend(pg_backend_pid());\nSHOW application_name;\n"
+	code, stdout, stderr := runCLI(t, script, "shell", pgtest.DSN(t))
+	if code != exitOK || strings.Contains(stdout, "before") {
+		t.Errorf("exit %d, stdout:\n%s", code, stdout)
+	}
+	if !strings.Contains(stderr, "(SQLSTATE 57P01)") || !strings.Contains(stderr, "WARNING: the connection to the server was lost") {
+		t.Errorf("stderr does not report the lost session:\n%s", stderr)
+	}
+}
