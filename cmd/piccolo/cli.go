@@ -27,6 +27,10 @@ type app struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	lookupEnv func(key string) (string, bool)
+	// takeInterrupts, when set, takes SIGINT from the command's
+	// cancellation until release is called: the interactive shell cancels
+	// the running statement on Ctrl-C instead of ending.
+	takeInterrupts func() (interrupts <-chan struct{}, release func())
 }
 
 // command is a subcommand of piccolo.
@@ -50,6 +54,12 @@ func commands() []command {
 // to stderr.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
+	return a.run(ctx, args)
+}
+
+// run runs the command for a.
+func (a *app) run(ctx context.Context, args []string) int {
+	stdout, stderr := a.stdout, a.stderr
 	if len(args) == 0 {
 		a.usage(stderr)
 		return exitUsage
@@ -59,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "-help", "--help":
 		a.usage(stdout)
 		return exitOK
+	case "-V", "-version", "--version":
+		return runVersion(ctx, a, rest)
 	case "help":
 		return a.help(ctx, rest)
 	}
@@ -94,6 +106,7 @@ func (a *app) usage(w io.Writer) {
 Usage:
 
 	piccolo <command> [flags] [arguments]
+	piccolo --version
 
 Commands:
 

@@ -4,8 +4,8 @@
 // Usage:
 //
 //	piccolo playground [--dsn DSN] [--rows N] [--no-color]
-//	piccolo shell [--dsn DSN] [--no-color]
-//	piccolo version
+//	piccolo shell [--dsn DSN] [-c SQL] [-f FILE] [-v ON_ERROR_STOP=1 | -S] [--no-color] [DSN]
+//	piccolo version (or piccolo --version)
 //
 // Without --dsn, DATABASE_URL or PG* variables, playground and shell start a
 // throw-away PostgreSQL cluster from the machine's PostgreSQL programs and
@@ -21,17 +21,27 @@ import (
 )
 
 // main runs the command with signal handling: the first SIGINT or SIGTERM
-// cancels the context, so that the throw-away cluster is removed.
+// cancels the context, so that the throw-away cluster is removed, except
+// that the interactive shell takes SIGINT (Ctrl-C) to cancel a statement.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := &signalRouter{cancel: cancel}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal the context is cancelled and cleanup runs;
-		// a second signal gets the default behaviour (exit at once). A
-		// throw-away cluster is then still removed by its watchdog.
-		<-ctx.Done()
-		stop()
+		for sig := range ch {
+			if sigs.deliver(sig) {
+				// After the first signal that ends the command, cleanup runs;
+				// a second one gets the default behaviour (exit at once). A
+				// throw-away cluster is then still removed by its watchdog.
+				signal.Reset(os.Interrupt, syscall.SIGTERM)
+				return
+			}
+		}
 	}()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, takeInterrupts: sigs.take}
+	code := a.run(ctx, os.Args[1:])
+	signal.Stop(ch)
 	os.Exit(code)
 }

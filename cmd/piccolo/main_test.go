@@ -4,13 +4,24 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/piccolo-go/piccolo/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// runMainEnv, set in a test binary's environment, makes it run the command
+// instead of the tests: tests that need a real process (a terminal,
+// signals) run the test binary itself as piccolo.
+const runMainEnv = "PICCOLO_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+	}
+	pgtest.Main(m)
+}
 
 // runCLI runs the command in-process with stdin and returns its exit code,
 // standard output and standard error.
@@ -43,7 +54,12 @@ func TestUsage(t *testing.T) {
 		{"playground extra argument", []string{"playground", "walk"}, exitUsage, "", `unexpected argument "walk"`},
 		{"playground flag after argument", []string{"playground", "run", "--rows", "5"}, exitUsage, "", `unexpected argument "5"`},
 		{"shell help", []string{"shell", "--help"}, exitOK, `\batch`, ""},
-		{"shell extra argument", []string{"shell", "db"}, exitUsage, "", `unexpected argument "db"`},
+		{"shell extra argument", []string{"shell", "db", "other"}, exitUsage, "", `unexpected argument "other"`},
+		{"shell DSN twice", []string{"shell", "--dsn", "postgres://x", "db"}, exitUsage, "", `the DSN is given twice`},
+		{"shell unknown variable", []string{"shell", "-v", "ECHO=all"}, exitUsage, "", `want ON_ERROR_STOP=1`},
+		{"shell help lists flags", []string{"shell", "-h"}, exitOK, "ON_ERROR_STOP", ""},
+		{"version flag", []string{"--version"}, exitOK, "piccolo ", ""},
+		{"version short flag", []string{"-V"}, exitOK, "piccolo ", ""},
 		{"version", []string{"version"}, exitOK, "piccolo ", ""},
 		{"version extra argument", []string{"version", "x"}, exitUsage, "", `unexpected argument "x"`},
 	}
@@ -97,7 +113,7 @@ func TestReadAnswer(t *testing.T) {
 func TestTourStopsAtFailingStep(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	tr := &tour{out: &out, sql: newSQLPrinter(&out, style{})}
+	tr := &tour{out: &out, sql: newSQLPrinter(t.Context(), &out, style{})}
 	ran := 0
 	steps := []step{
 		{"First", "works", func(context.Context, *tour) (string, error) { ran++; return "fine", nil }},

@@ -73,7 +73,7 @@ func (a *app) playground(ctx context.Context, f playgroundFlags) (err error) {
 		return err
 	}
 	st := a.newStyle(a.stdout, f.noColor)
-	printer := newSQLPrinter(a.stdout, st)
+	printer := newSQLPrinter(ctx, a.stdout, st)
 	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{
 		DSN:        dsn,
 		LogQueries: true,
@@ -129,7 +129,7 @@ func (a *app) offerShell(ctx context.Context, dsn string, st style) error {
 		fmt.Fprintln(a.stdout)
 		return nil
 	}
-	return a.shell(ctx, dsn, "the playground ("+playgroundSchema+")", st)
+	return a.shell(ctx, dsn, "the playground ("+playgroundSchema+")", st, shellOptions{})
 }
 
 // readAnswer reads one line from r a byte at a time, so that nothing after

@@ -207,3 +207,35 @@ func TestPlaygroundInterrupted(t *testing.T) {
 		t.Errorf("stderr does not say it was interrupted:\n%s", errOut.String())
 	}
 }
+
+// TestPlaygroundInterruptedMidStatementSaysSoPlainly: Ctrl-C in the middle
+// of a statement (a FETCH of the batch step) cleans up and says it was
+// interrupted, without reporting the statements cut short as failures.
+func TestPlaygroundInterruptedMidStatementSaysSoPlainly(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		waitForQuery(t, dsn, "FETCH FORWARD %")
+		cancel()
+	}()
+	var out, errOut strings.Builder
+	code := run(ctx, []string{"playground", "--no-color", "--dsn", dsn, "--rows", "20000000"}, strings.NewReader(""), &out, &errOut)
+	if code != exitInterrupted {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitInterrupted, errOut.String())
+	}
+	stdout := out.String()
+	stdout = stdout[strings.LastIndex(stdout, "── "):] // the interrupted step (the retry step fails on purpose)
+	for _, alarming := range []string{"failed", "✗", "conn closed", "context canceled"} {
+		if strings.Contains(stdout, alarming) {
+			t.Errorf("stdout says %q:\n%s", alarming, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "■ interrupted: the step stopped part-way") {
+		t.Errorf("stdout does not say the step was interrupted:\n%s", stdout)
+	}
+	if got := errOut.String(); got != "piccolo playground: interrupted (context canceled); cleaned up\n" {
+		t.Errorf("stderr = %q", got)
+	}
+}

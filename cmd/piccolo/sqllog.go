@@ -22,6 +22,7 @@ import (
 // Attributes and groups added with WithAttrs and WithGroup are ignored:
 // the printer reads only the attributes of each record.
 type sqlPrinter struct {
+	run     context.Context // the command's; its end (Ctrl-C) explains the failures that follow
 	mu      sync.Mutex
 	w       io.Writer
 	st      style
@@ -36,9 +37,10 @@ type sqlLine struct {
 	err   bool
 }
 
-// newSQLPrinter prints statements to w when flushed.
-func newSQLPrinter(w io.Writer, st style) *sqlPrinter {
-	return &sqlPrinter{w: w, st: st}
+// newSQLPrinter prints statements to w when flushed. Once run ends (the
+// user pressed Ctrl-C), statements that fail say they were interrupted.
+func newSQLPrinter(run context.Context, w io.Writer, st style) *sqlPrinter {
+	return &sqlPrinter{run: run, w: w, st: st}
 }
 
 // Enabled implements slog.Handler.
@@ -72,7 +74,15 @@ func (p *sqlPrinter) Handle(_ context.Context, r slog.Record) error {
 	} else {
 		line.text = compactSQL(sql) + formatArgs(args)
 	}
-	if errText != "" {
+	switch {
+	case errText == "":
+	case p.run.Err() != nil && strings.HasPrefix(sql, "ROLLBACK"):
+		// pgx closed the connection when the context ended, and the server
+		// rolls back the transaction of a closed connection.
+		line.text += "  -- interrupted: the connection was closed instead, which rolls the transaction back"
+	case p.run.Err() != nil:
+		line.text += "  -- interrupted"
+	default:
 		line.text += "  -- failed: " + errText
 		line.err = true
 	}

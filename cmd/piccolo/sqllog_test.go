@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"testing"
@@ -20,10 +21,11 @@ func TestSQLPrinter(t *testing.T) {
 		log.Info("piccolo: query", attrs...)
 	}
 	tests := []struct {
-		name    string
-		summary bool
-		log     func(*slog.Logger)
-		want    string
+		name        string
+		summary     bool
+		interrupted bool // the command's context has ended (Ctrl-C)
+		log         func(*slog.Logger)
+		want        string
 	}{
 		{
 			name: "compact, with arguments",
@@ -72,6 +74,16 @@ func TestSQLPrinter(t *testing.T) {
 			want: "  sql> SELECT x  -- failed: ERROR: column x does not exist\n  sql> WARN: piccolo: something k=v\n",
 		},
 		{
+			name:        "failures after Ctrl-C say they were interrupted",
+			interrupted: true,
+			log: func(l *slog.Logger) {
+				query(l, "FETCH 10 FROM c", nil, errors.New("context canceled"))
+				query(l, "ROLLBACK", nil, errors.New("conn closed"))
+			},
+			want: "  sql> FETCH 10 FROM c  -- interrupted\n" +
+				"  sql> ROLLBACK  -- interrupted: the connection was closed instead, which rolls the transaction back\n",
+		},
+		{
 			name: "long arguments are cut",
 			log: func(l *slog.Logger) {
 				query(l, "SELECT $1", []any{string(bytes.Repeat([]byte("a"), 50))}, nil)
@@ -83,7 +95,12 @@ func TestSQLPrinter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var b bytes.Buffer
-			p := newSQLPrinter(&b, style{})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.interrupted {
+				cancel()
+			}
+			p := newSQLPrinter(ctx, &b, style{})
 			p.setSummary(tt.summary)
 			tt.log(slog.New(p).With("ignored", true))
 			if b.Len() != 0 {

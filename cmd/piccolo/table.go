@@ -185,3 +185,38 @@ func tableLine(cells []string, widths []int, columns []resultColumn, header bool
 	}
 	return strings.TrimRight(b.String(), " ")
 }
+
+// writeExpanded prints t as psql's expanded display (\x) does, one
+// "column | value" line per column, records separated by headers:
+//
+//	-[ RECORD 1 ]-
+//	id   | 1
+//	name | Guido
+func writeExpanded(w io.Writer, t *resultTable, st style) {
+	if len(t.rows) == 0 {
+		fmt.Fprintln(w, "(0 rows)")
+		return
+	}
+	nameWidth, valueWidth := 0, 0
+	for _, c := range t.columns {
+		nameWidth = max(nameWidth, uniseg.StringWidth(cellEscaper.Replace(c.name)))
+	}
+	for _, row := range t.rows {
+		for _, v := range row {
+			valueWidth = max(valueWidth, uniseg.StringWidth(cellEscaper.Replace(v)))
+		}
+	}
+	for r, row := range t.rows {
+		header := fmt.Sprintf("-[ RECORD %d ]", r+1)
+		fmt.Fprintln(w, st.bold(header+strings.Repeat("-", max(1, nameWidth+valueWidth+3-len(header)))))
+		for i, c := range t.columns {
+			name := cellEscaper.Replace(c.name)
+			value := ""
+			if i < len(row) {
+				value = cellEscaper.Replace(row[i])
+			}
+			line := name + strings.Repeat(" ", nameWidth-uniseg.StringWidth(name)) + " | " + value
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+		}
+	}
+}

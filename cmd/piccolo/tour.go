@@ -59,6 +59,10 @@ func (t *tour) run(ctx context.Context, steps []step, first, total int) error {
 		fmt.Fprintf(t.out, "\n%s\n%s\n", t.st.bold(heading+strings.Repeat("─", max(0, 72-len([]rune(heading))))), t.st.dim(s.intro))
 		verdict, err := s.run(ctx, t)
 		t.sql.setSummary(false) // prints what the step left unprinted
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintf(t.out, "%s interrupted: the step stopped part-way; what it had open was rolled back, and the cleanup follows\n", t.st.bold("■"))
+			return fmt.Errorf("step %d/%d %q interrupted: %w", n, total, s.title, err)
+		}
 		if err != nil {
 			fmt.Fprintf(t.out, "%s %v\n", t.st.red("✗"), err)
 			return fmt.Errorf("step %d/%d %q did not behave as expected: %w", n, total, s.title, err)
