@@ -23,8 +23,7 @@ var (
 
 // modelDeviations are the differences from txmodel's semantics that
 // check tolerates for now: known defects other branches are fixing (remove
-// each when its fix is on main) and discrepancies TestModel found that are
-// reported and not yet decided. See each field.
+// each when its fix is on main). See each field.
 var modelDeviations = txmodel.Deviations{
 	BatchLeavesCursorOpen: true,
 }

@@ -36,9 +36,11 @@ const (
 	BatchBreak                 // for range b[Ref].All(ctx) { break }
 	BatchClose                 // b[Ref].Close(ctx)
 	Atomic                     // Atomic().Add(Items...).Run(ctx)
-	OnCommit                   // cur.OnCommit(hook Ref)
-	OnRollback                 // cur.OnRollback(hook Ref)
+	OnCommit                   // cur.OnCommit(hook Ref); the hook inserts row Row with its ctx unless Row is 0
+	OnRollback                 // cur.OnRollback(hook Ref), as OnCommit
 	Cancel                     // cancel the ctx the innermost block was started with
+	SQLCommit                  // Exec "COMMIT": ends the transaction behind the engine's back
+	SQLRollback                // Exec "ROLLBACK"
 )
 
 // End is how a block ends.
@@ -73,7 +75,7 @@ type Op struct {
 	Mode    Nest   // Tx, Begin
 	Body    []Op   // Tx, Begin
 	End     End    // Tx, Begin
-	Row     int    // Insert: the row's number, unique in the program
+	Row     int    // Insert, OnCommit, OnRollback: the row's number, unique in the program
 	Ref     int    // the savepoint, batch or hook the operation names
 	Name    string // Savepoint ("" generates one), RollbackToName
 	Items   []Item // Atomic
@@ -170,7 +172,15 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		}
 		line("e.Atomic().Add(%s).Run(%s)", strings.Join(items, ", "), ctx)
 	case OnCommit, OnRollback:
-		line("cur(%s).%s(hook%d)", ctx, map[Kind]string{OnCommit: "OnCommit", OnRollback: "OnRollback"}[op.Kind], op.Ref)
+		hook := fmt.Sprintf("hook%d", op.Ref)
+		if op.Row != 0 {
+			hook = fmt.Sprintf("insertingHook%d(%d)", op.Ref, op.Row)
+		}
+		line("cur(%s).%s(%s)", ctx, map[Kind]string{OnCommit: "OnCommit", OnRollback: "OnRollback"}[op.Kind], hook)
+	case SQLCommit:
+		line("exec(%s, \"COMMIT\")", ctx)
+	case SQLRollback:
+		line("exec(%s, \"ROLLBACK\")", ctx)
 	case Cancel:
 		line("cancel%d()", depth)
 	}
