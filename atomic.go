@@ -4,19 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo/internal/sqltext"
 )
 
 // Atomic queues queries and runs them all in one transaction: all or
 // nothing. Consecutive data statements go to the server in one pipelined
-// round trip; DDL runs on its own so that statements after it can use what
-// it created; a Runner such as GetOrCreate runs its own logic in between.
-// An Atomic is safe for concurrent use.
+// round trip; DDL and anything else that may change the schema (SELECT
+// INTO, CREATE TABLE AS) runs on its own so that statements after it can
+// use what it created; a Runner such as GetOrCreate runs its own logic in
+// between. Atomic owns its transaction: a queued query whose SQL controls
+// it (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE... anywhere in a script)
+// is refused. An Atomic is safe for concurrent use.
 type Atomic struct {
 	engine  *PostgresEngine
 	mu      sync.Mutex
@@ -51,7 +53,9 @@ type atomicStep struct {
 // and nothing of the Atomic is committed. Failures to begin or commit come
 // back as Transaction returns them: ErrCommitRolledBack (nothing
 // committed, e.g. a deferred constraint), or ErrAmbiguousCommit (the
-// outcome is unknown).
+// outcome is unknown). Every query is rendered and checked before any
+// I/O: a script that controls the transaction fails there, with an
+// *AtomicError wrapping ErrTransactionControl.
 func (a *Atomic) Run(ctx context.Context) error {
 	a.mu.Lock()
 	queries := a.queries
@@ -102,6 +106,12 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 			if err := checkSize(s); err != nil {
 				return nil, &AtomicError{Index: i, Err: err}
 			}
+			// A run of the same SQL (many inserts) is checked once.
+			if n := len(last.statements); n == 0 || last.statements[n-1].SQL != s.SQL {
+				if err := refuseInAtomic(s.SQL); err != nil {
+					return nil, &AtomicError{Index: i, Err: err}
+				}
+			}
 			last.statements = append(last.statements, s)
 			last.queryIdx = append(last.queryIdx, i)
 		}
@@ -111,15 +121,21 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 
 // pipeline runs stmts in order on the transaction's connection and, on
 // failure, returns the index in stmts of the statement that failed.
-// Consecutive data statements (SELECT, INSERT, UPDATE, DELETE...) go in one
-// pgx batch: one round trip once pgx has them prepared. Any other statement
-// (DDL) runs alone, before the statements that may depend on it are
-// prepared; without arguments it may hold several statements.
+// Consecutive data statements (SELECT, INSERT, UPDATE, DELETE... without
+// SELECT INTO) go in one pgx batch: one round trip once they are described.
+// Any other statement (DDL, or anything sqltext.IsData cannot vouch for)
+// runs alone, before the statements that may depend on it are described;
+// without arguments it may hold several statements.
+//
+// After each step the transaction must still be open on the server: should
+// SQL have ended it (planAtomic refuses transaction control, but a
+// procedure could try), pipeline stops at once, before anything else can
+// run in autocommit, and the transaction refuses every later statement.
 func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring) (failed int, err error) {
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		for i := 0; i < len(stmts); {
 			j := i
-			for j < len(stmts) && isDataStatement(stmts[j].SQL) {
+			for j < len(stmts) && (j > i && stmts[j].SQL == stmts[j-1].SQL || sqltext.IsData(stmts[j].SQL)) {
 				j++
 			}
 			if j == i {
@@ -130,6 +146,11 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 				failed = i + k
 				return statementError(stmts[failed].SQL, err)
 			}
+			t.c.checkEndedLocked()
+			if err := t.usable(); err != nil {
+				failed = j - 1
+				return err
+			}
 			i = j
 		}
 		return nil
@@ -137,23 +158,43 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 	return failed, err
 }
 
-// runInOrder runs stmts in one pgx batch, or alone when there is one. On
-// failure it returns the index of the statement that failed.
+// runInOrder runs stmts in order, in pgx batches, or alone when there is
+// one. On failure it returns the index of the statement that failed.
 //
 // pgx prepares and encodes a whole batch before running any of it, and a
 // failure there names no statement (an encoding failure even closes the
 // connection). So each statement is first checked against its description:
-// described once per engine and SQL text (a round trip the first time), its
-// arguments encoded without I/O. The batch then fails only at execution,
-// where pgx reports which statement failed.
+// described once per engine and SQL text, its arguments encoded without
+// I/O. The batch then fails only at execution, where pgx reports which
+// statement failed.
+//
+// A statement is described (a round trip) only once the statements before
+// it have run: a data statement can still create what a later one uses (a
+// SELECT of a function that creates a table), and a failed describe would
+// abort the transaction. So a batch ends before each statement that needs
+// describing, and the describe's server error is that statement's own.
 func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
-	if len(stmts) == 1 {
-		_, err := conn.Exec(ctx, stmts[0].SQL, stmts[0].Args...)
-		return 0, err
+	for start := 0; start < len(stmts); {
+		rest := stmts[start:]
+		if len(rest) == 1 {
+			_, err := conn.Exec(ctx, rest[0].SQL, rest[0].Args...)
+			return start, err
+		}
+		n, err := e.checkStatements(ctx, conn, rest)
+		if err != nil {
+			return start + n, err
+		}
+		if k, err := runBatch(ctx, conn, rest[:n]); err != nil {
+			return start + k, err
+		}
+		start += n
 	}
-	if i, err := e.checkStatements(ctx, conn, stmts); err != nil {
-		return i, err
-	}
+	return 0, nil
+}
+
+// runBatch runs stmts in one pgx batch; on failure it returns the index of
+// the statement that failed.
+func runBatch(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
 	b := &pgx.Batch{}
 	for _, q := range stmts {
 		b.Queue(q.SQL, q.Args...)
@@ -175,14 +216,21 @@ func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts [
 // maxDescribed bounds the engine's cache of statement descriptions.
 const maxDescribed = 4096
 
-// checkStatements describes each statement (from the engine's cache, or
-// with a round trip) and encodes its arguments, without running anything.
+// checkStatements describes statements of stmts (from the engine's cache,
+// or with a round trip) and encodes their arguments, without running
+// anything. It returns how many of the first statements are ready to run
+// in one batch: all of them, or those before the first statement after
+// the first that must be described, which has to wait until they ran. On
+// failure it returns the index of the statement that failed.
 func (e *PostgresEngine) checkStatements(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
 	var eqb pgx.ExtendedQueryBuilder
 	for i, q := range stmts {
 		sd, cached := e.described.Load(q.SQL)
 		for {
 			if !cached {
+				if i > 0 {
+					return i, nil // run the statements before it first
+				}
 				d, err := conn.PgConn().Prepare(ctx, "", q.SQL, nil)
 				if err != nil {
 					return i, err
@@ -203,38 +251,5 @@ func (e *PostgresEngine) checkStatements(ctx context.Context, conn *pgx.Conn, st
 			return i, fmt.Errorf("piccolo: encode arguments: %w", err)
 		}
 	}
-	return 0, nil
-}
-
-// isDataStatement reports whether sql starts, after blanks and comments,
-// with a keyword of a statement that reads or writes rows but cannot change
-// the schema a later statement is prepared against.
-func isDataStatement(sql string) bool {
-	for {
-		sql = strings.TrimLeft(sql, " \t\r\n\f(")
-		switch {
-		case strings.HasPrefix(sql, "--"):
-			end := strings.IndexByte(sql, '\n')
-			if end < 0 {
-				return false
-			}
-			sql = sql[end+1:]
-		case strings.HasPrefix(sql, "/*"):
-			end := strings.Index(sql, "*/")
-			if end < 0 {
-				return false
-			}
-			sql = sql[end+2:]
-		default:
-			end := strings.IndexFunc(sql, func(r rune) bool { return !unicode.IsLetter(r) })
-			if end < 0 {
-				end = len(sql)
-			}
-			switch strings.ToUpper(sql[:end]) {
-			case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "TABLE", "MERGE":
-				return true
-			}
-			return false
-		}
-	}
+	return len(stmts), nil
 }

@@ -3,6 +3,7 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -150,5 +151,129 @@ func TestAtomicRenderErrorBeforeIO(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "SELECT 1") {
 		t.Fatal("statements were sent although a later query could not render")
+	}
+}
+
+// A queued script that controls the transaction (a migration file's
+// BEGIN ... COMMIT) is refused before any I/O: run as SQL, its COMMIT would
+// end the Atomic's transaction, and the statements after it would run in
+// autocommit and stay committed while the Atomic reports failure.
+func TestFailedAtomicCommitsNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		script string
+	}{
+		{"migration file", "BEGIN; INSERT INTO %[1]s (name) VALUES ('migrated'); COMMIT"},
+		{"commit alone", "COMMIT"},
+		{"end", "INSERT INTO %[1]s (name) VALUES ('before end'); END"},
+		{"start transaction", "START TRANSACTION ISOLATION LEVEL SERIALIZABLE"},
+		{"rollback", "ROLLBACK"},
+		{"abort", "abort work"},
+		{"commit and chain", "COMMIT AND CHAIN"},
+		{"savepoint", "SAVEPOINT s1"},
+		{"release", "SAVEPOINT s1; RELEASE s1"},
+		{"rollback to", "ROLLBACK TRANSACTION TO SAVEPOINT s1"},
+		{"prepare transaction", "PREPARE TRANSACTION 'piccolo_atomic'"},
+		{"commit prepared", "COMMIT PREPARED 'piccolo_atomic'"},
+		{"after a comment and a string", "/* ; */ SELECT 'x;y', $$;$$; -- ;\n commit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logger, logs := newLogger()
+			e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+			table := newTable(t, e)
+			err := e.Atomic().Add(
+				piccolo.Raw("INSERT INTO "+table+" (name) VALUES ('first')"),
+				piccolo.Raw(strings.ReplaceAll(tc.script, "%[1]s", table)),
+				piccolo.Raw("INSERT INTO "+table+" (name) VALUES ('after')"),
+				piccolo.Raw("SELECT 1/0"),
+			).Run(context.Background())
+			if got := names(t, e, table); len(got) != 0 {
+				t.Errorf("a failed Atomic committed %v", got)
+			}
+			var ae *piccolo.AtomicError
+			if !errors.As(err, &ae) || ae.Index != 1 || !errors.Is(err, piccolo.ErrTransactionControl) || !strings.Contains(err.Error(), "Atomic owns the transaction") {
+				t.Fatalf("Run: %v, want an AtomicError at index 1 saying Atomic owns the transaction", err)
+			}
+			if strings.Contains(logs.String(), "first") {
+				t.Fatalf("statements were sent before the script was refused:\n%s", logs)
+			}
+			assertNoBorrowed(t, e)
+		})
+	}
+}
+
+// Words that only look like transaction control are not refused.
+func TestAtomicAcceptsScriptsThatOnlyMentionTransactionControl(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	fn := fmt.Sprintf("atomic_fn_%d", tableSeq.Add(1))
+	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP FUNCTION IF EXISTS "+fn) })
+	err := e.Atomic().Add(
+		piccolo.Raw("INSERT INTO "+table+" (name) VALUES ('commit; rollback')"),
+		piccolo.Raw(`INSERT INTO `+table+` (name) SELECT "begin" FROM (VALUES ('begin')) AS v ("begin")`),
+		piccolo.Raw("CREATE FUNCTION "+fn+"() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END"),
+		piccolo.Raw("DO $$ BEGIN PERFORM 1; END $$"),
+	).Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"commit; rollback", "begin"}) {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+// Statements that can create what later statements use run before those
+// are described: SELECT ... INTO, CREATE TABLE AS, and a data statement
+// whose function creates a table.
+func TestAtomicStatementsSeeTablesCreatedBeforeThem(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	n := tableSeq.Add(1)
+	fn := fmt.Sprintf("atomic_make_%d", n)
+	made := fmt.Sprintf("atomic_made_%d", n)
+	if err := e.RunDDL(ctx, "CREATE FUNCTION "+fn+"() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'CREATE TABLE "+made+" (id int)'; END $$"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.RunDDL(context.Background(), "DROP FUNCTION IF EXISTS "+fn+"; DROP TABLE IF EXISTS "+made)
+	})
+	for _, tc := range []struct {
+		name, create string
+		made         string // the table create makes; "" to generate one
+		rows         int64  // rows after the Atomic; -1: a temporary table, gone with the session
+	}{
+		{"select into", "SELECT 1 AS id INTO %s", "", 2},
+		{"with select into", "WITH v AS (SELECT 1 AS id) SELECT id INTO %s FROM v", "", 2},
+		{"select into temporary", "(SELECT 1 AS id INTO TEMPORARY TABLE %s)", "", -1},
+		{"create table as", "CREATE TABLE %s AS SELECT 1 AS id", "", 2},
+		{"function that creates a table", "SELECT " + fn + "()", made, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table, create := tc.made, tc.create
+			if table == "" {
+				table = fmt.Sprintf("atomic_into_%d", tableSeq.Add(1))
+				create = fmt.Sprintf(tc.create, table)
+			}
+			t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE IF EXISTS "+table) })
+			err := e.Atomic().Add(
+				piccolo.Raw("SELECT $1::int", 1),
+				piccolo.Raw(create),
+				piccolo.Raw("INSERT INTO "+table+" (id) VALUES ($1)", 2),
+				piccolo.Raw("SELECT count(*) FROM "+table),
+			).Run(ctx)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if tc.rows < 0 {
+				return
+			}
+			if n := scalar[int64](t, ctx, e, "SELECT count(*) FROM "+table); n != tc.rows {
+				t.Fatalf("%d rows in %s, want %d", n, table, tc.rows)
+			}
+		})
 	}
 }

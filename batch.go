@@ -22,6 +22,15 @@ import (
 // runs in a transaction of its own, committed by Close. Close (or the end of
 // the rows, or leaving an All loop) closes the cursor and gives the
 // connection back. A Batch is safe for concurrent use, one Next at a time.
+//
+// A Batch lives exactly as long as its cursor on the server. Opened in a
+// NestSavepoint block that is then released, it goes on in the enclosing
+// transaction; once the block rolls back (ROLLBACK TO closes the cursors
+// opened after its savepoint) or the transaction ends, the cursor is gone
+// and Next returns ErrTransactionDone. In the caller's transaction,
+// whatever ends the batch (Close, a scan callback's error, an ended
+// context) closes the cursor while the transaction can still run
+// statements.
 type Batch struct {
 	engine *PostgresEngine
 	tx     *PostgresTransaction
@@ -62,7 +71,7 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
 		b, err = target.openBatch(ctx, qs[0], ro.batchSize)
 		return err
-	}, func() bool { return true })
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +115,9 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 // Next returns the next rows as maps from column name to value: at most
 // BatchSize of them, and an empty slice once the rows have run out (the
 // batch then closes itself). After Close it returns ErrBatchClosed. An
-// error closes the batch, rolling back its own transaction.
+// error closes the batch: its own transaction rolls back, and in the
+// caller's transaction its cursor is closed if that transaction is still
+// usable.
 func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 	rows := make([]map[string]any, 0, min(b.size, 1024))
 	_, err := b.NextFunc(ctx, func(r pgx.Rows) error {
@@ -135,11 +146,16 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		}
 		return 0, ErrBatchClosed
 	}
+	tx := b.holder()
+	if tx == nil {
+		b.closed = true
+		return 0, errCursorGone
+	}
 	n := 0
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
 	// A cursor opened outside a savepoint block can be read inside it.
-	err := b.tx.onConn(ctx, useScans|useCursor, func(ctx context.Context, conn *pgx.Conn) error {
+	err := tx.onConn(ctx, useScans|useCursor, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -189,7 +205,10 @@ func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
 }
 
 // Close closes the cursor and, if the batch began its own transaction,
-// commits it and gives the connection back. Close is idempotent. Next
+// commits it and gives the connection back. In the caller's transaction
+// the CLOSE is sent even when ctx has ended (bounded by a cleanup
+// timeout), unless that transaction failed or ended, which took the
+// cursor with it. Close is idempotent. Next
 // after Close returns ErrBatchClosed, or, once the rows had run out, an
 // empty slice as before.
 func (b *Batch) Close(ctx context.Context) error {
@@ -210,7 +229,32 @@ func reclaimBatch(tx *PostgresTransaction) {
 	}()
 }
 
+// errCursorGone is Next's error once the batch's cursor went with the
+// transaction or savepoint block it was opened in.
+var errCursorGone = fmt.Errorf("%w: the batch's cursor closed with the transaction or savepoint block it was opened in", ErrTransactionDone)
+
+// holder returns the transaction the batch's cursor lives in now, or nil
+// when the cursor is gone. A cursor outlives the block it was opened in
+// when that block ends without rolling back (RELEASE SAVEPOINT keeps
+// cursors; a joined block only finishes): it then belongs to the nearest
+// enclosing block that is unfinished. ROLLBACK TO closes the cursors opened
+// after the savepoint, and the end of the transaction closes them all.
+func (b *Batch) holder() *PostgresTransaction {
+	x := b.tx
+	for txState(x.state.Load()) == txCommitted && x.parent != nil {
+		x = x.parent
+	}
+	if txState(x.state.Load()) != txActive {
+		return nil
+	}
+	return x
+}
+
 // closeLocked ends the batch; cause is the error that ended it, if any.
+// In the caller's transaction it closes the cursor whenever that
+// transaction can still run statements, whatever ended the batch (a scan
+// callback's error, an ended context: the CLOSE runs with a cleanup
+// context), so that no cursor outlives its Batch.
 func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	if b.closed {
 		return nil
@@ -227,16 +271,15 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		}
 		return nil
 	}
-	if cause != nil || !b.tx.active() {
-		// The caller's transaction failed or ended: the cursor went with it,
-		// or dies with its rollback.
-		return nil
+	tx := b.holder()
+	if tx == nil {
+		return nil // the cursor went with its block or transaction
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := b.tx.onConn(cleanup, useCursor, func(ctx context.Context, conn *pgx.Conn) error {
-		if conn.PgConn().TxStatus() == 'E' {
-			return nil // the transaction failed; its rollback removes the cursor
+	err := tx.onConn(cleanup, useCursor, func(ctx context.Context, conn *pgx.Conn) error {
+		if conn.IsClosed() || conn.PgConn().TxStatus() != 'T' {
+			return nil // the transaction failed or is lost: its end removes the cursor
 		}
 		_, err := conn.Exec(ctx, "CLOSE "+b.cursor)
 		return err

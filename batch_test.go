@@ -299,3 +299,154 @@ func TestBatchNeverClosedIsReclaimed(t *testing.T) {
 		t.Fatalf("no warning about the leaked batch:\n%s", logs)
 	}
 }
+
+// assertClosesCursor closes b and fails unless no batch cursor is left
+// open in ctx's transaction (pg_cursors shows the session's own).
+func assertClosesCursor(t testing.TB, ctx context.Context, e *piccolo.PostgresEngine, b *piccolo.Batch) {
+	t.Helper()
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if n := scalar[int64](t, ctx, e, "SELECT count(*) FROM pg_cursors WHERE name LIKE 'piccolo_batch_%'"); n != 0 {
+		t.Errorf("%d cursors left open in the transaction", n)
+	}
+}
+
+// A Batch in the caller's transaction closes its cursor on the server
+// whenever it ends while the transaction is usable: by Close, after its
+// scan callback failed, or after Next gave up on an ended context.
+func TestBatchCloseLeavesNoCursorInCallersTransaction(t *testing.T) {
+	t.Parallel()
+	errScan := errors.New("scan refused the row")
+	for _, tc := range []struct {
+		name string
+		end  func(ctx context.Context, b *piccolo.Batch) error // ends the batch; returns Next's error
+		want error
+	}{
+		{"close mid-stream", func(ctx context.Context, b *piccolo.Batch) error {
+			_, err := b.Next(ctx)
+			return err
+		}, nil},
+		{"scan callback error", func(ctx context.Context, b *piccolo.Batch) error {
+			_, err := b.NextFunc(ctx, func(pgx.Rows) error { return errScan })
+			return err
+		}, errScan},
+		{"next with an ended context", func(ctx context.Context, b *piccolo.Batch) error {
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			_, err := b.Next(cancelled)
+			return err
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, true, piccolo.PostgresConfig{})
+			table := newTable(t, e)
+			err := e.Transaction(context.Background(), func(ctx context.Context) error {
+				mustInsert(t, ctx, e, table, "a")
+				b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+				if err != nil {
+					return err
+				}
+				if err := tc.end(ctx, b); !errors.Is(err, tc.want) {
+					t.Errorf("Next: %v, want %v", err, tc.want)
+				}
+				assertClosesCursor(t, ctx, e, b)
+				return insert(ctx, e, table, "b")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(t, e, table); !slices.Equal(got, []string{"a", "b"}) {
+				t.Fatalf("rows %v: the transaction did not go on", got)
+			}
+			assertNoBorrowed(t, e)
+		})
+	}
+}
+
+// A Batch lives as long as its cursor on the server. Opened in a
+// NestSavepoint block that released, it goes on in the enclosing
+// transaction (RELEASE keeps cursors); opened in a block that rolled back,
+// it is gone (ROLLBACK TO closes cursors opened after the savepoint): Next
+// says ErrTransactionDone and Close has nothing left to close.
+func TestBatchLivesAsLongAsItsCursor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		blockErr  error // what the savepoint block returns
+		wantNext  error
+		wantTotal int
+	}{
+		{"released block", nil, nil, 100},
+		{"rolled-back block", errBoom, piccolo.ErrTransactionDone, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, true, piccolo.PostgresConfig{})
+			table := newTable(t, e)
+			err := e.Transaction(context.Background(), func(ctx context.Context) error {
+				mustInsert(t, ctx, e, table, "outer")
+				var b *piccolo.Batch
+				err := e.Transaction(ctx, func(ctx context.Context) error {
+					var err error
+					if b, err = e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10)); err != nil {
+						return err
+					}
+					if rows, err := b.Next(ctx); err != nil || len(rows) != 10 {
+						t.Fatalf("first batch: %d rows, %v", len(rows), err)
+					}
+					return tc.blockErr
+				}, piccolo.Nesting(piccolo.NestSavepoint))
+				if !errors.Is(err, tc.blockErr) {
+					t.Fatalf("savepoint block: %v", err)
+				}
+				total := 10
+				for {
+					rows, err := b.Next(ctx)
+					if !errors.Is(err, tc.wantNext) {
+						t.Fatalf("Next after the block: %v, want %v", err, tc.wantNext)
+					}
+					total += len(rows)
+					if err != nil || len(rows) == 0 {
+						break
+					}
+				}
+				if total != tc.wantTotal {
+					t.Errorf("%d rows, want %d", total, tc.wantTotal)
+				}
+				assertClosesCursor(t, ctx, e, b)
+				return insert(ctx, e, table, "after")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(t, e, table); !slices.Equal(got, []string{"outer", "after"}) {
+				t.Fatalf("rows %v", got)
+			}
+		})
+	}
+}
+
+// Closed early after a released savepoint block, the batch closes its
+// cursor in the enclosing transaction.
+func TestBatchFromReleasedSavepointBlockClosesItsCursor(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		var b *piccolo.Batch
+		err := e.Transaction(ctx, func(ctx context.Context) error {
+			var err error
+			b, err = e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+			return err
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		if err != nil {
+			return err
+		}
+		assertClosesCursor(t, ctx, e, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,7 +19,9 @@
 // back and is re-raised. Begin is the manual form. A finished transaction
 // refuses every later statement with ErrTransactionDone instead of running
 // it in autocommit, and a COMMIT that PostgreSQL turned into a rollback
-// returns ErrCommitRolledBack instead of losing the work silently.
+// returns ErrCommitRolledBack instead of losing the work silently. SQL that
+// would begin or end a transaction the engine manages (a script's own
+// COMMIT) is refused with ErrTransactionControl before it is sent.
 //
 // A transaction started inside another one joins it by default (NestJoin):
 // a failure of the inner block makes the whole transaction rollback-only.
@@ -44,5 +46,6 @@
 // engine's own conditions are sentinels for errors.Is (ErrNestedTransaction,
 // ErrTransactionDone, ErrCommitRolledBack, ErrAmbiguousCommit,
 // ErrInvalidSavepointName, ErrUnknownNode, ErrNoPool, ErrBatchClosed,
-// ErrConnBusy) and *AtomicError names the queued query that failed.
+// ErrConnBusy, ErrTransactionControl) and *AtomicError names the queued
+// query that failed.
 package piccolo

@@ -71,6 +71,14 @@ var (
 	// ErrNoPool is returned by CloseConnectionPool when no pool is running.
 	ErrNoPool = errors.New("piccolo: no connection pool is running")
 
+	// ErrTransactionControl is returned, before any I/O, for SQL that would
+	// control a transaction the engine manages: BEGIN, COMMIT, ROLLBACK and
+	// their kin inside a transaction (a COMMIT in a script would commit the
+	// work so far and run the rest in autocommit), and any of them, savepoint
+	// statements included, in a query queued on an Atomic. Use Commit,
+	// Rollback and Savepoint, or run the script outside a transaction.
+	ErrTransactionControl = errors.New("piccolo: SQL that controls the transaction is refused here")
+
 	// ErrBatchClosed is returned by Batch.Next after Close (unless the rows
 	// had run out: then Next keeps returning an empty slice), or after the
 	// batch ended with an error.

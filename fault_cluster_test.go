@@ -14,7 +14,8 @@ import (
 
 // recovered proves the engine works at once after a fault that ended the
 // sessions of its idle connections: the first insert succeeds (the engine
-// resends a statement whose session had ended, on a fresh connection).
+// sets aside, before sending anything, a connection whose session had
+// ended, and takes a fresh one).
 func recovered(t testing.TB, e *piccolo.PostgresEngine, table string) {
 	t.Helper()
 	mustInsert(t, context.Background(), e, table, fmt.Sprint("recovered ", tableSeq.Add(1)))
@@ -120,7 +121,31 @@ func TestFaultReplicaComesBack(t *testing.T) {
 	}
 	readsGoTo(replicaName)
 
-	proxy.setRefuse(true)
+	// The replica goes down under a routed read: the read runs again on
+	// the primary, and the caller sees no error; with rows or without.
+	const sleeping = "SELECT current_database() AS db, pg_sleep(0.5)"
+	for _, rows := range []bool{true, false} {
+		proxy.setRefuse(false)
+		readsGoTo(replicaName)
+		dropped := make(chan error, 1)
+		go func() {
+			dropped <- pollFor(bg, primary, "SELECT count(*) = 1 AS found FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query = $2", replicaName, sleeping)
+			proxy.setRefuse(true)
+		}()
+		var got []map[string]any
+		var err error
+		if rows {
+			got, err = primary.RunQuerystring(bg, piccolo.Querystring{SQL: sleeping}, piccolo.Read())
+		} else {
+			_, err = primary.Exec(bg, piccolo.Querystring{SQL: sleeping}, piccolo.Read())
+		}
+		if err := <-dropped; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil || rows && got[0]["db"] != primaryName {
+			t.Fatalf("routed read (rows %v) whose replica went down while it ran: %v, %v; want it run on the primary", rows, got, err)
+		}
+	}
 	errs := readsGoTo(primaryName)
 	t.Logf("%d routed reads failed before routing left the dead replica", errs)
 	for range 20 { // stays on the primary while the replica is down
@@ -137,6 +162,25 @@ func TestFaultReplicaComesBack(t *testing.T) {
 	assertNoBorrowed(t, primary)
 	assertNoBorrowed(t, replica)
 	faultStillWorks(t, primary, "")
+}
+
+// pollFor runs the one-row query sql (a boolean column "found") on e until it
+// is true, for at most 10 seconds.
+func pollFor(ctx context.Context, e *piccolo.PostgresEngine, sql string, args ...any) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := e.RunQuerystring(ctx, piccolo.Querystring{SQL: sql, Args: args})
+		if err != nil {
+			return err
+		}
+		if rows[0]["found"] == true {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not found within 10s: %s", sql)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Scenario 14: a batch whose FETCH is cancelled while the server is still

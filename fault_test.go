@@ -748,10 +748,10 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 	}
 }
 
-// Scenario 9: every idle connection killed. The first statement on a dead
-// connection meets FATAL 57P01 before it runs; the engine resets the pool's
-// idle connections and sends it again on a fresh one, so no caller sees the
-// fault.
+// Scenario 9: every idle connection killed. Before sending, the engine sees
+// that the server ended a pooled connection's session (its FATAL error is
+// waiting in the socket), sets the connection aside and takes another, so
+// no caller sees the fault and nothing is sent twice.
 func TestFaultIdleConnectionsKilled(t *testing.T) {
 	t.Parallel()
 	const maxConns = 4
@@ -910,6 +910,111 @@ func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
 		t.Fatalf("transaction after the idle connections were killed: %v", err)
 	}
 	if got := names(t, e, table); !slices.Equal(got, []string{"first", "second"}) {
+		t.Fatalf("rows %v", got)
+	}
+	faultStillWorks(t, e, table)
+}
+
+// Only what provably never reached the server is sent again. A statement
+// outside a transaction that pg_terminate_backend ends while it runs has
+// run, at least in part (here its nextval): the caller gets the 57P01, and
+// the statement does not run a second time, pooled or on a one-shot
+// connection, with rows wanted or not.
+func TestFaultStatementKilledWhileRunningIsNotRunAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2})
+	for _, pooled := range []bool{true, false} {
+		for _, rows := range []bool{true, false} {
+			t.Run(fmt.Sprintf("pooled=%v/rows=%v", pooled, rows), func(t *testing.T) {
+				dsn, app := faultAppName(t)
+				e := newEngine(t, pooled, piccolo.PostgresConfig{DSN: dsn, MaxConns: 1})
+				seq := fmt.Sprintf("s_killed_%d", tableSeq.Add(1))
+				if err := watcher.RunDDL(ctx, "CREATE SEQUENCE "+seq); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = watcher.RunDDL(context.Background(), "DROP SEQUENCE "+seq) })
+				killed := make(chan error, 1)
+				go func() { killed <- killOnceSequenceUsed(ctx, watcher, app, seq) }()
+				q := piccolo.Querystring{SQL: "SELECT nextval('" + seq + "'), pg_sleep(1.5)"}
+				var err error
+				if rows {
+					_, err = e.RunQuerystring(ctx, q)
+				} else {
+					_, err = e.Exec(ctx, q)
+				}
+				if kerr := <-killed; kerr != nil {
+					t.Fatal(kerr)
+				}
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.AdminShutdown {
+					t.Errorf("statement killed while running: %v, want the 57P01", err)
+				}
+				if n := scalar[int64](t, ctx, watcher, "SELECT last_value FROM "+seq); n != 1 {
+					t.Errorf("nextval ran %d times, want once", n)
+				}
+				faultStillWorks(t, e, "")
+			})
+		}
+	}
+}
+
+// killOnceSequenceUsed waits until the sequence seq has been used, then
+// terminates the active backend of application app, and says whether
+// exactly one was.
+func killOnceSequenceUsed(ctx context.Context, watcher *piccolo.PostgresEngine, app, seq string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := watcher.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT is_called FROM " + seq})
+		if err != nil {
+			return err
+		}
+		if rows[0]["is_called"] == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the statement did not use the sequence within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rows, err := watcher.RunQuerystring(ctx, piccolo.Querystring{
+		SQL:  "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active') k",
+		Args: []any{app},
+	})
+	if err != nil {
+		return err
+	}
+	if n := rows[0]["n"]; n != int64(1) {
+		return fmt.Errorf("terminated %v backends, want the one running the statement", n)
+	}
+	return nil
+}
+
+// Scenario 9, in a transaction whose connection was borrowed (Begin) but
+// whose BEGIN was not sent yet when the server ended the session: BEGIN has
+// no effect outside its session, so it is sent again on a fresh connection
+// and the transaction commits.
+func TestFaultSessionEndedBeforeBeginStartsAfresh(t *testing.T) {
+	t.Parallel()
+	dsn, app := faultAppName(t)
+	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: 2})
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+	table := newTable(t, e)
+	bg := context.Background()
+	ctx, tx, err := e.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed := killBackends(t, watcher, app); killed != 1 {
+		t.Fatalf("killed %d backends, want the transaction's", killed)
+	}
+	if err := insert(ctx, e, table, "after the kill"); err != nil {
+		t.Fatalf("first statement of the transaction: %v", err)
+	}
+	if err := tx.Commit(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"after the kill"}) {
 		t.Fatalf("rows %v", got)
 	}
 	faultStillWorks(t, e, table)

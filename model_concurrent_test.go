@@ -70,7 +70,7 @@ func (h *modelHarness) checkConcurrent(g [2][]txmodel.Op) string {
 	var wantHooks []string
 	for i, r := range runs {
 		ops := txmodel.Without(g[i], r.res, txmodel.Refused)
-		want := txmodel.Run(txmodel.Program{{Kind: txmodel.Tx, Body: ops}}, modelDeviations)
+		want := txmodel.Run(txmodel.Program{{Kind: txmodel.Tx, Body: ops}})
 		got := slices.DeleteFunc(slices.Clone(r.res), txmodel.Refused)
 		if d := compareGoroutine(want.Results[:len(want.Results)-1], got); d != "" {
 			return fmt.Sprintf("goroutine %d: %s", i+1, d)

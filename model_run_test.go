@@ -339,6 +339,7 @@ func classify(err error) txmodel.Class {
 		{piccolo.ErrNestedTransaction, txmodel.Nested},
 		{piccolo.ErrBatchClosed, txmodel.BatchClosed},
 		{piccolo.ErrConnBusy, txmodel.Busy},
+		{piccolo.ErrTransactionControl, txmodel.TxControl},
 		{context.Canceled, txmodel.Canceled},
 		{context.DeadlineExceeded, txmodel.Deadline},
 		{errBoom, txmodel.Boom},

@@ -38,7 +38,9 @@ type PostgresConfig struct {
 	// Logger receives the logs; nil means slog.Default().
 	Logger *slog.Logger
 	// ExtraNodes are other engines, usually read replicas, that OnNode(name)
-	// routes to. Their pools start and close with this engine's.
+	// routes to. Their pools start and close with this engine's. They are
+	// optional at start: one that does not answer when StartConnectionPool
+	// runs keeps a pool that connects when used (see StartConnectionPool).
 	ExtraNodes map[string]*PostgresEngine
 	// ReadRouting, when set, sends reads made outside a transaction to
 	// healthy extra nodes (see ReadRouting for what counts as a read).
@@ -200,10 +202,17 @@ func (e *PostgresEngine) Node(name string) (*PostgresEngine, error) {
 }
 
 // StartConnectionPool starts the engine's pool and those of its extra nodes,
-// and checks that each server answers. A second call keeps the running pool
-// and logs a warning.
+// and checks that each server answers. The engine's own server must answer:
+// if it does not, the error says why and no pool this call started stays.
+// An extra node that does not answer (every one, routed or not) does not
+// stop the start: its pool is kept and connects when used, a warning names
+// the node, ReadRouting skips it until a health check passes, and OnNode
+// returns the connection error. ctx bounds the start: if it ends, the call
+// fails. A second call keeps the running pools and logs a warning.
 func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
-	started, err := e.startPool(ctx)
+	started, err := e.startPool(ctx, func(err error) error {
+		return fmt.Errorf("piccolo: start pool: %w", err)
+	})
 	if err != nil {
 		return err
 	}
@@ -212,7 +221,14 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 		startedHere = append(startedHere, e)
 	}
 	for name, node := range e.nodes {
-		started, err := node.startPool(ctx)
+		started, err := node.startPool(ctx, func(err error) error {
+			if ctx.Err() != nil {
+				return err
+			}
+			e.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: extra node does not answer; its pool connects when used",
+				slog.String("node", name), slog.String("reason", err.Error()))
+			return nil
+		})
 		if err != nil {
 			// Leave nothing half-started by this call: the caller sees one
 			// failure. Pools that were running before stay.
@@ -231,8 +247,10 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 	return nil
 }
 
-// startPool starts e's own pool and reports whether it started one.
-func (e *PostgresEngine) startPool(ctx context.Context) (bool, error) {
+// startPool starts e's own pool and reports whether it started one. When
+// the server does not answer a ping, noAnswer decides: an error closes the
+// pool and is returned; nil keeps the pool, which connects when used.
+func (e *PostgresEngine) startPool(ctx context.Context, noAnswer func(error) error) (bool, error) {
 	e.poolMu.Lock()
 	defer e.poolMu.Unlock()
 	if e.pool.Load() != nil {
@@ -244,8 +262,10 @@ func (e *PostgresEngine) startPool(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("piccolo: create pool: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return false, fmt.Errorf("piccolo: start pool: %w", err)
+		if err := noAnswer(err); err != nil {
+			pool.Close()
+			return false, err
+		}
 	}
 	e.pool.Store(pool)
 	return true, nil
@@ -422,14 +442,19 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts
 }
 
 // RunDDL runs a DDL string. It may hold several statements separated by
-// semicolons; it takes no arguments.
+// semicolons; it takes no arguments. Inside a transaction of the engine, a
+// script that would begin or end that transaction (BEGIN, COMMIT,
+// ROLLBACK... anywhere in it) is refused with ErrTransactionControl before
+// anything is sent; outside one, a script may hold its own BEGIN and COMMIT.
 func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option) error {
 	_, err := e.Exec(ctx, Querystring{SQL: ddl}, opts...)
 	return err
 }
 
 // Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
-// Without arguments it may hold several statements.
+// Without arguments it may hold several statements. Inside a transaction of
+// the engine it refuses SQL that would begin or end that transaction, as
+// RunDDL does.
 func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
 	return e.statement(ctx, opts, q, nil)
 }
@@ -460,9 +485,11 @@ func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Queryst
 }
 
 // route runs q where the options and the context send it. A routed read
-// whose replica fails other than with a server error (the replica is down)
-// before any row reached scan marks the replica down and runs again on the
-// primary. Errors name the node.
+// whose replica fails at the connection level (nodeDown: the replica is
+// down) before any row reached scan marks the replica down and runs again
+// on the primary: a read may run twice, which is what Read declares
+// harmless. Any other failure is returned naming the replica, which stays
+// in use.
 func (e *PostgresEngine) route(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
 	ro := collectRunOptions(opts)
 	if err := ctx.Err(); err != nil {
@@ -493,13 +520,14 @@ func (e *PostgresEngine) runOn(ctx context.Context, q Querystring, scan func(pgx
 	if tx := e.txFrom(ctx); tx != nil {
 		return tx.statement(ctx, q, scan)
 	}
-	return e.runOnce(ctx, q, scan)
+	return e.runOnConn(ctx, q, scan)
 }
 
 // CopyFrom copies rows into table with PostgreSQL's COPY protocol, the
 // fastest way to load many rows, and returns how many it copied. It routes
-// like Exec: inside the context's transaction if there is one. COPY returns
-// no generated ids; use an INSERT ... RETURNING when you need them.
+// like Exec: inside the context's transaction if there is one, else to the
+// primary or the node OnNode names (Read is ignored: COPY writes). COPY
+// returns no generated ids; use an INSERT ... RETURNING when you need them.
 func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -509,7 +537,9 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 		n, err = conn.CopyFrom(ctx, table, columns, src)
 		return err
 	}
-	err := e.onTarget(ctx, collectRunOptions(opts), func(target *PostgresEngine) error {
+	ro := collectRunOptions(opts)
+	ro.read = false
+	err := e.onTarget(ctx, ro, func(target *PostgresEngine) error {
 		var err error
 		if tx := target.txFrom(ctx); tx != nil {
 			err = tx.withScan(ctx, copyOn) // src runs the caller's code
@@ -525,7 +555,7 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 			return fmt.Errorf("piccolo: copy into %s: %w", table.Sanitize(), err)
 		}
 		return nil
-	}, func() bool { return false })
+	})
 	return n, err
 }
 
@@ -552,80 +582,18 @@ func checkSize(q Querystring) error {
 	return nil
 }
 
-// runOnce runs q on a connection of its own: pooled, or one-shot. When the
-// server had ended the pooled connection's session before q could run, q
-// runs once more on a fresh connection.
-func (e *PostgresEngine) runOnce(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
-	tag, seen, err := e.runOnConn(ctx, q, scan)
-	if err != nil && seen == 0 && sessionEnded(err) && ctx.Err() == nil {
-		e.resetPool()
-		return e.runOnConn(ctx, q, scan)
-	}
-	return tag, seen, err
-}
-
+// runOnConn runs q on a connection of its own: pooled, or one-shot. A
+// statement that fails once sent is not sent again, whatever the failure:
+// the server may have run it, or part of it (acquire has already set aside
+// pooled connections whose session had ended before).
 func (e *PostgresEngine) runOnConn(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
 	l, err := e.acquire(ctx)
 	if err != nil {
 		return pgconn.CommandTag{}, 0, err
 	}
 	defer l.release()
-	return runStatement(ctx, l.conn, q, scan)
-}
-
-// onTarget calls do with the engine the options send the work to. A routed
-// read whose replica fails other than with a server error (the replica is
-// down), while canRetry says nothing reached the caller yet, marks the
-// replica down and runs again on the primary. Errors name the node.
-func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(target *PostgresEngine) error, canRetry func() bool) error {
-	target, node, err := e.target(ctx, ro)
-	if err != nil {
-		return err
-	}
-	err = do(target)
-	if err != nil && node != "" && !ro.onNode && ctx.Err() == nil && nodeDown(err) && canRetry() {
-		e.router.markDown(node)
-		node = ""
-		err = do(e)
-	}
-	return onNode(node, err)
-}
-
-// target picks the engine a statement runs on: the node OnNode names, a
-// healthy replica for a routed read, else e. node is "" for e.
-func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *PostgresEngine, node string, err error) {
-	if ro.onNode {
-		n, err := e.Node(ro.node)
-		return n, ro.node, err
-	}
-	if ro.read && e.router != nil && e.txFrom(ctx) == nil {
-		if n, ok := e.router.pick(); ok {
-			return n.engine, n.name, nil
-		}
-	}
-	return e, "", nil
-}
-
-// nodeDown reports whether err says a node could not serve at all: it
-// refused or failed the connection (even with a server error such as
-// 53300 too many connections or 57P03 starting up), or the connection
-// broke, as opposed to an error PostgreSQL sent about the statement. (Its
-// own function so that the error targets escape only on the error path.)
-func nodeDown(err error) bool {
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr)
-}
-
-// onNode says which node an error came from.
-func onNode(node string, err error) error {
-	if node == "" || err == nil {
-		return err
-	}
-	return fmt.Errorf("piccolo: node %q: %w", node, err)
+	tag, seen, err := runStatement(ctx, l.conn, q, scan)
+	return tag, seen, markLost(l.conn, err)
 }
 
 // runStatement runs q on conn and hands its rows to scan (nil: Exec).
@@ -651,12 +619,12 @@ func runStatement(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(
 	return rows.CommandTag(), n, rows.Err()
 }
 
-// sessionEnded reports whether err is the server ending the session before
-// it ran the statement: the backend was terminated (57P01), the server shut
-// down (57P02) or is starting (57P03). A session that ends during a
-// statement aborts that statement's transaction, so nothing of it stayed.
-// A connection that sat idle in the pool meets this after a server restart
-// or pg_terminate_backend.
+// sessionEnded reports whether err is the server ending the session: the
+// backend was terminated (57P01), the server shut down (57P02) or is
+// starting (57P03). It does not say when: before the statement was sent,
+// or while it ran (then the statement may have taken effect: a nextval, a
+// commit whose answer was lost). Only work that has no effect outside the
+// session (BEGIN) may be sent again after it.
 func sessionEnded(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -671,7 +639,8 @@ func sessionEnded(err error) bool {
 
 // resetPool closes the pool's idle connections, which a session that ended
 // under one of them says are likely dead too (a server restart ends them
-// all); connections in use close when they come back.
+// all); connections in use close when they come back. acquire would find
+// each dead one before use; resetting spares it the attempts.
 func (e *PostgresEngine) resetPool() {
 	if p := e.pool.Load(); p != nil {
 		p.Reset()
@@ -719,6 +688,13 @@ func (l lease) release() {
 
 // acquire borrows a connection from the pool, or opens a one-shot
 // connection when no pool is running.
+//
+// A pooled connection whose session the server ended while it sat idle
+// (pg_terminate_backend, a server restart, idle_session_timeout) is
+// discarded before anything is sent on it, and another one is taken: that
+// work provably never reached the server. This is the engine's only
+// transparent retry of a failed session; a statement that meets the end of
+// its session after it was sent is never sent again.
 func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
 	if pool := e.pool.Load(); pool != nil {
 		if e.acquireTimeout > 0 {
@@ -726,11 +702,19 @@ func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
 			ctx, cancel = context.WithTimeout(ctx, e.acquireTimeout)
 			defer cancel()
 		}
-		pc, err := pool.Acquire(ctx)
-		if err != nil {
-			return lease{}, fmt.Errorf("piccolo: acquire connection: %w", err)
+		// Every connection the pool held may be dead (a restart ends them
+		// all): one more attempt than it holds reaches a fresh one.
+		for range e.poolConfig.MaxConns + 1 {
+			pc, err := pool.Acquire(ctx)
+			if err != nil {
+				return lease{}, fmt.Errorf("piccolo: acquire connection: %w", err)
+			}
+			if sessionAlive(pc.Conn().PgConn()) {
+				return lease{conn: pc.Conn(), pooled: pc}, nil
+			}
+			pc.Release() // closed: the pool destroys it
 		}
-		return lease{conn: pc.Conn(), pooled: pc}, nil
+		return lease{}, fmt.Errorf("piccolo: acquire connection: %w", errSessionsEnded)
 	}
 	conn, err := pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
 	if err != nil {
@@ -738,6 +722,10 @@ func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
 	}
 	return lease{conn: conn, ctx: ctx}, nil
 }
+
+// errSessionsEnded is why acquire gave up: the server had ended the
+// session of every pooled connection it tried.
+var errSessionsEnded = errors.New("the server ended the session of every connection tried; is it restarting?")
 
 // closeTimeout bounds the statements that clean up after a failure or a
 // cancelled context (ROLLBACK, CLOSE, Terminate): they run even when the

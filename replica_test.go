@@ -233,3 +233,111 @@ func scalarOn[T any](t testing.TB, ctx context.Context, e *piccolo.PostgresEngin
 	t.Fatalf("%s: no value", sql)
 	panic("unreachable")
 }
+
+// Only a failed connection means a node is down. A routed read that fails
+// on the client side (pgx refuses its arguments) or on the server fails
+// naming the replica, and the replica stays in use: it is neither marked
+// down nor is the read sent again to the primary.
+func TestReplicaClientErrorLeavesReplicaInUse(t *testing.T) {
+	t.Parallel()
+	pair := newReplicaPair(t)
+	// Checks too rare to run during the test: a replica wrongly marked
+	// down stays down.
+	e, _ := pair.engines(t, &piccolo.ReadRouting{CheckInterval: time.Hour})
+	ctx := context.Background()
+	read := piccolo.Read()
+	failures := []struct {
+		name string
+		q    piccolo.Querystring
+	}{
+		{"unencodable argument", piccolo.Querystring{SQL: "SELECT $1::int AS v", Args: []any{make(chan int)}}},
+		{"wrong argument count", piccolo.Querystring{SQL: "SELECT $1::int AS v"}},
+		{"server error", piccolo.Querystring{SQL: "SELECT 1/0 AS v"}},
+	}
+	runs := []struct {
+		name string
+		run  func(q piccolo.Querystring) error
+	}{
+		{"RunQuerystring", func(q piccolo.Querystring) error {
+			_, err := e.RunQuerystring(ctx, q, read)
+			return err
+		}},
+		{"Exec", func(q piccolo.Querystring) error {
+			_, err := e.Exec(ctx, q, read)
+			return err
+		}},
+		{"Batch", func(q piccolo.Querystring) error {
+			b, err := e.Batch(ctx, piccolo.Raw(q.SQL, q.Args...), read)
+			if err == nil {
+				_, err = b.Next(ctx)
+				_ = b.Close(ctx)
+			}
+			return err
+		}},
+	}
+	for _, f := range failures {
+		for _, r := range runs {
+			t.Run(f.name+"/"+r.name, func(t *testing.T) {
+				err := r.run(f.q)
+				if err == nil || !strings.Contains(err.Error(), `node "r1"`) {
+					t.Fatalf("got %v, want an error naming node r1", err)
+				}
+				if !scalarOn[bool](t, ctx, e, "SELECT pg_is_in_recovery()", read) {
+					t.Fatal("the healthy replica was marked down: reads go to the primary")
+				}
+			})
+		}
+	}
+}
+
+// A replica that does not answer when StartConnectionPool runs does not
+// stop the primary: the primary starts and serves, a warning names the
+// node, routed reads go to the primary and OnNode reports the connection
+// error. Once the replica answers, a health check brings it in.
+func TestReplicaDownAtStartPrimaryServes(t *testing.T) {
+	t.Parallel()
+	pair := newReplicaPair(t)
+	standbyDSN := pair.standby.DSN("postgres")
+	proxy := startFaultProxy(t, standbyDSN)
+	proxy.setRefuse(true)
+	replica := newEngine(t, false, piccolo.PostgresConfig{DSN: proxy.proxiedDSN(t, standbyDSN)})
+	logger, logs := newLogger()
+	primary := newEngine(t, false, piccolo.PostgresConfig{
+		DSN:         pair.primary.DSN("postgres"),
+		Logger:      logger,
+		ExtraNodes:  map[string]*piccolo.PostgresEngine{"r1": replica},
+		ReadRouting: &piccolo.ReadRouting{CheckInterval: 50 * time.Millisecond},
+	})
+	ctx := context.Background()
+	if err := primary.StartConnectionPool(ctx); err != nil {
+		t.Fatalf("StartConnectionPool with the replica down: %v", err)
+	}
+	t.Cleanup(primary.Close)
+	if l := logs.String(); !strings.Contains(l, "extra node does not answer") || !strings.Contains(l, "node=r1") {
+		t.Errorf("no warning names the replica that did not answer; logs:\n%s", logs)
+	}
+	if err := primary.RunDDL(ctx, "CREATE TABLE served (id int)"); err != nil {
+		t.Fatalf("primary with the replica down at start: %v", err)
+	}
+	if scalarOn[bool](t, ctx, primary, "SELECT pg_is_in_recovery()", piccolo.Read()) {
+		t.Fatal("a routed read reached a replica that is down")
+	}
+	_, err := primary.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT 1"}, piccolo.OnNode("r1"))
+	var connErr *pgconn.ConnectError
+	if !errors.As(err, &connErr) || !strings.Contains(err.Error(), `node "r1"`) {
+		t.Fatalf("OnNode(r1) with the replica down: %v, want a connection error naming the node", err)
+	}
+
+	proxy.setRefuse(false)
+	eventually(t, "reads routed to the replica once it answers", func() error {
+		if !scalarOn[bool](t, ctx, primary, "SELECT pg_is_in_recovery()", piccolo.Read()) {
+			return errors.New("reads still go to the primary")
+		}
+		return nil
+	})
+	if !scalarOn[bool](t, ctx, primary, "SELECT pg_is_in_recovery()", piccolo.OnNode("r1")) {
+		t.Fatal("OnNode(r1) did not reach the replica once it answered")
+	}
+	assertNoBorrowed(t, primary)
+	assertNoBorrowed(t, replica)
+}

@@ -684,7 +684,7 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 			t.Fatal("TransactionExists true for a rollback-only transaction")
 		}
 	})
-	t.Run("ended by SQL", func(t *testing.T) {
+	t.Run("COMMIT sent as SQL is refused", func(t *testing.T) {
 		ctx, tx, err := e.Begin(bg)
 		if err != nil {
 			t.Fatal(err)
@@ -693,11 +693,13 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "COMMIT"}); err != nil {
-			t.Fatal(err)
+		// The engine refuses it (TestTransactionRefusesTransactionControlSQL):
+		// the transaction goes on and statements can still run.
+		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "COMMIT"}); !errors.Is(err, piccolo.ErrTransactionControl) {
+			t.Fatalf("COMMIT as SQL: %v, want ErrTransactionControl", err)
 		}
-		if e.TransactionExists(ctx) {
-			t.Fatal("TransactionExists true for a transaction a COMMIT sent as SQL ended")
+		if !e.TransactionExists(ctx) {
+			t.Fatal("TransactionExists false although the refused COMMIT left the transaction usable")
 		}
 	})
 	t.Run("does not wait for a running statement", func(t *testing.T) {

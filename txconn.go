@@ -153,7 +153,7 @@ func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFu
 	}
 	defer c.unlock()
 	if err := t.flushLocked(ctx, use); err != nil {
-		return err
+		return markLost(c.conn, err)
 	}
 	if use&useScans != 0 {
 		c.scanner.Store(goroutineID())
@@ -161,11 +161,14 @@ func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFu
 	}
 	err := fn(ctx, c.conn)
 	c.checkEndedLocked()
-	return err
+	return markLost(c.conn, err)
 }
 
 // statement runs q through t; it also returns how many rows scan saw.
 func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
+	if err := refuseInTransaction(q.SQL); err != nil {
+		return tag, 0, err
+	}
 	run := func(ctx context.Context, conn *pgx.Conn) error {
 		tag, seen, err = runStatement(ctx, conn, q, scan)
 		return err
@@ -224,8 +227,11 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 	sql := strings.Join(stmts, "; ")
 	_, err = c.conn.Exec(ctx, sql)
 	if err != nil && withBegin && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
-		// The pooled connection's session had ended before the transaction
-		// sent anything: start it on a fresh connection instead.
+		// The session of the transaction's pooled connection ended before
+		// the transaction began: start it on a fresh connection. Sending
+		// the pending statements again is safe however far they got: BEGIN
+		// and SAVEPOINT have no effect outside the session that ended.
+		// (Statements are never sent again: see acquire.)
 		c.engine.resetPool()
 		l, acqErr := c.engine.acquire(ctx)
 		if acqErr == nil {

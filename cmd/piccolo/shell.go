@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/internal/sqltext"
 )
 
 const shellHelp = `
@@ -156,7 +157,7 @@ func (s *session) handleLine(ctx context.Context, line string) (quit bool) {
 	if s.pending != "" {
 		text = s.pending + "\n" + line
 	}
-	stmts, rest := splitStatements(text)
+	stmts, rest := sqltext.Split(text)
 	s.pending = rest
 	for _, sql := range stmts {
 		s.timed(func() error { return s.statement(ctx, sql) })
@@ -202,7 +203,10 @@ func (s *session) queryContext(ctx context.Context) context.Context {
 
 // statement runs one SQL statement and prints its rows or command tag.
 // Transaction control typed as SQL (BEGIN, COMMIT...) goes to the engine's
-// transactions, as the meta-commands do.
+// transactions, as the meta-commands do; a BEGIN with options is refused,
+// and inside a transaction the engine refuses other SQL that would begin or
+// end it (COMMIT AND CHAIN, PREPARE TRANSACTION). SAVEPOINT, RELEASE and
+// ROLLBACK TO typed as SQL run in the transaction.
 func (s *session) statement(ctx context.Context, sql string) error {
 	switch txControl(sql) {
 	case "begin":
@@ -211,6 +215,12 @@ func (s *session) statement(ctx context.Context, sql string) error {
 		return s.commit()
 	case "rollback":
 		return s.rollback()
+	}
+	if s.tx == nil && sqltext.Control(sql) == sqltext.TxStart {
+		// Sent as SQL it would begin a transaction on one pooled connection
+		// and hold none of the statements after it. (Inside a transaction
+		// the engine refuses SQL that would begin or end it.)
+		return errors.New(`not run: the shell tracks transactions begun by \begin or a plain BEGIN; (options such as ISOLATION LEVEL are not supported); use \begin`)
 	}
 	qctx := s.queryContext(ctx)
 	q := piccolo.Querystring{SQL: sql}

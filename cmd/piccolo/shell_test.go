@@ -106,17 +106,27 @@ func TestShellUnterminatedStatement(t *testing.T) {
 	}
 }
 
-// TestShellPrompt checks the prompt through a transaction's states.
-func TestShellPrompt(t *testing.T) {
-	t.Parallel()
+// newTestSession returns a shell session on the package's database and its
+// outputs; the test's end rolls back a transaction left open.
+func newTestSession(t *testing.T) (*session, *strings.Builder, *strings.Builder) {
+	t.Helper()
 	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: pgtest.DSN(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer engine.Close()
-	var out, errOut strings.Builder
-	s := &session{engine: engine, out: &out, errOut: &errOut}
-	defer s.endTransaction()
+	out, errOut := &strings.Builder{}, &strings.Builder{}
+	s := &session{engine: engine, out: out, errOut: errOut}
+	t.Cleanup(func() {
+		s.endTransaction()
+		engine.Close()
+	})
+	return s, out, errOut
+}
+
+// TestShellPrompt checks the prompt through a transaction's states.
+func TestShellPrompt(t *testing.T) {
+	t.Parallel()
+	s, out, errOut := newTestSession(t)
 	steps := []struct {
 		line   string
 		prompt string
@@ -147,5 +157,69 @@ func TestShellPrompt(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "ROLLBACK\n") || !strings.Contains(errOut.String(), "rolled back") {
 		t.Errorf("COMMIT of a failed transaction should report a rollback; stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+}
+
+// TestShellTransactionSQLItCannotTrack: a BEGIN the shell cannot map to
+// \begin is refused (run as SQL it would hold nothing: each statement runs
+// on a connection of its own), and inside a transaction the engine refuses
+// SQL that would end it behind the shell's back (COMMIT AND CHAIN).
+func TestShellTransactionSQLItCannotTrack(t *testing.T) {
+	t.Parallel()
+	s, out, errOut := newTestSession(t)
+	steps := []struct {
+		line, prompt, stderr string
+	}{
+		{"CREATE TABLE shell_txsql (id int);", "piccolo=> ", ""},
+		{"BEGIN ISOLATION LEVEL SERIALIZABLE;", "piccolo=> ", `use \begin`},
+		{`\begin`, "piccolo*> ", ""},
+		{"INSERT INTO shell_txsql VALUES (1);", "piccolo*> ", ""},
+		{"COMMIT AND CHAIN;", "piccolo*> ", "refused"},
+		{`\rollback`, "piccolo=> ", ""},
+		{"SELECT count(*) FROM shell_txsql;", "piccolo=> ", ""},
+	}
+	for i, st := range steps {
+		errOut.Reset()
+		s.handleLine(t.Context(), st.line)
+		if got := s.prompt(); got != st.prompt {
+			t.Fatalf("after line %d %q the prompt is %q, want %q; stderr:\n%s", i, st.line, got, st.prompt, errOut.String())
+		}
+		if st.stderr != "" && !strings.Contains(errOut.String(), st.stderr) || st.stderr == "" && errOut.Len() > 0 {
+			t.Fatalf("after line %d %q stderr is %q, want %q", i, st.line, errOut.String(), st.stderr)
+		}
+	}
+	if !strings.Contains(out.String(), "-------\n     0\n") {
+		t.Errorf("the rolled-back INSERT was committed:\n%s", out.String())
+	}
+}
+
+func TestTxControl(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"BEGIN": "begin", "begin work": "begin", "Begin Transaction": "begin", "START TRANSACTION": "begin",
+		"COMMIT": "commit", "end": "commit", "commit work": "commit",
+		"ROLLBACK": "rollback", "abort": "rollback", "rollback transaction": "rollback",
+		"ROLLBACK TO SAVEPOINT a": "", "rollback to a": "", "BEGIN ISOLATION LEVEL SERIALIZABLE": "",
+		"start": "", "SELECT 1": "", "": "", "commit and chain": "",
+	}
+	for sql, want := range tests {
+		if got := txControl(sql); got != want {
+			t.Errorf("txControl(%q) = %q, want %q", sql, got, want)
+		}
+	}
+}
+
+func TestReturnsRows(t *testing.T) {
+	t.Parallel()
+	tests := map[string]bool{
+		"SELECT 1": true, "select\n1": true, "(SELECT 1) UNION (SELECT 2)": true, "WITH x AS (SELECT 1) SELECT * FROM x": true,
+		"VALUES (1)": true, "TABLE band": true, "SHOW search_path": true, "EXPLAIN SELECT 1": true,
+		"INSERT INTO t VALUES (1) RETURNING id": true, "INSERT INTO t VALUES (1)": false,
+		"CREATE TABLE t (id int)": false, "UPDATE t SET a = 1": false, "DELETE FROM t": false,
+	}
+	for sql, want := range tests {
+		if got := returnsRows(sql); got != want {
+			t.Errorf("returnsRows(%q) = %v, want %v", sql, got, want)
+		}
 	}
 }

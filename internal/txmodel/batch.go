@@ -17,8 +17,14 @@ type batch struct {
 }
 
 // atomic runs Atomic().Add(items...).Run(c): a joined Transaction whose
-// failure names the item.
+// failure names the item. A query that controls the transaction is
+// refused before any I/O; a Runner's statement, when the Runner runs it.
 func (m *model) atomic(items []Item, c *ctxNode) (Class, int) {
+	for i, it := range items { // checked before any I/O
+		if !it.Runner && (it.Kind == SQLCommit || it.Kind == SQLRollback) {
+			return TxControl, i
+		}
+	}
 	h, e := m.open(NestJoin, c)
 	if h == nil {
 		return e, -1
@@ -68,17 +74,11 @@ func (m *model) openBatch(ref int, c *ctxNode) Class {
 // The cursor outlives a released savepoint block, and a finished joined
 // one, in the enclosing block; it goes with a rolled-back savepoint block
 // (ROLLBACK TO closes it) and with the transaction.
-func (m *model) holder(b *batch) *handle {
+func holder(b *batch) *handle {
 	if b.own != nil {
 		return b.own
 	}
 	x := b.h
-	if m.dev.BatchLeavesCursorOpen {
-		if !x.active() {
-			return nil
-		}
-		return x
-	}
 	for x.state == committed && x.parent != nil {
 		x = x.parent
 	}
@@ -97,7 +97,7 @@ func (m *model) next(b *batch, c *ctxNode) (Class, string) {
 		}
 		return BatchClosed, ""
 	}
-	x := m.holder(b)
+	x := holder(b)
 	if x == nil {
 		b.closed = true
 		return TxDone, ""
@@ -113,9 +113,7 @@ func (m *model) next(b *batch, c *ctxNode) (Class, string) {
 	})
 	if e != OK {
 		b.closed = true
-		if b.own != nil || !m.dev.BatchLeavesCursorOpen {
-			m.closeCursor(b, &ctxNode{})
-		}
+		m.closeCursor(b, &ctxNode{}) // with a cleanup context
 		return e, ""
 	}
 	n := min(BatchSize, len(b.rows))
@@ -149,7 +147,7 @@ func (m *model) closeCursor(b *batch, c *ctxNode) Class {
 		}
 		return OK
 	}
-	x := m.holder(b)
+	x := holder(b)
 	if x == nil || !x.usable() {
 		return OK
 	}

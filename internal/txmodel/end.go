@@ -10,21 +10,14 @@ func (m *model) finish(h *handle, commit bool, c *ctxNode) Class {
 	if !h.active() {
 		return TxDone // rule 7: Commit or Rollback of an ended block
 	}
-	inside := h.openInside()
-	if h.c.endedBySQL {
-		// Rule 10: no outcome, no hook, nothing sent.
-		for _, x := range inside {
-			x.state, x.endedBy = unknown, true
-		}
-		h.state = unknown
-		return TxDone
-	}
+	// Rule 10 cannot happen: a COMMIT or ROLLBACK sent as SQL is refused
+	// (see statement).
 	ctxErr := c.err() // rule 9: ending goes on whatever ctx says
 	// Rule 3: the blocks still open inside end first, innermost first, as
 	// rolled back.
 	var hooks []int
 	var outermost *handle // the outermost savepoint block inside
-	for _, x := range inside {
+	for _, x := range h.openInside() {
 		x.state, x.endedBy = rolledBack, true
 		if x.kind == joined {
 			x.unit().rbOnly = true

@@ -152,13 +152,15 @@ func (g *gen) items() []Item {
 	items := make([]Item, 1+g.r.IntN(3))
 	for i := range items {
 		items[i] = Item{Kind: Insert, Runner: g.r.IntN(4) == 0}
-		switch g.weighted(8, 1, 1) {
+		switch g.weighted(16, 2, 2, 1) {
 		case 0:
 			items[i].Row = g.row()
 		case 1:
 			items[i].Kind = InsertDup
 		case 2:
 			items[i].Kind = DivZero
+		case 3:
+			items[i].Kind = []Kind{SQLCommit, SQLRollback}[g.r.IntN(2)]
 		}
 	}
 	return items

@@ -8,19 +8,9 @@ import (
 	"strings"
 )
 
-// Deviations are differences from the semantics that a caller of Run
-// accepts for now, each named for what the engine does instead. The zero
-// value is the semantics.
-type Deviations struct {
-	// Defect 7: a Batch ends with the handle it was opened through (a
-	// released savepoint block included), and an error or such an end
-	// leaves its cursor open.
-	BatchLeavesCursorOpen bool
-}
-
 // Run runs p on the model and returns what the engine must report.
-func Run(p Program, dev Deviations) Outcome {
-	m := &model{dev: dev, committed: map[int]bool{0: true}, hookRows: map[int]int{},
+func Run(p Program) Outcome {
+	m := &model{committed: map[int]bool{0: true}, hookRows: map[int]int{},
 		sps: map[int]*spRef{}, batches: map[int]*batch{}}
 	m.ops(p, &frame{ctx: &ctxNode{}}, "")
 	for _, b := range m.batches { // the program's deferred Close
@@ -30,7 +20,6 @@ func Run(p Program, dev Deviations) Outcome {
 }
 
 type model struct {
-	dev       Deviations
 	committed map[int]bool
 	hooks     []string    // the hooks that ran, in order
 	hookRows  map[int]int // the row a hook inserts, by hook number
@@ -146,8 +135,8 @@ func (m *model) record(r Result, h *handle, c *ctxNode) {
 }
 
 // send runs do on h's connection as the engine runs a statement through h
-// (rule 2): h and every enclosing block open, the transaction neither
-// rollback-only nor ended by SQL, else ErrTransactionDone; h top or inside
+// (rule 2): h and every enclosing block open, the transaction not
+// rollback-only, else ErrTransactionDone; h top or inside
 // it, else ErrConnBusy (a Batch's FETCH and CLOSE, cursor, are exempt). A
 // ctx that has ended sends nothing. Refused, nothing changes; else the
 // pending SAVEPOINTs go first.
@@ -175,58 +164,32 @@ func (m *model) send(h *handle, c *ctxNode, cursor bool, do func(*conn) Class) C
 }
 
 // statement runs an INSERT, a failing SELECT, the cursor count, or a
-// COMMIT or ROLLBACK sent as SQL.
+// COMMIT or ROLLBACK sent as SQL, through ctx c.
 func (m *model) statement(k Kind, row int, c *ctxNode) (Class, string) {
-	if c.h == nil { // autocommit
-		if e := c.err(); e != 0 {
-			return e, ""
-		}
-		switch k {
-		case Insert:
-			m.committed[row] = true
-		case InsertDup:
-			return Unique, ""
-		case DivZero:
-			return DivByZero, ""
-		case CountCursors:
-			return OK, "0"
-		}
-		return OK, "" // COMMIT and ROLLBACK: a warning, no transaction
+	control := k == SQLCommit || k == SQLRollback
+	if e := c.err(); e != 0 && (c.h == nil || control) {
+		return e, "" // checked before anything else
 	}
-	value := ""
-	e := m.send(c.h, c, false, func(cn *conn) Class {
-		switch {
-		case k == SQLCommit || k == SQLRollback:
-			m.endBySQL(cn, k == SQLCommit)
-			return OK
-		case cn.aborted:
-			return InFailedTx
-		case k == Insert:
-			cn.rows[row] = len(cn.stack)
-		case k == InsertDup:
-			return cn.fail(Unique)
-		case k == DivZero:
-			return cn.fail(DivByZero)
-		case k == CountCursors:
-			value = strconv.Itoa(len(cn.cursors))
-		}
-		return OK
-	})
-	return e, value
-}
-
-// endBySQL is a COMMIT or ROLLBACK the server ran as a statement: it ends
-// the transaction, open savepoint blocks included (COMMIT in an aborted
-// transaction rolls back); the engine then refuses everything (rule 10).
-func (m *model) endBySQL(cn *conn, commit bool) {
-	if commit && !cn.aborted {
+	if c.h == nil { // autocommit: COMMIT and ROLLBACK only warn
+		cn := newConn()
+		e, value := cn.run(k, row)
 		for row := range cn.rows {
 			m.committed[row] = true
 		}
+		return e, value
 	}
-	clear(cn.rows)
-	clear(cn.cursors)
-	cn.endedBySQL = true
+	if control {
+		// Refused before any I/O, whatever state the transaction is in:
+		// no COMMIT or ROLLBACK sent as SQL ends a transaction, and rule
+		// 10 cannot happen.
+		return TxControl, ""
+	}
+	var value string
+	e := m.send(c.h, c, false, func(cn *conn) (e Class) {
+		e, value = cn.run(k, row)
+		return e
+	})
+	return e, value
 }
 
 // savepoint is cur.Savepoint: queued, sent before the next statement.

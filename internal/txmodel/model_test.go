@@ -43,13 +43,15 @@ func TestModelStatesTheRules(t *testing.T) {
 			Program{tx(NestJoin, ReturnNil, ins(1), tx(NestJoin, ReturnNil, Op{Kind: Commit, Outer: true}))}, []int{0}, TxDone, "1.2"},
 		{"rule 6: a joined Commit in a rollback-only unit rolls back",
 			Program{tx(NestJoin, ReturnNil, Op{Kind: Begin, Mode: NestJoin, End: CommitEnd, Body: []Op{tx(NestJoin, ReturnErr)}})}, []int{0}, CommitRolledBack, "1.1.end"},
-		{"rule 10: after a COMMIT sent as SQL, a block's end reports no outcome",
-			Program{tx(NestJoin, ReturnNil, ins(1), tx(NestSavepoint, ReturnNil, ins(2), Op{Kind: SQLCommit}, ins(3)))}, []int{0, 1, 2}, TxDone, "1.2"},
+		{"rule 10 cannot happen: a COMMIT sent as SQL is refused, the transaction goes on",
+			Program{tx(NestJoin, ReturnNil, ins(1), tx(NestSavepoint, ReturnNil, ins(2), Op{Kind: SQLCommit}, ins(3)))}, []int{0, 1, 2, 3}, TxControl, "1.2.2"},
+		{"an Atomic refuses transaction control before any I/O",
+			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: Atomic, Items: []Item{{Kind: Insert, Row: 2}, {Kind: SQLCommit}}})}, []int{0, 1}, TxControl, "1.2"},
 		{"rule 11: a hook runs its query although the Commit's ctx ended",
 			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: OnRollback, Ref: 1, Row: 2}, Op{Kind: Commit, Expired: true})}, []int{0, 2}, CommitRolledBack | Deadline, "1.3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := Run(tc.p, Deviations{})
+			out := Run(tc.p)
 			if !slices.Equal(out.Committed, tc.committed) {
 				t.Errorf("committed %v, want %v\n%s", out.Committed, tc.committed, tc.p)
 			}
@@ -74,7 +76,7 @@ func TestModelHooks(t *testing.T) {
 		tx(NestSavepoint, ReturnErr, ins(1), Op{Kind: OnCommit, Ref: 2}, Op{Kind: OnRollback, Ref: 3}),
 		tx(NestSavepoint, ReturnNil, ins(2), Op{Kind: OnCommit, Ref: 4}),
 	)}
-	out := Run(p, Deviations{})
+	out := Run(p)
 	if got := out.Results[len(out.Results)-1].Hooks; got != "r3 c1 c4" {
 		t.Errorf("hooks %q, want \"r3 c1 c4\"", got)
 	}
@@ -90,7 +92,7 @@ func TestModelBatchOutlivesReleasedBlock(t *testing.T) {
 		Op{Kind: BatchNext, Ref: 1},
 		Op{Kind: CountCursors},
 	)}
-	out := Run(p, Deviations{})
+	out := Run(p)
 	var values []string
 	for _, r := range out.Results {
 		if r.Value != "" {

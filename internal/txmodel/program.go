@@ -87,7 +87,7 @@ type Op struct {
 
 // Item is one query queued in an Atomic.
 type Item struct {
-	Kind   Kind // Insert, InsertDup or DivZero
+	Kind   Kind // Insert, InsertDup, DivZero, SQLCommit or SQLRollback
 	Row    int
 	Runner bool // queued as a Runner that runs the statement itself
 }
@@ -194,6 +194,10 @@ func (it Item) String() string {
 		s = fmt.Sprintf("insertQ(%d)", it.Row)
 	case InsertDup:
 		s = "insertQ(0)"
+	case SQLCommit:
+		s = `Raw("COMMIT")`
+	case SQLRollback:
+		s = `Raw("ROLLBACK")`
 	default:
 		s = `Raw("SELECT 1/0")`
 	}

@@ -1,6 +1,9 @@
 package txmodel
 
-import "slices"
+import (
+	"slices"
+	"strconv"
+)
 
 type status uint8
 
@@ -8,7 +11,6 @@ const (
 	active status = iota
 	committed
 	rolledBack
-	unknown // rule 10: a COMMIT or ROLLBACK sent as SQL ended it
 )
 
 type hkind uint8
@@ -47,9 +49,8 @@ type conn struct {
 	// at depth >= p; RELEASE of it moves them to depth p-1.
 	rows       map[int]int
 	cursors    map[int]int
-	aborted    bool      // a statement failed: the server refuses all but ROLLBACK (TO)
-	open       []*handle // the nested blocks opened so far, in order
-	endedBySQL bool      // rule 10
+	aborted bool      // a statement failed: the server refuses all but ROLLBACK (TO)
+	open    []*handle // the nested blocks opened so far, in order
 }
 
 func newConn() *conn {
@@ -89,7 +90,7 @@ func (h *handle) rollbackOnly() bool {
 // usable: statements may run through h as far as its state goes (rule 2),
 // which is what TransactionExists says.
 func (h *handle) usable() bool {
-	return h != nil && h.active() && !h.rollbackOnly() && !h.c.endedBySQL
+	return h != nil && h.active() && !h.rollbackOnly()
 }
 
 // top is the innermost open savepoint block, nil when only the root is
@@ -160,6 +161,23 @@ func (c *conn) forget(h *handle) {
 	} else {
 		c.pending = nil
 	}
+}
+
+// run runs statement k on the server.
+func (c *conn) run(k Kind, row int) (Class, string) {
+	switch {
+	case c.aborted:
+		return InFailedTx, ""
+	case k == Insert:
+		c.rows[row] = len(c.stack)
+	case k == InsertDup:
+		return c.fail(Unique), ""
+	case k == DivZero:
+		return c.fail(DivByZero), ""
+	case k == CountCursors:
+		return OK, strconv.Itoa(len(c.cursors))
+	}
+	return OK, ""
 }
 
 // fail is a statement failing on the server: the transaction is aborted.

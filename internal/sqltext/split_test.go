@@ -1,11 +1,12 @@
-package main
+package sqltext
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
-func TestSplitStatements(t *testing.T) {
+func TestSplit(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -37,21 +38,28 @@ func TestSplitStatements(t *testing.T) {
 		{"nested block comment", "SELECT /* a /* ; */ ; */ 1;", []string{"SELECT /* a /* ; */ ; */ 1"}, ""},
 		{"open block comment", "SELECT 1 /* ;", nil, "SELECT 1 /* ;"},
 		{"comment-only statement", "/* x */;SELECT 1;", []string{"SELECT 1"}, ""},
+		{"semicolon in parentheses", "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1;",
+			[]string{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))", "SELECT 1"}, ""},
+		{"begin atomic body", "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END; COMMIT;",
+			[]string{"CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END", "COMMIT"}, ""},
+		{"begin atomic procedure", "CREATE PROCEDURE p() BEGIN ATOMIC INSERT INTO t VALUES (1); END;", []string{"CREATE PROCEDURE p() BEGIN ATOMIC INSERT INTO t VALUES (1); END"}, ""},
+		{"begin outside a routine", "BEGIN; SELECT 1; END;", []string{"BEGIN", "SELECT 1", "END"}, ""},
+		{"open begin atomic", "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1;", nil, "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1;"},
 	}
 	for _, tt := range tests {
-		stmts, rest := splitStatements(tt.text)
+		stmts, rest := Split(tt.text)
 		if !slices.Equal(stmts, tt.stmts) || rest != tt.rest {
-			t.Errorf("%s: splitStatements(%q) = %q, %q; want %q, %q", tt.name, tt.text, stmts, rest, tt.stmts, tt.rest)
+			t.Errorf("%s: Split(%q) = %q, %q; want %q, %q", tt.name, tt.text, stmts, rest, tt.stmts, tt.rest)
 		}
 	}
 }
 
-func FuzzSplitStatements(f *testing.F) {
+func FuzzSplit(f *testing.F) {
 	for _, s := range []string{"SELECT 1;", "SELECT 'a;b'; --x\n", "$a$;$a$;", "/* /* */;", `E'\';'`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		stmts, rest := splitStatements(text)
+		stmts, rest := Split(text)
 		for _, s := range stmts {
 			if s == "" {
 				t.Errorf("empty statement from %q", text)
@@ -60,36 +68,16 @@ func FuzzSplitStatements(f *testing.F) {
 		if len(rest) > len(text) {
 			t.Errorf("rest %q longer than the input %q", rest, text)
 		}
+		// Statements come out in order, each a piece of the text.
+		at := 0
+		for _, s := range Statements(text) {
+			i := strings.Index(text[at:], s)
+			if i < 0 {
+				t.Fatalf("statement %q of %q not found in order", s, text)
+			}
+			at += i + len(s)
+			_ = Control(s)
+		}
+		_ = IsData(text)
 	})
-}
-
-func TestTxControl(t *testing.T) {
-	t.Parallel()
-	tests := map[string]string{
-		"BEGIN": "begin", "begin work": "begin", "Begin Transaction": "begin", "START TRANSACTION": "begin",
-		"COMMIT": "commit", "end": "commit", "commit work": "commit",
-		"ROLLBACK": "rollback", "abort": "rollback", "rollback transaction": "rollback",
-		"ROLLBACK TO SAVEPOINT a": "", "rollback to a": "", "BEGIN ISOLATION LEVEL SERIALIZABLE": "",
-		"start": "", "SELECT 1": "", "": "", "commit and chain": "",
-	}
-	for sql, want := range tests {
-		if got := txControl(sql); got != want {
-			t.Errorf("txControl(%q) = %q, want %q", sql, got, want)
-		}
-	}
-}
-
-func TestReturnsRows(t *testing.T) {
-	t.Parallel()
-	tests := map[string]bool{
-		"SELECT 1": true, "select\n1": true, "(SELECT 1) UNION (SELECT 2)": true, "WITH x AS (SELECT 1) SELECT * FROM x": true,
-		"VALUES (1)": true, "TABLE band": true, "SHOW search_path": true, "EXPLAIN SELECT 1": true,
-		"INSERT INTO t VALUES (1) RETURNING id": true, "INSERT INTO t VALUES (1)": false,
-		"CREATE TABLE t (id int)": false, "UPDATE t SET a = 1": false, "DELETE FROM t": false,
-	}
-	for sql, want := range tests {
-		if got := returnsRows(sql); got != want {
-			t.Errorf("returnsRows(%q) = %v, want %v", sql, got, want)
-		}
-	}
 }

@@ -1,59 +1,65 @@
-package main
+package sqltext
 
 import "strings"
 
-// splitStatements cuts text at the semicolons that end SQL statements,
-// ignoring those inside quoted strings and identifiers, dollar-quoted
-// strings and comments. It returns the complete statements, trimmed and
-// without their semicolons (empty ones dropped), and the incomplete rest
-// of text, which is "" when it holds nothing but white space and comments.
-func splitStatements(text string) (stmts []string, rest string) {
-	start := 0       // where the current statement began
-	content := false // the current statement has more than space and comments
-	for i := 0; i < len(text); {
-		c := text[i]
-		switch {
-		case c == ';':
-			if s := strings.TrimSpace(text[start:i]); content && s != "" {
-				stmts = append(stmts, s)
-			}
-			i++
-			start, content = i, false
-			continue
+type tokenKind uint8
+
+const (
+	tokWord      tokenKind = iota // an unquoted keyword, identifier or number
+	tokQuoted                     // a string, quoted identifier or dollar-quoted string
+	tokSemicolon                  // ;
+	tokOpen                       // (
+	tokClose                      // )
+	tokOther                      // any other byte
+)
+
+// token is text[start:end], of kind.
+type token struct {
+	kind       tokenKind
+	start, end int
+}
+
+// scanner yields the tokens of text, skipping white space and comments.
+type scanner struct {
+	text string
+	pos  int
+	// open is set when text ended inside a quoted token or a block comment.
+	open bool
+}
+
+// next returns the next token, or false at the end of the text.
+func (s *scanner) next() (token, bool) {
+	text := s.text
+	for s.pos < len(text) {
+		i := s.pos
+		switch c := text[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			s.pos++
 		case c == '-' && strings.HasPrefix(text[i:], "--"):
 			end := strings.IndexByte(text[i:], '\n')
 			if end < 0 {
-				return stmts, restOf(text[start:], content)
+				s.pos = len(text) // a line comment may end the text
+				return token{}, false
 			}
-			i += end + 1
-			continue
+			s.pos = i + end + 1
 		case c == '/' && strings.HasPrefix(text[i:], "/*"):
 			end, ok := blockCommentEnd(text, i)
+			s.pos = end
 			if !ok {
-				return stmts, restOf(text[start:], true)
+				s.open = true
+				return token{}, false
 			}
-			i = end
-			continue
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			i++
-			continue
+		default:
+			end, kind, ok := tokenEnd(text, i)
+			s.pos = end
+			if !ok {
+				s.open = true
+				return token{}, false
+			}
+			return token{kind: kind, start: i, end: end}, true
 		}
-		content = true
-		end, ok := tokenEnd(text, i)
-		if !ok {
-			return stmts, text[start:]
-		}
-		i = end
 	}
-	return stmts, restOf(text[start:], content)
-}
-
-// restOf is the incomplete rest of a text: "" if it has no content.
-func restOf(s string, content bool) string {
-	if !content {
-		return ""
-	}
-	return s
+	return token{}, false
 }
 
 // blockCommentEnd returns the index after the /* comment */ starting at i
@@ -78,33 +84,44 @@ func blockCommentEnd(text string, i int) (int, bool) {
 	return i, false
 }
 
-// tokenEnd returns the index after the token starting at i: a quoted
-// string or identifier, a dollar-quoted string, or a single byte. It
-// returns false if a quoted token does not end in text.
-func tokenEnd(text string, i int) (int, bool) {
+// tokenEnd returns the index after the token starting at i and its kind.
+// It returns false if a quoted token does not end in text.
+func tokenEnd(text string, i int) (int, tokenKind, bool) {
 	switch c := text[i]; {
 	case c == '\'':
 		escapes := i > 0 && (text[i-1] == 'e' || text[i-1] == 'E') && (i == 1 || !isIdentByte(text[i-2]))
-		return quotedEnd(text, i, '\'', escapes)
+		end, ok := quotedEnd(text, i, '\'', escapes)
+		return end, tokQuoted, ok
 	case c == '"':
-		return quotedEnd(text, i, '"', false)
+		end, ok := quotedEnd(text, i, '"', false)
+		return end, tokQuoted, ok
 	case c == '$':
 		if tag, ok := dollarTag(text[i:]); ok {
 			end := strings.Index(text[i+len(tag):], tag)
 			if end < 0 {
-				return len(text), false
+				return len(text), tokQuoted, false
 			}
-			return i + len(tag) + end + len(tag), true
+			return i + len(tag) + end + len(tag), tokQuoted, true
 		}
+	case c == ';':
+		return i + 1, tokSemicolon, true
+	case c == '(':
+		return i + 1, tokOpen, true
+	case c == ')':
+		return i + 1, tokClose, true
 	case isIdentByte(c):
 		// A whole word, so that a $ inside an identifier (a$b) is not a quote.
 		j := i + 1
 		for j < len(text) && (isIdentByte(text[j]) || text[j] == '$') {
 			j++
 		}
-		return j, true
+		// E'...' is one string: the E is not a word of its own.
+		if j == i+1 && (c == 'e' || c == 'E') && j < len(text) && text[j] == '\'' {
+			return tokenEnd(text, j)
+		}
+		return j, tokWord, true
 	}
-	return i + 1, true
+	return i + 1, tokOther, true
 }
 
 // quotedEnd returns the index after a string quoted with q starting at i,
