@@ -47,8 +47,8 @@ type conn struct {
 	// rows and cursors map to the depth (savepoints on the stack) at which
 	// they were made: ROLLBACK TO the savepoint at position p undoes those
 	// at depth >= p; RELEASE of it moves them to depth p-1.
-	rows       map[int]int
-	cursors    map[int]int
+	rows    map[int]int
+	cursors map[int]int
 	aborted bool      // a statement failed: the server refuses all but ROLLBACK (TO)
 	open    []*handle // the nested blocks opened so far, in order
 }
