@@ -23,12 +23,11 @@ func (m *model) finish(h *handle, commit bool, c *ctxNode) Class {
 			x.unit().rbOnly = true
 			continue
 		}
+		outermost = nil
 		if h.c.sent(x) {
 			outermost = x
-		} else {
-			outermost = nil
 		}
-		h.c.forget(x)
+		h.c.forget(x) // its pending SAVEPOINT, and those queued inside it
 		hooks = append(hooks, x.onRollback...)
 	}
 	if commit && outermost != nil {

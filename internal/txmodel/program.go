@@ -7,6 +7,12 @@
 // The model knows no database and no pgx. A program works on one table of
 // uniquely numbered rows; row 0 is always committed, so inserting it again
 // is a unique violation.
+//
+// The rules it states are the engine's rules for ending blocks, listed at
+// the top of txend.go; comments name them by number ("rule 3"): opening
+// blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
+// 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
+// batch.go; state.go is the server side.
 package txmodel
 
 import (
@@ -39,8 +45,8 @@ const (
 	OnCommit                   // cur.OnCommit(hook Ref); the hook inserts row Row with its ctx unless Row is 0
 	OnRollback                 // cur.OnRollback(hook Ref), as OnCommit
 	Cancel                     // cancel the ctx the innermost block was started with
-	SQLCommit                  // Exec "COMMIT": ends the transaction behind the engine's back
-	SQLRollback                // Exec "ROLLBACK"
+	SQLCommit                  // Exec "COMMIT": refused inside a transaction, which it would end behind the engine's back
+	SQLRollback                // Exec "ROLLBACK", as SQLCommit
 )
 
 // End is how a block ends.
