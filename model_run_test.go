@@ -77,6 +77,10 @@ func (r *programRun) query(k txmodel.Kind, row int) piccolo.Querystring {
 		return r.insertQ(0)
 	case txmodel.DivZero:
 		return piccolo.Querystring{SQL: "SELECT 1/0"}
+	case txmodel.SQLCommit:
+		return piccolo.Querystring{SQL: "COMMIT"}
+	case txmodel.SQLRollback:
+		return piccolo.Querystring{SQL: "ROLLBACK"}
 	}
 	return piccolo.Querystring{SQL: "SELECT count(*) FROM pg_cursors WHERE name LIKE 'piccolo%'"}
 }
@@ -101,7 +105,7 @@ func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
 	var err error
 	h := r.e.CurrentTransaction(ctx)
 	switch op.Kind {
-	case txmodel.Insert, txmodel.InsertDup, txmodel.DivZero, txmodel.CountCursors:
+	case txmodel.Insert, txmodel.InsertDup, txmodel.DivZero, txmodel.CountCursors, txmodel.SQLCommit, txmodel.SQLRollback:
 		res.Value, err = r.statement(ctx, op)
 	case txmodel.Tx:
 		r.tx(op, ctx, f, path)
@@ -197,11 +201,25 @@ func (r *programRun) onTx(ctx context.Context, h *piccolo.PostgresTransaction, o
 	case txmodel.RollbackToName:
 		return h.RollbackTo(ctx, op.Name)
 	case txmodel.OnCommit:
-		h.OnCommit(func(context.Context) { r.hooks.add("c" + strconv.Itoa(op.Ref)) })
+		h.OnCommit(r.hook("c", op))
 	case txmodel.OnRollback:
-		h.OnRollback(func(context.Context) { r.hooks.add("r" + strconv.Itoa(op.Ref)) })
+		h.OnRollback(r.hook("r", op))
 	}
 	return nil
+}
+
+// hook returns the hook op registers: it records its name, after a "!"
+// when the row it inserts (if any) with the ctx it got fails.
+func (r *programRun) hook(prefix string, op txmodel.Op) func(context.Context) {
+	return func(ctx context.Context) {
+		name := prefix + strconv.Itoa(op.Ref)
+		if op.Row != 0 {
+			if _, err := r.e.Exec(ctx, r.insertQ(op.Row)); err != nil {
+				name += "!"
+			}
+		}
+		r.hooks.add(name)
+	}
 }
 
 // tx runs e.Transaction with the operation's body as its closure.
@@ -320,6 +338,8 @@ func classify(err error) txmodel.Class {
 		{piccolo.ErrCommitRolledBack, txmodel.CommitRolledBack},
 		{piccolo.ErrNestedTransaction, txmodel.Nested},
 		{piccolo.ErrBatchClosed, txmodel.BatchClosed},
+		{piccolo.ErrConnBusy, txmodel.Busy},
+		{piccolo.ErrTransactionControl, txmodel.TxControl},
 		{context.Canceled, txmodel.Canceled},
 		{context.DeadlineExceeded, txmodel.Deadline},
 		{errBoom, txmodel.Boom},

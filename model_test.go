@@ -21,12 +21,6 @@ var (
 	modelSeed     = flag.Uint64("model.seed", 0, "seed of the first program (0: from the clock); program i uses seed+i")
 )
 
-// modelDeviations are the differences from txmodel's semantics that
-// check tolerates for now: known defects other branches are fixing (remove
-// each when its fix is on main) and discrepancies TestModel found that are
-// reported and not yet decided. See each field.
-var modelDeviations = txmodel.Deviations{}
-
 // modelConfig shapes TestModel's programs.
 var modelConfig = txmodel.Config{Ops: 14, Depth: 3}
 
@@ -90,7 +84,7 @@ func newModelHarness(t *testing.T) *modelHarness {
 
 // check runs p on the engine and the model; it returns "" when they agree.
 func (h *modelHarness) check(p txmodel.Program) string {
-	want := txmodel.Run(p, modelDeviations)
+	want := txmodel.Run(p)
 	got, err := h.run(p)
 	if err != nil {
 		return err.Error()

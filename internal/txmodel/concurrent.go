@@ -4,53 +4,46 @@ import "math/rand/v2"
 
 // GenerateGoroutine returns the operations of one of two goroutines that
 // share a transaction's ctx: inserts, hooks, and blocks of them, joined or
-// (with savepoints) savepoint blocks that may fail inside and return an
-// error. Nothing fails outside a savepoint block, so that one goroutine's
-// failure cannot reach the other's statements. rows numbers the rows, so
-// that the two goroutines' rows differ. Rows and hooks are numbered from
-// base+1.
-//
-// With savepoints but without outerWork, a goroutine works only inside
-// savepoint blocks: its statements never run through the shared ctx while
-// the other goroutine may have a savepoint block open.
-func GenerateGoroutine(r *rand.Rand, ops int, savepoints, outerWork bool, base int) []Op {
+// savepoint blocks that may fail inside and return an error. Nothing fails
+// outside a savepoint block, so that one goroutine's failure cannot reach
+// the other's statements; while the other goroutine has a savepoint block
+// open, statements through the shared ctx are refused (rule 2), and so is
+// a savepoint block of this one (rule 1). Rows and hooks are numbered from
+// base+1, so that the two goroutines' differ.
+func GenerateGoroutine(r *rand.Rand, ops int, base int) []Op {
 	g := &gen{r: r, rows: base, hooks: base}
 	out := make([]Op, 0, ops)
 	for range ops {
-		out = append(out, g.concurrentOp(savepoints, outerWork || !savepoints, 0))
+		out = append(out, g.concurrentOp(0, false))
 	}
 	return out
 }
 
-func (g *gen) concurrentOp(savepoints, outerWork bool, depth int) Op {
-	sp, blocks, work := 0, 0, 5
-	if savepoints && depth == 0 {
-		sp = 3
-	}
+func (g *gen) concurrentOp(depth int, inSavepoint bool) Op {
+	blocks, fails := 0, 0
 	if depth == 0 {
-		blocks = 2
+		blocks = 3
 	}
-	if depth == 0 && !outerWork {
-		blocks, work = 0, 0
+	if inSavepoint {
+		fails = 2
 	}
-	switch g.weighted(work, 1, 1, blocks, sp, 2*sp/3*min(depth, 1)) {
+	switch g.weighted(5, 1, 1, blocks, fails) {
 	case 1:
 		g.hooks++
 		return Op{Kind: OnCommit, Ref: g.hooks}
 	case 2:
 		g.hooks++
 		return Op{Kind: OnRollback, Ref: g.hooks}
-	case 3, 4:
+	case 3:
 		op := Op{Kind: Tx, Mode: NestJoin}
-		n := 1 + g.r.IntN(3)
-		if !outerWork || g.r.IntN(5) < sp { // a savepoint block, which may fail
+		if g.r.IntN(5) < 3 { // a savepoint block, which may fail
 			op.Mode, op.End = NestSavepoint, End(g.weighted(4, 1))
 		}
-		for range n {
-			op.Body = append(op.Body, g.concurrentOp(savepoints && op.Mode == NestSavepoint, true, depth+1))
+		for range 1 + g.r.IntN(3) {
+			op.Body = append(op.Body, g.concurrentOp(depth+1, op.Mode == NestSavepoint))
 		}
 		return op
-	case 5:
+	case 4:
 		return Op{Kind: InsertDup}
 	}
 	g.rows++
@@ -58,9 +51,10 @@ func (g *gen) concurrentOp(savepoints, outerWork bool, depth int) Op {
 }
 
 // Refused reports whether a concurrent goroutine's operation came back
-// refused with ErrNestedTransaction (and did nothing): the other goroutine
-// had a savepoint block open.
-func Refused(r Result) bool { return r.Err&Nested != 0 }
+// refused, having done nothing, because the other goroutine had a
+// savepoint block open: ErrNestedTransaction (rule 1) or ErrConnBusy
+// (rule 2).
+func Refused(r Result) bool { return r.Err&(Nested|Busy) != 0 }
 
 // Without returns ops without the operations that refused says were
 // refused, walking them in the order their results were recorded.

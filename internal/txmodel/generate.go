@@ -6,10 +6,6 @@ import "math/rand/v2"
 type Config struct {
 	Ops   int // operations per program, nested ones included (at most)
 	Depth int // nesting depth of blocks (at most)
-	// Outer also generates operations through the ctx of the block
-	// enclosing the innermost one: sibling savepoint blocks and statements
-	// that would land inside a savepoint block they are not part of.
-	Outer bool
 }
 
 // Generate returns a random program drawn from r.
@@ -87,6 +83,7 @@ func (g *gen) op(depth int) Op {
 		2*in,             // OnCommit
 		2*in,             // OnRollback
 		1*in,             // Cancel
+		1*in,             // SQLCommit, SQLRollback
 	) {
 	case 0:
 		op = Op{Kind: Insert, Row: g.row()}
@@ -121,11 +118,19 @@ func (g *gen) op(depth int) Op {
 	case 17, 18:
 		g.hooks++
 		op = Op{Kind: []Kind{OnCommit, OnRollback}[g.r.IntN(2)], Ref: g.hooks}
+		if g.r.IntN(3) == 0 {
+			op.Row = g.row() // a hook that runs a query
+		}
 	case 19:
 		return Op{Kind: Cancel}
+	case 20:
+		op = Op{Kind: []Kind{SQLCommit, SQLRollback}[g.r.IntN(2)]}
 	}
 	op.Expired = g.r.IntN(20) == 0
-	op.Outer = g.cfg.Outer && depth > 1 && g.r.IntN(8) == 0
+	// Through the enclosing block's ctx: a goroutine or closure that kept
+	// it (rules 1-3: sibling savepoint blocks, statements outside top,
+	// ending a block with blocks open inside).
+	op.Outer = depth > 1 && g.r.IntN(8) == 0
 	return op
 }
 
@@ -139,7 +144,7 @@ func (g *gen) block(depth int) Op {
 		op.Body = append(op.Body, g.op(depth+1))
 	}
 	op.Expired = g.r.IntN(30) == 0
-	op.Outer = g.cfg.Outer && depth > 1 && g.r.IntN(6) == 0
+	op.Outer = depth > 1 && g.r.IntN(6) == 0
 	return op
 }
 
@@ -147,13 +152,15 @@ func (g *gen) items() []Item {
 	items := make([]Item, 1+g.r.IntN(3))
 	for i := range items {
 		items[i] = Item{Kind: Insert, Runner: g.r.IntN(4) == 0}
-		switch g.weighted(8, 1, 1) {
+		switch g.weighted(16, 2, 2, 1) {
 		case 0:
 			items[i].Row = g.row()
 		case 1:
 			items[i].Kind = InsertDup
 		case 2:
 			items[i].Kind = DivZero
+		case 3:
+			items[i].Kind = []Kind{SQLCommit, SQLRollback}[g.r.IntN(2)]
 		}
 	}
 	return items

@@ -8,36 +8,10 @@ import (
 	"strings"
 )
 
-// Deviations are differences from the semantics that a caller of Run
-// accepts for now, each named for what the engine does instead. The zero
-// value is the semantics.
-type Deviations struct {
-	// Defect 10: TransactionExists is true for a rollback-only transaction.
-	ExistsIgnoresRollbackOnly bool
-	// Defect 1: a savepoint block ending while SAVEPOINTs made inside it
-	// are pending in an aborted transaction stops at their failure: no
-	// ROLLBACK TO, the error is 25P02 and the transaction stays aborted.
-	SavepointEndStopsAtFailedFlush bool
-	// EmptyBlockCommitsOnEndedCtx: a root or savepoint block that sent
-	// nothing commits (nil, Committed, OnCommit hooks kept) although its
-	// ctx ended before it did.
-	EmptyBlockCommitsOnEndedCtx bool
-	// Defect 1: a savepoint block ending on an ended ctx, with pending
-	// SAVEPOINTs or to commit, reports rolled back but sends nothing: its
-	// work stays in the enclosing transaction.
-	SavepointEndOnEndedCtxKeepsWork bool
-	// Defect 2: a call that fails on an ended ctx after BEGIN was sent
-	// drops the pending SAVEPOINTs, which then never exist.
-	EndedCtxDropsPendingSavepoints bool
-	// Defect 7: a Batch ends with the handle it was opened through (a
-	// finished block included), and an error or such an end leaves its
-	// cursor open.
-	BatchLeavesCursorOpen bool
-}
-
 // Run runs p on the model and returns what the engine must report.
-func Run(p Program, dev Deviations) Outcome {
-	m := &model{dev: dev, committed: map[int]bool{0: true}, sps: map[int]*spRef{}, batches: map[int]*batch{}}
+func Run(p Program) Outcome {
+	m := &model{committed: map[int]bool{0: true}, hookRows: map[int]int{},
+		sps: map[int]*spRef{}, batches: map[int]*batch{}}
 	m.ops(p, &frame{ctx: &ctxNode{}}, "")
 	for _, b := range m.batches { // the program's deferred Close
 		m.closeBatch(b, &ctxNode{})
@@ -46,9 +20,9 @@ func Run(p Program, dev Deviations) Outcome {
 }
 
 type model struct {
-	dev       Deviations
 	committed map[int]bool
-	hooks     []string
+	hooks     []string    // the hooks that ran, in order
+	hookRows  map[int]int // the row a hook inserts, by hook number
 	sps       map[int]*spRef
 	batches   map[int]*batch
 	results   []Result
@@ -60,16 +34,6 @@ type model struct {
 type spRef struct {
 	h    *handle
 	name string
-}
-
-// batch is a *Batch.
-type batch struct {
-	own       *handle // the batch's own transaction, outside the caller's
-	h         *handle // the handle it was opened through (own included)
-	cursor    int
-	rows      []int // rows not fetched yet
-	closed    bool
-	exhausted bool
 }
 
 // frame is a block being run: the ctx its operations use, and the
@@ -107,7 +71,7 @@ func (m *model) op(op Op, f *frame, path string) {
 		return
 	}
 	switch op.Kind {
-	case Insert, InsertDup, DivZero, CountCursors:
+	case Insert, InsertDup, DivZero, CountCursors, SQLCommit, SQLRollback:
 		r.Err, r.Value = m.statement(op.Kind, op.Row, c)
 	case Tx, Begin:
 		m.block(op, c, f, path)
@@ -122,14 +86,14 @@ func (m *model) op(op Op, f *frame, path string) {
 			r.Skipped = true
 			break
 		}
-		r.Err = m.send(s.h, c, viaSavepoint, func(cn *conn) Class {
+		r.Err = m.send(s.h, c, false, func(cn *conn) Class {
 			if op.Kind == SpRelease {
 				return cn.release(s.name)
 			}
 			return cn.rollbackTo(s.name)
 		})
 	case RollbackToName:
-		r.Err = m.send(h, c, viaStatement, func(cn *conn) Class { return cn.rollbackTo(op.Name) })
+		r.Err = m.send(h, c, false, func(cn *conn) Class { return cn.rollbackTo(op.Name) })
 	case BatchOpen:
 		r.Err = m.openBatch(op.Ref, c)
 	case BatchNext, BatchBreak, BatchClose:
@@ -150,6 +114,9 @@ func (m *model) op(op Op, f *frame, path string) {
 		r.Err, r.Atomic = m.atomic(op.Items, c)
 		h = nil
 	case OnCommit, OnRollback:
+		if op.Row != 0 {
+			m.hookRows[op.Ref] = op.Row
+		}
 		m.addHook(h, op.Ref, op.Kind == OnCommit)
 	case Cancel:
 		f.ctx.canceled = true
@@ -162,47 +129,33 @@ func (m *model) record(r Result, h *handle, c *ctxNode) {
 	if h != nil {
 		r.Committed, r.RolledBack = h.state == committed, h.state == rolledBack
 	}
-	r.Exists = c.h.usable() || m.dev.ExistsIgnoresRollbackOnly && c.h != nil && c.h.active()
+	r.Exists = c.h.usable()
 	r.Hooks = strings.Join(m.hooks, " ")
 	m.results = append(m.results, r)
 }
 
-// via says what a call sent through a handle may do.
-type via uint8
-
-const (
-	// viaStatement: statements, which must not land inside a savepoint
-	// block they are not part of.
-	viaStatement via = iota
-	// viaSavepoint: a *Savepoint's RollbackTo and Release, which follow
-	// PostgreSQL's rules whatever blocks are open.
-	viaSavepoint
-	// viaCursor: a Batch's FETCH and CLOSE, which may run through a block
-	// that finished while its work lives on, and undo nothing.
-	viaCursor
-)
-
-// send runs do on h's connection, as the engine runs a statement: a ctx
-// that has ended sends nothing and changes nothing; a finished or
-// rollback-only transaction refuses; pending SAVEPOINTs go first.
-func (m *model) send(h *handle, c *ctxNode, v via, do func(*conn) Class) Class {
-	usable := h.usable()
-	if v == viaCursor {
-		usable = !h.gone() && !h.rollbackOnly()
-	}
+// send runs do on h's connection as the engine runs a statement through h
+// (rule 2): h and every enclosing block open, the transaction not
+// rollback-only, else ErrTransactionDone; h top or inside
+// it, else ErrConnBusy (a Batch's FETCH and CLOSE, cursor, are exempt). A
+// ctx that has ended sends nothing. Refused, nothing changes; else the
+// pending SAVEPOINTs go first.
+func (m *model) send(h *handle, c *ctxNode, cursor bool, do func(*conn) Class) Class {
+	busy := !cursor && h.outsideTop()
 	if e := c.err(); e != 0 {
-		if !usable {
+		switch { // the engine may look at either first
+		case !h.usable():
 			e |= TxDone
-		} else if m.dev.EndedCtxDropsPendingSavepoints && h.c.begun {
-			h.c.pending = nil
+		case busy:
+			e |= Busy
 		}
 		return e
 	}
-	if !usable {
+	switch {
+	case !h.usable():
 		return TxDone
-	}
-	if v == viaStatement && h.crossesBlock() {
-		return Nested
+	case busy:
+		return Busy
 	}
 	if e := h.c.flush(); e != 0 {
 		return e
@@ -210,60 +163,45 @@ func (m *model) send(h *handle, c *ctxNode, v via, do func(*conn) Class) Class {
 	return do(h.c)
 }
 
-// statement runs an INSERT, a failing SELECT or the cursor count.
+// statement runs an INSERT, a failing SELECT, the cursor count, or a
+// COMMIT or ROLLBACK sent as SQL, through ctx c.
 func (m *model) statement(k Kind, row int, c *ctxNode) (Class, string) {
-	if c.h == nil { // autocommit
-		if e := c.err(); e != 0 {
-			return e, ""
-		}
-		switch k {
-		case Insert:
+	control := k == SQLCommit || k == SQLRollback
+	if e := c.err(); e != 0 && (c.h == nil || control) {
+		return e, "" // checked before anything else
+	}
+	if c.h == nil { // autocommit: COMMIT and ROLLBACK only warn
+		cn := newConn()
+		e, value := cn.run(k, row)
+		for row := range cn.rows {
 			m.committed[row] = true
-		case InsertDup:
-			return Unique, ""
-		case DivZero:
-			return DivByZero, ""
-		case CountCursors:
-			return OK, "0"
 		}
-		return OK, ""
+		return e, value
 	}
-	if e := c.err(); e != 0 { // checked before the transaction is
-		if !c.h.usable() {
-			e |= TxDone
-		}
-		return e, ""
+	if control {
+		// Refused before any I/O, whatever state the transaction is in:
+		// no COMMIT or ROLLBACK sent as SQL ends a transaction, and rule
+		// 10 cannot happen.
+		return TxControl, ""
 	}
-	value := ""
-	e := m.send(c.h, c, viaStatement, func(cn *conn) Class {
-		if cn.aborted {
-			return InFailedTx
-		}
-		switch k {
-		case Insert:
-			cn.rows[row] = len(cn.stack)
-		case InsertDup:
-			return cn.fail(Unique)
-		case DivZero:
-			return cn.fail(DivByZero)
-		case CountCursors:
-			value = strconv.Itoa(len(cn.cursors))
-		}
-		return OK
+	var value string
+	e := m.send(c.h, c, false, func(cn *conn) (e Class) {
+		e, value = cn.run(k, row)
+		return e
 	})
 	return e, value
 }
 
+// savepoint is cur.Savepoint: queued, sent before the next statement.
 func (m *model) savepoint(op Op, c *ctxNode) Class {
 	h := c.h
-	if e := c.err(); e != 0 {
-		return e
-	}
-	if !h.usable() {
+	switch {
+	case c.err() != 0:
+		return c.err()
+	case !h.usable():
 		return TxDone
-	}
-	if h.crossesBlock() {
-		return Nested
+	case h.outsideTop():
+		return Busy
 	}
 	name := op.Name
 	if name == "" {
@@ -273,31 +211,6 @@ func (m *model) savepoint(op Op, c *ctxNode) Class {
 	h.c.pending = append(h.c.pending, name)
 	m.sps[op.Ref] = &spRef{h: h, name: name}
 	return OK
-}
-
-func (m *model) addHook(h *handle, id int, onCommit bool) {
-	u := h.unit()
-	for u.state == committed && u.parent != nil { // a released block handed its hooks up
-		u = u.parent.unit()
-	}
-	switch {
-	case u.state == active && onCommit:
-		u.onCommit = append(u.onCommit, id)
-	case u.state == active:
-		u.onRollback = append(u.onRollback, id)
-	case u.state == committed && onCommit, u.state == rolledBack && !onCommit:
-		m.runHooks([]int{id}, onCommit)
-	}
-}
-
-func (m *model) runHooks(ids []int, onCommit bool) {
-	prefix := "r"
-	if onCommit {
-		prefix = "c"
-	}
-	for _, id := range ids {
-		m.hooks = append(m.hooks, prefix+strconv.Itoa(id))
-	}
 }
 
 // needsTx reports whether op works on CurrentTransaction(ctx).

@@ -26,12 +26,14 @@ const (
 	InFailedTx                         // 25P02 in_failed_sql_transaction
 	NoSavepoint                        // 3B001 invalid_savepoint_specification
 	NoCursor                           // 34000 invalid_cursor_name
+	Busy                               // ErrConnBusy
+	TxControl                          // ErrTransactionControl
 	AnyErr                             // any error: the documented API does not say which
 )
 
 var classNames = []string{"nil", "ErrTransactionDone", "ErrCommitRolledBack", "ErrNestedTransaction",
 	"ErrBatchClosed", "context.Canceled", "context.DeadlineExceeded", "errBoom", "panic",
-	"pg 23505", "pg 22012", "pg 25P02", "pg 3B001", "pg 34000", "an error"}
+	"pg 23505", "pg 22012", "pg 25P02", "pg 3B001", "pg 34000", "ErrConnBusy", "ErrTransactionControl", "an error"}
 
 // String lists the classes, "|" between alternatives.
 func (c Class) String() string {

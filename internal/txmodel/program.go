@@ -7,6 +7,12 @@
 // The model knows no database and no pgx. A program works on one table of
 // uniquely numbered rows; row 0 is always committed, so inserting it again
 // is a unique violation.
+//
+// The rules it states are the engine's rules for ending blocks, listed at
+// the top of txend.go; comments name them by number ("rule 3"): opening
+// blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
+// 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
+// batch.go; state.go is the server side.
 package txmodel
 
 import (
@@ -36,9 +42,11 @@ const (
 	BatchBreak                 // for range b[Ref].All(ctx) { break }
 	BatchClose                 // b[Ref].Close(ctx)
 	Atomic                     // Atomic().Add(Items...).Run(ctx)
-	OnCommit                   // cur.OnCommit(hook Ref)
-	OnRollback                 // cur.OnRollback(hook Ref)
+	OnCommit                   // cur.OnCommit(hook Ref); the hook inserts row Row with its ctx unless Row is 0
+	OnRollback                 // cur.OnRollback(hook Ref), as OnCommit
 	Cancel                     // cancel the ctx the innermost block was started with
+	SQLCommit                  // Exec "COMMIT": refused inside a transaction, which it would end behind the engine's back
+	SQLRollback                // Exec "ROLLBACK", as SQLCommit
 )
 
 // End is how a block ends.
@@ -73,7 +81,7 @@ type Op struct {
 	Mode    Nest   // Tx, Begin
 	Body    []Op   // Tx, Begin
 	End     End    // Tx, Begin
-	Row     int    // Insert: the row's number, unique in the program
+	Row     int    // Insert, OnCommit, OnRollback: the row's number, unique in the program
 	Ref     int    // the savepoint, batch or hook the operation names
 	Name    string // Savepoint ("" generates one), RollbackToName
 	Items   []Item // Atomic
@@ -85,7 +93,7 @@ type Op struct {
 
 // Item is one query queued in an Atomic.
 type Item struct {
-	Kind   Kind // Insert, InsertDup or DivZero
+	Kind   Kind // Insert, InsertDup, DivZero, SQLCommit or SQLRollback
 	Row    int
 	Runner bool // queued as a Runner that runs the statement itself
 }
@@ -170,7 +178,15 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		}
 		line("e.Atomic().Add(%s).Run(%s)", strings.Join(items, ", "), ctx)
 	case OnCommit, OnRollback:
-		line("cur(%s).%s(hook%d)", ctx, map[Kind]string{OnCommit: "OnCommit", OnRollback: "OnRollback"}[op.Kind], op.Ref)
+		hook := fmt.Sprintf("hook%d", op.Ref)
+		if op.Row != 0 {
+			hook = fmt.Sprintf("insertingHook%d(%d)", op.Ref, op.Row)
+		}
+		line("cur(%s).%s(%s)", ctx, map[Kind]string{OnCommit: "OnCommit", OnRollback: "OnRollback"}[op.Kind], hook)
+	case SQLCommit:
+		line("exec(%s, \"COMMIT\")", ctx)
+	case SQLRollback:
+		line("exec(%s, \"ROLLBACK\")", ctx)
 	case Cancel:
 		line("cancel%d()", depth)
 	}
@@ -184,6 +200,10 @@ func (it Item) String() string {
 		s = fmt.Sprintf("insertQ(%d)", it.Row)
 	case InsertDup:
 		s = "insertQ(0)"
+	case SQLCommit:
+		s = `Raw("COMMIT")`
+	case SQLRollback:
+		s = `Raw("ROLLBACK")`
 	default:
 		s = `Raw("SELECT 1/0")`
 	}

@@ -2,6 +2,7 @@ package txmodel
 
 import (
 	"slices"
+	"strconv"
 )
 
 type status uint8
@@ -20,21 +21,25 @@ const (
 	savepointBlock
 )
 
-// handle is a PostgresTransaction: an outermost transaction, a joined
-// block or a savepoint block.
+// handle is a PostgresTransaction: a block (terms of txend.go).
 type handle struct {
 	kind   hkind
 	parent *handle
 	c      *conn
 	state  status
-	// rbOnly: a joined block of this unit failed; it can only roll back.
-	rbOnly     bool
+	// rbOnly: this root or savepoint block can only roll back (a joined
+	// block of it failed or was left open, a block inside could not be
+	// rolled back).
+	rbOnly bool
+	// endedBy: an enclosing block's end ended this one (rule 3).
+	endedBy    bool
 	sp         string // savepointBlock: its savepoint's name on the server
 	onCommit   []int
 	onRollback []int
 }
 
-// conn is the server side of one outermost transaction.
+// conn is the server side of one root, and the bookkeeping its blocks
+// share.
 type conn struct {
 	begun   bool
 	pending []string // SAVEPOINTs not sent yet, oldest first
@@ -45,14 +50,14 @@ type conn struct {
 	rows    map[int]int
 	cursors map[int]int
 	aborted bool      // a statement failed: the server refuses all but ROLLBACK (TO)
-	blocks  []*handle // open savepoint blocks, innermost last
+	open    []*handle // the nested blocks opened so far, in order
 }
 
 func newConn() *conn {
 	return &conn{rows: map[int]int{}, cursors: map[int]int{}}
 }
 
-// active reports whether h and every enclosing handle are unfinished.
+// active reports whether h and every enclosing block are unfinished.
 func (h *handle) active() bool {
 	for x := h; x != nil; x = x.parent {
 		if x.state != active {
@@ -71,7 +76,8 @@ func (h *handle) unit() *handle {
 	return x
 }
 
-// rollbackOnly reports whether h or an enclosing block can only roll back.
+// rollbackOnly reports whether h's unit or an enclosing one can only roll
+// back.
 func (h *handle) rollbackOnly() bool {
 	for x := h; x != nil; x = x.parent {
 		if x.rbOnly {
@@ -81,37 +87,49 @@ func (h *handle) rollbackOnly() bool {
 	return false
 }
 
-// usable: statements can run through h (TransactionExists).
-func (h *handle) usable() bool { return h != nil && h.active() && !h.rollbackOnly() }
-
-// gone reports whether the work h can see has ended: its transaction
-// ended or a savepoint block around it rolled back. (A block that merely
-// finished leaves its work, and its cursors, to the enclosing one.)
-func (h *handle) gone() bool {
-	for x := h; x != nil; x = x.parent {
-		if x.kind == savepointBlock && x.state == rolledBack || x.kind == root && x.state != active {
-			return true
-		}
-	}
-	return false
+// usable: statements may run through h as far as its state goes (rule 2),
+// which is what TransactionExists says.
+func (h *handle) usable() bool {
+	return h != nil && h.active() && !h.rollbackOnly()
 }
 
-// crossesBlock reports whether running through h would put work inside a
-// savepoint block that h is not part of: the innermost open savepoint block
-// is not h nor around it. That work would be undone by that block's
-// rollback, which it is not part of (stack discipline).
-func (h *handle) crossesBlock() bool {
-	c := h.c
-	if len(c.blocks) == 0 {
-		return false
+// top is the innermost open savepoint block, nil when only the root is
+// open: savepoint blocks form a stack.
+func (c *conn) top() *handle {
+	for i := len(c.open) - 1; i >= 0; i-- {
+		if x := c.open[i]; x.kind == savepointBlock && x.state == active {
+			return x
+		}
 	}
-	inner := c.blocks[len(c.blocks)-1]
+	return nil
+}
+
+// outsideTop reports whether h is neither top nor inside it (rule 2: a
+// statement through h would land inside top's savepoint, and top's
+// rollback would undo it).
+func (h *handle) outsideTop() bool {
+	top := h.c.top()
 	for x := h; x != nil; x = x.parent {
-		if x == inner {
+		if x == top {
 			return false
 		}
 	}
-	return true
+	return top != nil
+}
+
+// openInside returns the open blocks nested in h, innermost first.
+func (h *handle) openInside() []*handle {
+	var in []*handle
+	for i := len(h.c.open) - 1; i >= 0; i-- {
+		x := h.c.open[i]
+		for p := x.parent; x.state == active && p != nil; p = p.parent {
+			if p == h {
+				in = append(in, x)
+				break
+			}
+		}
+	}
+	return in
 }
 
 // flush sends pending SAVEPOINTs before a statement; in an aborted
@@ -128,6 +146,38 @@ func (c *conn) flush() Class {
 	c.stack = append(c.stack, c.pending...)
 	c.pending = nil
 	return 0
+}
+
+// sent reports whether savepoint block h's SAVEPOINT reached the server.
+func (c *conn) sent(h *handle) bool {
+	return slices.Index(c.pending, h.sp) < 0
+}
+
+// forget drops h's pending SAVEPOINT and every one queued after it: they
+// belong inside h, whose end destroys them.
+func (c *conn) forget(h *handle) {
+	if i := slices.Index(c.pending, h.sp); i >= 0 {
+		c.pending = c.pending[:i]
+	} else {
+		c.pending = nil
+	}
+}
+
+// run runs statement k on the server.
+func (c *conn) run(k Kind, row int) (Class, string) {
+	switch {
+	case c.aborted:
+		return InFailedTx, ""
+	case k == Insert:
+		c.rows[row] = len(c.stack)
+	case k == InsertDup:
+		return c.fail(Unique), ""
+	case k == DivZero:
+		return c.fail(DivByZero), ""
+	case k == CountCursors:
+		return OK, strconv.Itoa(len(c.cursors))
+	}
+	return OK, ""
 }
 
 // fail is a statement failing on the server: the transaction is aborted.
@@ -186,11 +236,6 @@ func lastIndex(s []string, name string) int {
 		}
 	}
 	return -1
-}
-
-// removeBlock forgets an open savepoint block.
-func (c *conn) removeBlock(h *handle) {
-	c.blocks = slices.DeleteFunc(c.blocks, func(x *handle) bool { return x == h })
 }
 
 // ctxNode is a context: the handle it carries, and whether it ended.
