@@ -106,7 +106,9 @@
 //	var BandName = query.C(Bands, func(b *Band) *string { return &b.Name })
 //
 // Exported fields are columns unless tagged `piccolo:"-"`; an untagged field
-// is named by its Go name in snake_case (UserID → user_id). The tag is a
+// is named by its Go name in snake_case, with Go's initialisms split
+// (UserID → user_id, HTTPURL → http_url, UserIDs → user_ids, OAuth2Token →
+// o_auth2_token; see the rule below). The tag is a
 // comma-separated list, a column name first (empty keeps the default),
 // then options:
 //
@@ -125,6 +127,17 @@
 //	ondelete=ACTION     with fk: cascade, restrict, set null, set default
 //	                    or no action
 //
+// A unique key of several columns is declared on the table with Unique:
+//
+//	var Gigs = query.MustTable[Gig]("gig", query.Unique("band", "night"))
+//
+// Words of an untagged name start at a capital after a lower-case letter
+// or digit, and at the last capital of a run followed by lower case; a run
+// of capitals made only of Go's common initialisms (ID, URL, HTTP, JSON,
+// ...) is split into them, any other run stays one word, digits stay with
+// the word before them, and a plural s stays with its initialism. Tag the
+// field to choose another name.
+//
 // Commas inside parentheses or single quotes do not split the tag, so
 // `type=numeric(10,2)` and `default='a,b'` work.
 //
@@ -140,6 +153,11 @@
 //	float32, float64               real, double precision
 //	string                         text, or varchar(N) with length=N
 //	time.Time                      timestamptz
+//	time.Duration                  interval (microseconds: PostgreSQL
+//	                               keeps no nanoseconds; an interval
+//	                               of months reads as 30-day months)
+//	uint64, uint                   none: give type=numeric(20,0), or
+//	                               type=bigint if the values fit in int64
 //	[]byte                         bytea
 //	[16]byte (any UUID type)       uuid
 //	json.RawMessage, maps          jsonb

@@ -52,7 +52,7 @@ func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.
 	if err != nil || len(rows) == 0 {
 		var zero T
 		if err == nil {
-			err = fmt.Errorf("query: Select %q: First: %w", s.t.def.name, pgx.ErrNoRows)
+			err = &opError{op: "First from", table: s.t.def.name, err: pgx.ErrNoRows}
 		}
 		return zero, err
 	}
@@ -63,7 +63,7 @@ func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.
 func queryAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, cols []*column, opts []piccolo.Option) ([]T, error) {
 	var out []T
 	if err := e.QueryFunc(ctx, q, appendRow(&out, cols), opts...); err != nil {
-		return nil, fmt.Errorf("query: %s: %w", q.SQL, err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -81,12 +81,9 @@ func queryOne[V any](ctx context.Context, e piccolo.Engine, q piccolo.Query, opt
 		return rows.Scan(&v)
 	}, opts...)
 	if err == nil && n != 1 {
-		err = fmt.Errorf("%d rows, want 1", n)
+		err = fmt.Errorf("query: %d rows where one was expected", n)
 	}
-	if err != nil {
-		return v, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
-	}
-	return v, nil
+	return v, err
 }
 
 // Run runs the count and returns it. It is a read (piccolo.Read).
@@ -133,11 +130,12 @@ func (i Insert[T]) Run(ctx context.Context, e piccolo.Engine) error {
 				n := 0
 				err = e.QueryFunc(ctx, q, intoTargets(rows, p.returning, &n))
 				if err == nil && n != len(rows) {
-					err = fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))
+					err = &opError{op: "Insert into", table: i.t.def.name,
+						err: fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))}
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("query: Insert into %q: %w", i.t.def.name, err)
+				return err
 			}
 		}
 		return nil
@@ -179,7 +177,7 @@ func execOne(ctx context.Context, e piccolo.Engine, q piccolo.Query, opts []picc
 	}
 	tag, err := e.Exec(ctx, qs[0], opts...)
 	if err != nil {
-		return 0, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
+		return 0, err
 	}
 	return tag.RowsAffected(), nil
 }
@@ -191,7 +189,7 @@ func returningAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Query,
 		return nil, err
 	}
 	if len(ret) == 0 {
-		return nil, fmt.Errorf("query: %q: RunReturning needs Returning columns", d.name)
+		return nil, &opError{op: "RunReturning on", table: d.name, err: errors.New("no Returning columns")}
 	}
 	cols := make([]*column, len(ret))
 	for i, r := range ret {
@@ -220,7 +218,7 @@ func Exec(ctx context.Context, e piccolo.Engine, q piccolo.Query) error {
 	run := func(ctx context.Context) error {
 		for _, s := range qs {
 			if _, err := e.Exec(ctx, s); err != nil {
-				return fmt.Errorf("query: %s: %w", s.SQL, err)
+				return err
 			}
 		}
 		return nil

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -105,12 +106,37 @@ func (r *renderer) returning(refs []colRef) {
 // was being rendered.
 func (r *renderer) querystring(what string) (piccolo.Querystring, error) {
 	if r.err != nil {
-		return piccolo.Querystring{}, fmt.Errorf("query: %s %q: %w", what, r.table.name, r.err)
+		return piccolo.Querystring{}, &opError{op: what, table: r.table.name, err: r.err}
 	}
 	if len(r.args) == 0 {
 		return piccolo.Querystring{SQL: r.b.String()}, nil
 	}
 	return piccolo.Querystring{SQL: r.b.String(), Args: r.args}, nil
+}
+
+// opError is an error of the query layer's own: a query that fails to
+// render, or a result that breaks the query's contract. It names the
+// operation and its table once, under one "query:" prefix. Errors from the
+// engine are returned as they are: they name the statement that failed.
+type opError struct {
+	op    string // Select, Insert into, Save, GetOrCreate in, ...
+	table string
+	err   error
+}
+
+func (e *opError) Error() string { return fmt.Sprintf("query: %s %q: %v", e.op, e.table, e.err) }
+
+func (e *opError) Unwrap() error { return e.err }
+
+// relabel gives an opError of a builder that another is made of (Save's
+// Insert, GetOrCreate's Select and Insert) the name of the operation the
+// caller asked for; other errors pass as they are.
+func relabel(err error, op string) error {
+	var oe *opError
+	if errors.As(err, &oe) {
+		return &opError{op: op, table: oe.table, err: oe.err}
+	}
+	return err
 }
 
 // one wraps a single statement as Querystrings' result.

@@ -23,6 +23,10 @@ type tableDef struct {
 	goType reflect.Type
 	cols   []*column
 	pk     *column
+	// uniques are the multi-column unique keys declared with Unique, as
+	// given, then resolved to columns.
+	uniqueNames [][]string
+	uniques     [][]*column
 	// selectAll is SELECT of every column FROM the table, the start of
 	// most selects, rendered once.
 	selectAll string
@@ -119,6 +123,9 @@ func (d *tableDef) build(opts []TableOption) error {
 	}
 	if len(d.cols) == 0 {
 		return errors.New("no columns: no exported fields")
+	}
+	if err := d.resolveUniques(); err != nil {
+		return err
 	}
 	d.selectAll = "SELECT " + columnList(d.cols) + " FROM " + d.quoted
 	return nil
