@@ -24,8 +24,11 @@ func (s Select[T]) All(ctx context.Context, e piccolo.Engine, opts ...piccolo.Op
 
 // runOptions adds piccolo.Read to opts unless the Select locks rows, which
 // only the primary can do.
-func (s Select[T]) runOptions(opts []piccolo.Option) []piccolo.Option {
-	if s.lock != "" {
+func (s Select[T]) runOptions(opts []piccolo.Option) []piccolo.Option { return s.q.runOptions(opts) }
+
+// runOptions adds piccolo.Read to opts unless the SELECT locks rows.
+func (q *selectCore) runOptions(opts []piccolo.Option) []piccolo.Option {
+	if q.lock != "" {
 		return opts
 	}
 	return readOptions(opts)
@@ -49,10 +52,16 @@ var readOnly = []piccolo.Option{piccolo.Read()}
 // errors.Is(err, sql.ErrNoRows) hold.
 func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (T, error) {
 	rows, err := s.Limit(1).All(ctx, e, opts...)
+	return firstRow(rows, err, s.t.def.name)
+}
+
+// firstRow returns the first of rows read from table, or the error, or
+// one wrapping pgx.ErrNoRows when there are none.
+func firstRow[T any](rows []T, err error, table string) (T, error) {
 	if err != nil || len(rows) == 0 {
 		var zero T
 		if err == nil {
-			err = &opError{op: "First from", table: s.t.def.name, err: pgx.ErrNoRows}
+			err = &opError{op: "First from", table: table, err: pgx.ErrNoRows}
 		}
 		return zero, err
 	}

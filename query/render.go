@@ -15,6 +15,7 @@ type renderer struct {
 	b     strings.Builder
 	args  []any
 	table *tableDef
+	sc    *scope // a SELECT's tables; nil: the statement has only its table
 	err   error
 }
 
@@ -51,24 +52,46 @@ func (r *renderer) fail(err error) {
 // column resolves ref to one of the statement's table's columns, or records
 // why it cannot be used.
 func (r *renderer) column(ref colRef) *column {
+	c, _ := r.resolve(ref)
+	return c
+}
+
+// resolve resolves ref to a column and its SQL name: "name", or in a
+// SELECT with joins or a subquery "table"."name" and "alias"."name".
+func (r *renderer) resolve(ref colRef) (*column, string) {
 	switch {
 	case ref.err != nil:
 		r.fail(ref.err)
+	case ref.expr != nil:
+		r.fail(errors.New(ref.expr.describe() + " where a column is needed"))
 	case ref.c == nil:
 		r.fail(errZeroColumn)
+	case r.sc != nil:
+		return r.sc.resolve(r, ref)
+	case ref.via != nil:
+		r.fail(fmt.Errorf("column %q is reached through a join, which only a Select has", ref.c.name))
 	case ref.c.table != r.table:
 		r.fail(fmt.Errorf("column %q belongs to table %q, not %q", ref.c.name, ref.c.table.name, r.table.name))
 	default:
-		return ref.c
+		return ref.c, ref.c.quoted
 	}
-	return nil
+	return nil, ""
 }
 
-// col writes a column's quoted name.
+// col writes a column's name.
 func (r *renderer) col(ref colRef) {
-	if c := r.column(ref); c != nil {
-		r.write(c.quoted)
+	if _, name := r.resolve(ref); name != "" {
+		r.write(name)
 	}
+}
+
+// value writes a column, or the aggregate or subquery ref stands for.
+func (r *renderer) value(ref colRef) {
+	if ref.expr != nil && ref.err == nil {
+		ref.expr.renderItem(r)
+		return
+	}
+	r.col(ref)
 }
 
 // colList writes quoted names separated by commas.

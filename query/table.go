@@ -51,6 +51,8 @@ type column struct {
 	def      string
 	index    string // the index's name, "" for none
 	fk       string // the rendered REFERENCES clause, "" for none
+	// fkSchema, fkTable and fkColumn are what fk= names, for joins.
+	fkSchema, fkTable, fkColumn string
 }
 
 // TableOption adjusts a table declaration.
@@ -290,6 +292,7 @@ func (c *column) setFK(tag fieldTag) error {
 		return fmt.Errorf("fk: %w", err)
 	}
 	c.fk = "REFERENCES " + qt + " (" + qc + ")"
+	c.fkSchema, c.fkTable, c.fkColumn = schema, table, tag.fkColumn
 	if tag.onDelete != "" {
 		c.fk += " ON DELETE " + tag.onDelete
 	}
