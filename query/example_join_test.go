@@ -8,6 +8,7 @@ import (
 var (
 	ConcertID    = query.C(Concerts, func(c *Concert) *int64 { return &c.ID })
 	ConcertBand1 = query.C(Concerts, func(c *Concert) *int64 { return &c.Band1 })
+	ConcertBand2 = query.C(Concerts, func(c *Concert) *int64 { return &c.Band2 })
 	TicketPrice  = query.C(Tickets, func(t *Ticket) *pgtype.Numeric { return &t.Price })
 )
 

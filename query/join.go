@@ -136,6 +136,9 @@ type scope struct {
 	qualify  bool        // write table.column: the statement has joins or is a subquery
 	outer    *scope
 	inOn     bool // rendering an explicit join's ON condition
+	// noJoins: the statement is not a SELECT that can join (the Update,
+	// Delete, Count or Exists around a subquery).
+	noJoins bool
 	// noAggregates names the clause being rendered where aggregates are
 	// not allowed (Where, GroupBy); "" where they are.
 	noAggregates string
@@ -212,6 +215,9 @@ func (s *scope) explicitJoin(n *joinNode) *explicitJoin {
 // register adds a foreign-key join (and the joins it hangs off) once, and
 // returns its quoted alias.
 func (s *scope) register(n *joinNode) (string, error) {
+	if s.noJoins {
+		return "", fmt.Errorf("%q is joined in a statement that cannot join: joins need a Select", n.alias)
+	}
 	if n.explicit {
 		return quoteIdent(n.alias)
 	}

@@ -102,7 +102,12 @@ func writeSubquery(r *renderer, sub Subquery, one bool) {
 		r.fail(fmt.Errorf("a subquery compared with a value must select one item; this one selects from %q %s", q.t.name, itemCount(q)))
 		return
 	}
-	outer := r.sc
+	saved, outer := r.sc, r.sc
+	if outer == nil {
+		// An Update, Delete, Count or Exists: its table is in reach of a
+		// correlated subquery, but nothing can join it.
+		outer = &scope{base: r.table, noJoins: true, noAggregates: "Where"}
+	}
 	scratch := &renderer{table: q.t, sc: &scope{base: q.t, explicit: q.joins, outer: outer, qualify: true}}
 	q.write(scratch)
 	if scratch.err != nil {
@@ -113,7 +118,7 @@ func writeSubquery(r *renderer, sub Subquery, one bool) {
 	r.write("(")
 	q.write(r)
 	r.write(")")
-	r.sc = outer
+	r.sc = saved
 }
 
 // itemCount says how many items a SELECT has, for messages.
