@@ -1,6 +1,7 @@
 // Package query is piccolo-go's query layer: tables declared from Go
 // structs, typed columns and where expressions, and builders that render
-// parameterised SQL without a database (Select, Objects, Count, Exists,
+// parameterised SQL without a database (Select with joins, aggregates and
+// subqueries, projections with Into, Objects, Count, Exists,
 // Insert, Update, Delete, Save, Remove, GetOrCreate, Raw and the DDL:
 // Create, DropTable, CreateIndex, DropIndex, AddColumn, DropColumn,
 // RenameColumn).
@@ -38,6 +39,35 @@
 // their own: the Atomic cannot put them in its pipeline with the plain
 // statements around them. Queue piccolo.Raw statements where a pipeline
 // matters more than the ids.
+//
+// # Joins, projections, aggregates and subqueries
+//
+// A foreign-key column joins the table it references (Column.Join), and
+// Column.Via reaches that table's columns, in a Select's select list, Where,
+// GroupBy, Having and OrderBy; joins chain (ticket → concert → band →
+// manager). A NOT NULL key is an INNER JOIN; a nullable key, and any join
+// after a LEFT JOIN, a LEFT JOIN, whose columns read as NULL when no row
+// matches. Each join is rendered once, under an alias naming its path of
+// foreign keys ("ticket.concert.band_1"), however often it is used; with
+// joins, every column is written "table"."column". JoinTable with
+// Select.JoinOn or LeftJoinOn joins on a condition of your own.
+//
+//	concert := TicketConcert.Join(Concerts)
+//	band := ConcertBand1.Via(concert).Join(Bands)
+//	tickets, err := Tickets.Select().Where(BandName.Via(band).Eq("Pythonistas")).All(ctx, eng)
+//
+// Columns of joined tables, aggregates and scalar subqueries do not scan
+// into the table's struct: Into projects a Select into a struct of your
+// own, matching items and fields by name when it renders. The aggregates
+// (CountRows, CountOf, Sum, Avg, Min, Max, with Distinct) have typed
+// results and go with GroupBy and Having; a column neither grouped nor
+// aggregated, or an aggregate in Where, fails rendering as PostgreSQL
+// would refuse it.
+//
+// Subqueries (InSubquery, NotInSubquery, ExistsSubquery, NotExistsSubquery,
+// Scalar) take a Select or a Projection; their values are bound in the
+// statement's one sequence of $n, and EqCol links a correlated subquery to
+// the query around it (a Select, Count, Update or Delete).
 //
 // # Objects
 //
