@@ -17,6 +17,9 @@ type renderer struct {
 	table *tableDef
 	sc    *scope // a SELECT's tables; nil: the statement has only its table
 	err   error
+	// own is the scope of the SELECT this renderer renders, kept here so
+	// that a point read allocates no scope of its own.
+	own scope
 }
 
 func newRenderer(t *tableDef) *renderer { return &renderer{table: t} }

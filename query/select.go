@@ -170,13 +170,14 @@ func (s Select[T]) render() (piccolo.Querystring, []*column, error) {
 // column qualified.
 func (q *selectCore) statement(what string) (piccolo.Querystring, error) {
 	r := newStatement(q.t, len(q.t.selectAll))
-	sc := &scope{base: q.t, explicit: q.joins}
-	r.sc = sc
+	r.own = scope{base: q.t, explicit: q.joins}
+	r.sc = &r.own
 	q.write(r)
-	if r.err == nil && (len(sc.joins) > 0 || len(q.joins) > 0) {
-		found := sc.joins
+	if r.err == nil && (len(r.own.joins) > 0 || len(q.joins) > 0) {
+		found := r.own.joins
 		r = newStatement(q.t, r.b.Len()+64)
-		r.sc = &scope{base: q.t, explicit: q.joins, joins: found, qualify: true}
+		r.own = scope{base: q.t, explicit: q.joins, joins: found, qualify: true}
+		r.sc = &r.own
 		q.write(r)
 	}
 	return r.querystring(what)
