@@ -8,7 +8,9 @@ import (
 // Subquery is a SELECT used inside another query: a Select or a
 // Projection. Its values are bound with the enclosing statement's, and its
 // conditions may use the enclosing query's columns (a correlated subquery,
-// which EqCol links).
+// which EqCol links). A column of a table that the subquery selects from
+// means the subquery's row, even when the enclosing query selects from the
+// same table: a subquery cannot yet correlate with a query on its own table.
 type Subquery interface {
 	subquery() *selectCore
 }
