@@ -53,6 +53,7 @@ func allCases(p *peers) []benchCase {
 	cases = append(cases, point...)
 	cases = append(cases, pointReadMaps(p)...)
 	cases = append(cases, read100(p)...)
+	cases = append(cases, joined100Cases(p)...)
 	cases = append(cases, insertOne(p)...)
 	cases = append(cases, updateOne(p)...)
 	for _, n := range []int{100, 1000, 10000} {

@@ -98,7 +98,7 @@ func schema(ctx context.Context, conn *pgx.Conn, streamRows int) error {
 		`VACUUM ANALYZE items`,
 		`VACUUM ANALYZE stream_items`,
 	}
-	for _, sql := range stmts {
+	for _, sql := range append(stmts, joinSchema...) {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("schema: %w", err)
 		}

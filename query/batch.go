@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"iter"
 
 	"github.com/jackc/pgx/v5"
@@ -43,7 +42,7 @@ func batch[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, 
 		}
 		b, err := e.Batch(ctx, piccolo.Raw(q.SQL, q.Args...), opts...)
 		if err != nil {
-			yield(nil, fmt.Errorf("query: %s: %w", q.SQL, err))
+			yield(nil, err)
 			return
 		}
 		// After a normal end the rows ran out and NextFunc closed the batch,
@@ -54,7 +53,7 @@ func batch[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, 
 			var rows []T
 			n, err := b.NextFunc(ctx, newScan(&rows))
 			if err != nil {
-				yield(nil, fmt.Errorf("query: %s: %w", q.SQL, err))
+				yield(nil, err)
 				return
 			}
 			if n == 0 || !yield(rows, nil) {

@@ -14,10 +14,15 @@ type Col interface {
 	ref() colRef
 }
 
-// colRef points at a column, or carries the error of a failed C.
+// colRef points at a column, or carries the error of a failed C. In a
+// Select it may also be a column of a joined table (via), an aggregate or
+// a scalar subquery (expr), and carry the name a projection gives it.
 type colRef struct {
-	c   *column
-	err error
+	c     *column
+	err   error
+	via   *joinNode // the join c is reached through; nil: the statement's table
+	expr  item      // an aggregate or scalar subquery instead of a column
+	alias string    // AS alias in a select list
 }
 
 // Column is a column of a table whose Go field has type V. Its methods
@@ -75,6 +80,13 @@ func lookupColumn[T, V any](t *Table[T], field func(*T) *V) (c *column, err erro
 		t.def.name, want, t.def.goType)
 }
 
+// As names the column alias in a select list (SELECT ... AS "alias"), for
+// a projection into a struct whose field has that name (see Into).
+func (c Column[V]) As(alias string) Column[V] {
+	c.r.alias = alias
+	return c
+}
+
 // Name returns the column's name, unquoted; "" if C failed.
 func (c Column[V]) Name() string {
 	if c.r.c == nil {
@@ -101,6 +113,10 @@ func (c Column[V]) Eq(v V) Expr { return cmpExpr{c.r, "=", v} }
 // Ne is column <> v. A v sent as NULL renders column IS NOT NULL; on a
 // NOT NULL column it fails rendering.
 func (c Column[V]) Ne(v V) Expr { return cmpExpr{c.r, "<>", v} }
+
+// EqCol is column = other, two columns compared: a join condition for
+// JoinOn, or a correlated subquery's link to the query around it.
+func (c Column[V]) EqCol(other Column[V]) Expr { return cmpExpr{c.r, "=", other.r} }
 
 // Lt is column < v. A NULL v fails rendering: it would match no row.
 func (c Column[V]) Lt(v V) Expr { return cmpExpr{c.r, "<", v} }

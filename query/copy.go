@@ -61,12 +61,9 @@ func (i Insert[T]) copyRows(ctx context.Context, e piccolo.Engine, cols []*colum
 	src := &rowSource[T]{rows: i.rows, cols: cols, vals: make([]any, len(cols))}
 	n, err := e.CopyFrom(ctx, table, names, src)
 	if err == nil && n != int64(len(i.rows)) {
-		err = fmt.Errorf("COPY loaded %d rows of %d", n, len(i.rows))
+		err = &opError{op: "Insert into", table: i.t.def.name, err: fmt.Errorf("COPY loaded %d rows of %d", n, len(i.rows))}
 	}
-	if err != nil {
-		return fmt.Errorf("query: Insert into %q: %w", i.t.def.name, err)
-	}
-	return nil
+	return err
 }
 
 // rowSource hands an Insert's rows to COPY, reading each field where it

@@ -404,7 +404,7 @@ func TestPlayground(t *testing.T) {
 		if n, err := Tickets.Delete().All().Run(ctx, eng); n != 2 || err != nil {
 			t.Errorf("Delete All = %d, %v", n, err)
 		}
-		if _, err := Venues.Update(VenueCapacity.Set(1)).All().RunReturning(ctx, eng); err == nil || !strings.Contains(err.Error(), "RunReturning needs Returning columns") {
+		if _, err := Venues.Update(VenueCapacity.Set(1)).All().RunReturning(ctx, eng); err == nil || !strings.Contains(err.Error(), `query: RunReturning on "venue": no Returning columns`) {
 			t.Errorf("RunReturning without Returning: %v", err)
 		}
 	})
@@ -623,7 +623,7 @@ func TestGetOrCreateRace(t *testing.T) {
 			{"no key", Bands.GetOrCreate(&Band{Name: "x"}), "no key columns"},
 			{"nil key value", Bands.GetOrCreate(&Band{Name: "x"}, BandManager), "is NULL"},
 			{"nil row", Bands.GetOrCreate(nil, BandName), "nil object"},
-			{"key without unique constraint", Bands.GetOrCreate(&Band{Name: "Solo", Popularity: 12345}, BandPopularity), "no unique or exclusion constraint"},
+			{"key without unique constraint", Bands.GetOrCreate(&Band{Name: "Solo", Popularity: 12345}, BandPopularity), "is not the primary key, a column tagged unique"},
 		} {
 			if err := tt.g.Run(ctx, eng); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("%s: %v; want an error containing %q", tt.name, err, tt.want)

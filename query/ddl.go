@@ -40,7 +40,7 @@ func (c Create) Querystrings() ([]piccolo.Querystring, error) {
 		}
 		b.WriteString(col.definition())
 	}
-	b.WriteString(")")
+	b.WriteString(c.t.uniqueConstraints() + ")")
 	qs := []piccolo.Querystring{{SQL: b.String()}}
 	return append(qs, c.t.indexes(c.t.cols, c.ifNotExists)...), nil
 }

@@ -1,6 +1,7 @@
 // Package query is piccolo-go's query layer: tables declared from Go
 // structs, typed columns and where expressions, and builders that render
-// parameterised SQL without a database (Select, Objects, Count, Exists,
+// parameterised SQL without a database (Select with joins, aggregates and
+// subqueries, projections with Into, Objects, Count, Exists,
 // Insert, Update, Delete, Save, Remove, GetOrCreate, Raw and the DDL:
 // Create, DropTable, CreateIndex, DropIndex, AddColumn, DropColumn,
 // RenameColumn).
@@ -38,6 +39,35 @@
 // their own: the Atomic cannot put them in its pipeline with the plain
 // statements around them. Queue piccolo.Raw statements where a pipeline
 // matters more than the ids.
+//
+// # Joins, projections, aggregates and subqueries
+//
+// A foreign-key column joins the table it references (Column.Join), and
+// Column.Via reaches that table's columns, in a Select's select list, Where,
+// GroupBy, Having and OrderBy; joins chain (ticket → concert → band →
+// manager). A NOT NULL key is an INNER JOIN; a nullable key, and any join
+// after a LEFT JOIN, a LEFT JOIN, whose columns read as NULL when no row
+// matches. Each join is rendered once, under an alias naming its path of
+// foreign keys ("ticket.concert.band_1"), however often it is used; with
+// joins, every column is written "table"."column". JoinTable with
+// Select.JoinOn or LeftJoinOn joins on a condition of your own.
+//
+//	concert := TicketConcert.Join(Concerts)
+//	band := ConcertBand1.Via(concert).Join(Bands)
+//	tickets, err := Tickets.Select().Where(BandName.Via(band).Eq("Pythonistas")).All(ctx, eng)
+//
+// Columns of joined tables, aggregates and scalar subqueries do not scan
+// into the table's struct: Into projects a Select into a struct of your
+// own, matching items and fields by name when it renders. The aggregates
+// (CountRows, CountOf, Sum, Avg, Min, Max, with Distinct) have typed
+// results and go with GroupBy and Having; a column neither grouped nor
+// aggregated, or an aggregate in Where, fails rendering as PostgreSQL
+// would refuse it.
+//
+// Subqueries (InSubquery, NotInSubquery, ExistsSubquery, NotExistsSubquery,
+// Scalar) take a Select or a Projection; their values are bound in the
+// statement's one sequence of $n, and EqCol links a correlated subquery to
+// the query around it (a Select, Count, Update or Delete).
 //
 // # Objects
 //
@@ -106,7 +136,9 @@
 //	var BandName = query.C(Bands, func(b *Band) *string { return &b.Name })
 //
 // Exported fields are columns unless tagged `piccolo:"-"`; an untagged field
-// is named by its Go name in snake_case (UserID → user_id). The tag is a
+// is named by its Go name in snake_case, with Go's initialisms split
+// (UserID → user_id, HTTPURL → http_url, UserIDs → user_ids, OAuth2Token →
+// o_auth2_token; see the rule below). The tag is a
 // comma-separated list, a column name first (empty keeps the default),
 // then options:
 //
@@ -125,6 +157,17 @@
 //	ondelete=ACTION     with fk: cascade, restrict, set null, set default
 //	                    or no action
 //
+// A unique key of several columns is declared on the table with Unique:
+//
+//	var Gigs = query.MustTable[Gig]("gig", query.Unique("band", "night"))
+//
+// Words of an untagged name start at a capital after a lower-case letter
+// or digit, and at the last capital of a run followed by lower case; a run
+// of capitals made only of Go's common initialisms (ID, URL, HTTP, JSON,
+// ...) is split into them, any other run stays one word, digits stay with
+// the word before them, and a plural s stays with its initialism. Tag the
+// field to choose another name.
+//
 // Commas inside parentheses or single quotes do not split the tag, so
 // `type=numeric(10,2)` and `default='a,b'` work.
 //
@@ -140,6 +183,11 @@
 //	float32, float64               real, double precision
 //	string                         text, or varchar(N) with length=N
 //	time.Time                      timestamptz
+//	time.Duration                  interval (microseconds: PostgreSQL
+//	                               keeps no nanoseconds; an interval
+//	                               of months reads as 30-day months)
+//	uint64, uint                   none: give type=numeric(20,0), or
+//	                               type=bigint if the values fit in int64
 //	[]byte                         bytea
 //	[16]byte (any UUID type)       uuid
 //	json.RawMessage, maps          jsonb

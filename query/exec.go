@@ -24,8 +24,11 @@ func (s Select[T]) All(ctx context.Context, e piccolo.Engine, opts ...piccolo.Op
 
 // runOptions adds piccolo.Read to opts unless the Select locks rows, which
 // only the primary can do.
-func (s Select[T]) runOptions(opts []piccolo.Option) []piccolo.Option {
-	if s.lock != "" {
+func (s Select[T]) runOptions(opts []piccolo.Option) []piccolo.Option { return s.q.runOptions(opts) }
+
+// runOptions adds piccolo.Read to opts unless the SELECT locks rows.
+func (q *selectCore) runOptions(opts []piccolo.Option) []piccolo.Option {
+	if q.lock != "" {
 		return opts
 	}
 	return readOptions(opts)
@@ -49,10 +52,16 @@ var readOnly = []piccolo.Option{piccolo.Read()}
 // errors.Is(err, sql.ErrNoRows) hold.
 func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) (T, error) {
 	rows, err := s.Limit(1).All(ctx, e, opts...)
+	return firstRow(rows, err, s.t.def.name)
+}
+
+// firstRow returns the first of rows read from table, or the error, or
+// one wrapping pgx.ErrNoRows when there are none.
+func firstRow[T any](rows []T, err error, table string) (T, error) {
 	if err != nil || len(rows) == 0 {
 		var zero T
 		if err == nil {
-			err = fmt.Errorf("query: Select %q: First: %w", s.t.def.name, pgx.ErrNoRows)
+			err = &opError{op: "First from", table: table, err: pgx.ErrNoRows}
 		}
 		return zero, err
 	}
@@ -63,7 +72,7 @@ func (s Select[T]) First(ctx context.Context, e piccolo.Engine, opts ...piccolo.
 func queryAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, cols []*column, opts []piccolo.Option) ([]T, error) {
 	var out []T
 	if err := e.QueryFunc(ctx, q, appendRow(&out, cols), opts...); err != nil {
-		return nil, fmt.Errorf("query: %s: %w", q.SQL, err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -81,12 +90,9 @@ func queryOne[V any](ctx context.Context, e piccolo.Engine, q piccolo.Query, opt
 		return rows.Scan(&v)
 	}, opts...)
 	if err == nil && n != 1 {
-		err = fmt.Errorf("%d rows, want 1", n)
+		err = fmt.Errorf("query: %d rows where one was expected", n)
 	}
-	if err != nil {
-		return v, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
-	}
-	return v, nil
+	return v, err
 }
 
 // Run runs the count and returns it. It is a read (piccolo.Read).
@@ -133,11 +139,12 @@ func (i Insert[T]) Run(ctx context.Context, e piccolo.Engine) error {
 				n := 0
 				err = e.QueryFunc(ctx, q, intoTargets(rows, p.returning, &n))
 				if err == nil && n != len(rows) {
-					err = fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))
+					err = &opError{op: "Insert into", table: i.t.def.name,
+						err: fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))}
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("query: Insert into %q: %w", i.t.def.name, err)
+				return err
 			}
 		}
 		return nil
@@ -179,7 +186,7 @@ func execOne(ctx context.Context, e piccolo.Engine, q piccolo.Query, opts []picc
 	}
 	tag, err := e.Exec(ctx, qs[0], opts...)
 	if err != nil {
-		return 0, fmt.Errorf("query: %s: %w", qs[0].SQL, err)
+		return 0, err
 	}
 	return tag.RowsAffected(), nil
 }
@@ -191,7 +198,7 @@ func returningAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Query,
 		return nil, err
 	}
 	if len(ret) == 0 {
-		return nil, fmt.Errorf("query: %q: RunReturning needs Returning columns", d.name)
+		return nil, &opError{op: "RunReturning on", table: d.name, err: errors.New("no Returning columns")}
 	}
 	cols := make([]*column, len(ret))
 	for i, r := range ret {
@@ -220,7 +227,7 @@ func Exec(ctx context.Context, e piccolo.Engine, q piccolo.Query) error {
 	run := func(ctx context.Context) error {
 		for _, s := range qs {
 			if _, err := e.Exec(ctx, s); err != nil {
-				return fmt.Errorf("query: %s: %w", s.SQL, err)
+				return err
 			}
 		}
 		return nil

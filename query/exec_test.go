@@ -259,3 +259,59 @@ func TestInsertLoadsManyRowsWithCopy(t *testing.T) {
 		t.Fatalf("%d bands in all", n)
 	}
 }
+
+// TestErrorsNameTheOperationOnce pins how the query layer's errors read:
+// one "query:" prefix naming the operation the caller asked for (a Save is
+// not an Insert, a GetOrCreate not a Select), and an error from the
+// server passed on as the engine gives it, which names the statement: the
+// query layer adds the SQL no second time. The causes stay reachable.
+func TestErrorsNameTheOperationOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	eng := newEngine(t)
+	createManagersAndBands(t, eng)
+	taken := &Band{Name: "taken", Formed: time.Now()}
+	must(t, Bands.Insert(taken).Run(ctx, eng))
+
+	dup := &Band{Name: "taken", Formed: time.Now()}
+	zero := &Band{Name: "zero"}
+	for _, tt := range []struct {
+		name    string
+		err     error
+		prefix  string // the error starts so
+		without string // and does not contain this
+		is      error
+	}{
+		{"GetOrCreate with a NULL key", Bands.GetOrCreate(&Band{}, BandManager).Run(ctx, eng),
+			`query: GetOrCreate in "band": the object's Manager is NULL`, "Select", nil},
+		{"Remove of an unsaved object", first(Bands.Remove(zero).Run(ctx, eng)),
+			`query: Remove from "band": zero primary key`, "Delete", query.ErrZeroKey},
+		{"Save of a duplicate", Bands.Save(dup).Run(ctx, eng),
+			`piccolo: "INSERT INTO`, "query:", nil},
+		{"Get of a missing row", first(Bands.Objects().Get(ctx, eng, BandName.Eq("none"))),
+			`query: Get from "band": no rows`, "Select", sql.ErrNoRows},
+		{"First of no row", first(Bands.Select().Where(BandName.Eq("none")).First(ctx, eng)),
+			`query: First from "band": no rows`, "Select", sql.ErrNoRows},
+		{"Count of a missing table", first(Venues.Count().Run(ctx, eng)),
+			`piccolo: "SELECT count(*) FROM`, "query:", nil},
+	} {
+		if tt.err == nil || !strings.HasPrefix(tt.err.Error(), tt.prefix) || strings.Contains(tt.err.Error(), tt.without) {
+			t.Errorf("%s: %v\nwant it to start %q and not to contain %q", tt.name, tt.err, tt.prefix, tt.without)
+			continue
+		}
+		if n := strings.Count(tt.err.Error(), "INSERT INTO") + strings.Count(tt.err.Error(), "SELECT"); n > 1 {
+			t.Errorf("%s: the statement appears %d times: %v", tt.name, n, tt.err)
+		}
+		if tt.is != nil && !errors.Is(tt.err, tt.is) {
+			t.Errorf("%s: errors.Is(%v, %v) is false", tt.name, tt.err, tt.is)
+		}
+	}
+	err := Bands.Save(dup).Run(ctx, eng)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.UniqueViolation {
+		t.Errorf("Save of a duplicate: %v; want the unique violation reachable", err)
+	}
+}
+
+// first returns the error of a two-result call.
+func first[V any](_ V, err error) error { return err }

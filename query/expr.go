@@ -41,15 +41,23 @@ type cmpExpr struct {
 }
 
 func (e cmpExpr) render(r *renderer, _ bool) {
-	c := r.column(e.col)
+	if e.col.expr != nil {
+		renderItemCmp(r, e)
+		return
+	}
+	c, name := r.resolve(e.col)
 	switch {
 	case c == nil:
 	case (e.op == "LIKE" || e.op == "ILIKE") && !c.text:
 		r.fail(fmt.Errorf("%s on column %q of type %s: it applies to text columns", e.op, c.name, c.sqlType))
 	case isNull(e.val):
-		renderNullCmp(r, c, e.op)
+		renderNullCmp(r, c, name, e.op)
 	default:
-		r.write(c.quoted, " ", e.op, " ")
+		r.write(name, " ", e.op, " ")
+		if other, ok := e.val.(colRef); ok {
+			r.col(other)
+			return
+		}
 		r.param(e.val)
 	}
 }
@@ -61,7 +69,7 @@ type betweenExpr struct {
 }
 
 func (e betweenExpr) render(r *renderer, _ bool) {
-	c := r.column(e.col)
+	c, name := r.resolve(e.col)
 	switch {
 	case c == nil:
 		return
@@ -69,7 +77,7 @@ func (e betweenExpr) render(r *renderer, _ bool) {
 		r.fail(fmt.Errorf("Between with a NULL bound on column %q: a comparison with NULL matches no row", c.name))
 		return
 	}
-	r.write(c.quoted, " BETWEEN ")
+	r.write(name, " BETWEEN ")
 	r.param(e.lo)
 	r.write(" AND ")
 	r.param(e.hi)

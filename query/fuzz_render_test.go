@@ -22,6 +22,7 @@ type fuzzRow struct {
 	Score   *float64 `piccolo:"score"`
 	Tags    []string `piccolo:"tags"`
 	Hostile string   `piccolo:"x\"; DROP TABLE y; --"`
+	Parent  *int64   `piccolo:"parent,fk=fuzz \"parent\""`
 }
 
 var (
@@ -32,7 +33,9 @@ var (
 	fuzzScore   = query.C(fuzzTable, func(r *fuzzRow) **float64 { return &r.Score })
 	fuzzTags    = query.C(fuzzTable, func(r *fuzzRow) *[]string { return &r.Tags })
 	fuzzHostile = query.C(fuzzTable, func(r *fuzzRow) *string { return &r.Hostile })
-	fuzzCols    = []query.Col{fuzzID, fuzzName, fuzzN, fuzzScore, fuzzTags, fuzzHostile}
+	// fuzzParentRef is the foreign key FuzzRender joins along.
+	fuzzParentRef = query.C(fuzzTable, func(r *fuzzRow) **int64 { return &r.Parent })
+	fuzzCols      = []query.Col{fuzzID, fuzzName, fuzzN, fuzzScore, fuzzTags, fuzzHostile}
 )
 
 // fuzzFragments are query.SQL escape hatches with placeholders in awkward
@@ -41,16 +44,20 @@ var fuzzFragments = []struct {
 	sql  string
 	args int
 }{
-	{`"n" > $1`, 1},
-	{`lower("name") = lower($1)`, 1},
+	{ft + `."n" > $1`, 1},
+	{`lower(` + ft + `."name") = lower($1)`, 1},
 	{`'$1' <> $1::text`, 1},
-	{`"id" = $2 OR "id" = $1`, 2},
+	{ft + `."id" = $2 OR ` + ft + `."id" = $1`, 2},
 	{`$$ $1 $$ <> $1::text`, 1},
 	{`E'\'$1' <> $1`, 1},
-	{`"x""; DROP TABLE y; --" = $1`, 1},
-	{`/* $1 */ "n" = $1::int`, 1},
+	{ft + `."x""; DROP TABLE y; --" = $1`, 1},
+	{`/* $1 */ ` + ft + `."n" = $1::int`, 1},
 	{`TRUE`, 0},
 }
+
+// ft is the fuzz table's quoted name: fragments qualify their columns, as
+// a query with joins needs (a $1 inside it is no placeholder).
+const ft = `"fuzz ""render"" $1"`
 
 // fuzzGen turns fuzz bytes into choices; past the end every choice is 0.
 type fuzzGen struct{ data []byte }
@@ -76,7 +83,7 @@ func (g *fuzzGen) str() string {
 }
 
 func (g *fuzzGen) expr(depth int) query.Expr {
-	kinds := 21
+	kinds := 23
 	if depth >= 3 {
 		kinds = 17 // leaves only
 	}
@@ -107,7 +114,7 @@ func (g *fuzzGen) expr(depth int) query.Expr {
 		for i := range args {
 			args[i] = g.str()
 		}
-		if f.sql == `"id" = $2 OR "id" = $1` || f.sql == `/* $1 */ "n" = $1::int` {
+		if strings.Contains(f.sql, `."id" = $2`) || strings.HasPrefix(f.sql, `/* $1 */`) {
 			for i := range args {
 				args[i] = int64(g.byte())
 			}
@@ -144,8 +151,10 @@ func (g *fuzzGen) expr(depth int) query.Expr {
 		return query.And(g.exprs(depth)...)
 	case 19:
 		return query.Or(g.exprs(depth)...)
-	default:
+	case 20:
 		return query.Not(g.expr(depth + 1))
+	default: // joins and subqueries, which nest
+		return g.joinExpr(depth + 1)
 	}
 }
 
@@ -186,12 +195,18 @@ func (g *fuzzGen) row() *fuzzRow {
 		v := float64(g.byte())
 		r.Score = &v
 	}
+	if g.intn(4) == 1 {
+		p := int64(g.byte())
+		r.Parent = &p
+	}
 	return r
 }
 
 // query builds one random builder tree.
 func (g *fuzzGen) query() piccolo.Query {
-	switch g.intn(6) {
+	switch g.intn(7) {
+	case 6:
+		return g.projection()
 	case 0:
 		s := fuzzTable.Select(g.cols()...).Where(g.exprs(0)...)
 		if g.intn(2) == 1 {
@@ -259,9 +274,13 @@ func FuzzRender(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = conn.Close(context.Background()) })
-	create, err := fuzzTable.Create().IfNotExists().Querystrings()
-	if err != nil {
-		f.Fatal(err)
+	var create []piccolo.Querystring
+	for _, t := range []piccolo.Query{fuzzParents.Create().IfNotExists(), fuzzTable.Create().IfNotExists()} {
+		qs, err := t.Querystrings()
+		if err != nil {
+			f.Fatal(err)
+		}
+		create = append(create, qs...)
 	}
 	for _, q := range create {
 		if _, err := conn.Exec(ctx, q.SQL, q.Args...); err != nil {
@@ -272,6 +291,9 @@ func FuzzRender(f *testing.F) {
 		{}, {0, 1, 2, 3}, {0, 12, 8, 3, 14, 8, 6, 1, 1}, {3, 2, 12, 8, 2, 1, 1, 1}, {5, 2, 1, 9, 9, 1},
 		[]byte("select where and or not"), {0, 15, 15, 15, 12, 12, 8, 4, 0, 1, 1, 1, 1, 1, 2, 3},
 		{3, 1, 1, 19, 1, 17, 0}, {4, 2, 13, 3, 1, 0, 3, 14, 2, 0, 1, 12, 1, 15, 0, 16, 1},
+		// joins, subqueries, projections and aggregates
+		{0, 1, 21, 0, 21, 4, 1, 2}, {1, 2, 22, 3, 0, 1, 22, 6, 3}, {6, 0, 1, 2, 21, 7, 1}, {6, 1, 1, 1, 2, 1, 1, 1},
+		{6, 1, 3, 0, 3, 1, 1, 1}, {4, 1, 21, 4, 2}, {3, 1, 22, 5},
 	} {
 		f.Add(seed)
 	}

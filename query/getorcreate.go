@@ -37,8 +37,11 @@ const getOrCreateAttempts = 3
 // unique constraint violated by the new row) are returned and, as any
 // failed statement, abort the transaction they ran in.
 //
-// The key columns need a unique constraint or index (ON CONFLICT requires
-// one). A key value sent as NULL (nil, an invalid sql.Null) fails
+// The key columns need a unique constraint or index on exactly them (ON
+// CONFLICT requires one): the primary key, a column tagged unique or a key
+// declared with Unique. Any other key fails to render before anything is
+// sent; declare with Unique a unique index the table gets another way. A
+// key value sent as NULL (nil, an invalid sql.Null) fails
 // rendering: it equals nothing, so every call would insert a new row; so
 // does a zero primary key among the key columns (ErrZeroKey). A
 // GetOrCreate records the outcome of its last Run: run it from one
@@ -74,8 +77,15 @@ func (g *GetOrCreate[T]) Querystrings() ([]piccolo.Querystring, error) {
 	return []piccolo.Querystring{get, ins}, nil
 }
 
-// render renders the lookup, its columns and the insert.
+// render renders the lookup, its columns and the insert. Its errors are
+// labelled GetOrCreate, whichever part failed.
 func (g *GetOrCreate[T]) render() (get piccolo.Querystring, cols []*column, ins piccolo.Querystring, err error) {
+	get, cols, ins, err = g.renderParts()
+	return get, cols, ins, relabel(err, "GetOrCreate in")
+}
+
+// renderParts is render without the label.
+func (g *GetOrCreate[T]) renderParts() (get piccolo.Querystring, cols []*column, ins piccolo.Querystring, err error) {
 	d := g.t.def
 	r := newRenderer(d)
 	if len(g.key) == 0 {
@@ -83,7 +93,7 @@ func (g *GetOrCreate[T]) render() (get piccolo.Querystring, cols []*column, ins 
 	}
 	where := make([]Expr, len(g.key))
 	for i, ref := range g.key {
-		where[i] = keyExpr[T]{c: r.column(ref), row: g.row, what: "GetOrCreate"}
+		where[i] = keyExpr[T]{c: r.column(ref), row: g.row}
 	}
 	if _, err = r.querystring("GetOrCreate in"); err != nil {
 		return
@@ -117,14 +127,14 @@ func (g *GetOrCreate[T]) Run(ctx context.Context, e piccolo.Engine) error {
 		// lags would send every call down the insert path.
 		found := 0
 		if err := e.QueryFunc(ctx, get, g.scan(cols, &found)); err != nil {
-			return fmt.Errorf("query: GetOrCreate in %q: %w", g.t.def.name, err)
+			return err
 		}
 		if found == 1 {
 			return nil
 		}
 		created := 0
 		if err := e.QueryFunc(ctx, ins, g.scan(g.t.def.cols, &created)); err != nil {
-			return fmt.Errorf("query: GetOrCreate in %q: %w", g.t.def.name, err)
+			return err
 		}
 		if created == 1 {
 			g.created = true
@@ -133,7 +143,8 @@ func (g *GetOrCreate[T]) Run(ctx context.Context, e piccolo.Engine) error {
 		// The INSERT met a row with the key: the next lookup, a new snapshot
 		// under READ COMMITTED, sees it unless it was deleted meanwhile.
 	}
-	return fmt.Errorf("query: GetOrCreate in %q: the row with the key was deleted between insert and lookup %d times", g.t.def.name, getOrCreateAttempts)
+	return &opError{op: "GetOrCreate in", table: g.t.def.name,
+		err: fmt.Errorf("the row with the key was deleted between insert and lookup %d times", getOrCreateAttempts)}
 }
 
 // scan returns a QueryFunc callback that scans the one row expected into

@@ -71,6 +71,10 @@ func (i Insert[T]) Returning(cols ...Col) Insert[T] {
 // CONFLICT (target) DO NOTHING, or any constraint with no target. Skipped
 // rows return nothing, so rows cannot be matched with RETURNING output: the
 // default RETURNING is dropped, and an explicit Returning fails rendering.
+//
+// A target, here and in OnConflictDoUpdate, must be a unique key the table
+// declares (the primary key, a column tagged unique, a key given to
+// Unique), or rendering fails: see Unique.
 func (i Insert[T]) OnConflictDoNothing(target ...Col) Insert[T] {
 	i.conflict, i.target, i.set = "NOTHING", refs(target), nil
 	return i
@@ -195,8 +199,19 @@ func (i Insert[T]) renderConflict(r *renderer, inserted []*column) {
 	r.write(" ON CONFLICT")
 	if len(i.target) > 0 {
 		r.write(" (")
-		r.colList(i.target)
+		key := make([]*column, len(i.target))
+		for n, ref := range i.target {
+			if n > 0 {
+				r.write(", ")
+			}
+			if key[n] = r.column(ref); key[n] != nil {
+				r.write(key[n].quoted)
+			}
+		}
 		r.write(")")
+		if err := i.t.def.checkUniqueKey(key); err != nil {
+			r.fail(err)
+		}
 	}
 	if i.conflict == "NOTHING" {
 		r.write(" DO NOTHING")

@@ -45,27 +45,26 @@ func checkKeys[T any](r *renderer, pk *column, cols []*column, rows []*T) {
 // keyExpr is column = $n with the value read from row's field when it
 // renders: an object's primary key (Remove) or a GetOrCreate key column.
 type keyExpr[T any] struct {
-	c    *column
-	row  *T
-	what string // for messages: Remove, GetOrCreate
+	c   *column
+	row *T
 }
 
 func (k keyExpr[T]) render(r *renderer, _ bool) {
 	if k.c == nil {
-		r.fail(errors.New(k.what + " needs a primary key"))
+		r.fail(errors.New("the table has no primary key"))
 		return
 	}
 	if k.row == nil {
-		r.fail(errors.New(k.what + ": nil object"))
+		r.fail(errors.New("nil object"))
 		return
 	}
 	v := k.c.value(unsafe.Pointer(k.row))
 	switch {
 	case k.c.pk && v.IsZero():
-		r.fail(fmt.Errorf("%s: %w: the object's %s is zero: it was never saved, so it has no row", k.what, ErrZeroKey, k.c.field))
+		r.fail(fmt.Errorf("%w: the object's %s is zero: it was never saved, so it has no row", ErrZeroKey, k.c.field))
 		return
 	case isNull(v.Interface()):
-		r.fail(fmt.Errorf("%s: the object's %s is NULL, which equals no key: set it", k.what, k.c.field))
+		r.fail(fmt.Errorf("the object's %s is NULL, which equals no key: set it", k.c.field))
 		return
 	}
 	r.write(k.c.quoted, " = ")

@@ -47,16 +47,16 @@ var cmpNames = map[string]string{"=": "Eq", "<>": "Ne", "<": "Lt", "<=": "Le", "
 // renderNullCmp writes column = NULL as IS NULL and column <> NULL as IS
 // NOT NULL; it refuses the other operators, which match no row with NULL,
 // and NULL on a NOT NULL column.
-func renderNullCmp(r *renderer, c *column, op string) {
+func renderNullCmp(r *renderer, c *column, name, op string) {
 	switch {
 	case op != "=" && op != "<>":
 		r.fail(fmt.Errorf("%s(NULL) on column %q: a comparison with NULL matches no row; use IsNull or IsNotNull", cmpNames[op], c.name))
 	case !c.nullable:
 		r.fail(notNullError(cmpNames[op], c))
 	case op == "=":
-		r.write(c.quoted, " IS NULL")
+		r.write(name, " IS NULL")
 	default:
-		r.write(c.quoted, " IS NOT NULL")
+		r.write(name, " IS NOT NULL")
 	}
 }
 
@@ -93,7 +93,7 @@ func newIn[V any](col colRef, not bool, vs []V) inExpr {
 }
 
 func (e inExpr) render(r *renderer, nested bool) {
-	c := r.column(e.col)
+	c, name := r.resolve(e.col)
 	switch {
 	case c == nil:
 	case e.null && !c.nullable:
@@ -101,21 +101,21 @@ func (e inExpr) render(r *renderer, nested bool) {
 	case e.not && e.n == 0:
 		// <> ALL of an empty array is true, even for NULL: say what NotIn
 		// promises, every row whose column is not NULL.
-		r.write(c.quoted, " IS NOT NULL")
+		r.write(name, " IS NOT NULL")
 	case e.not:
 		// A NULL column makes <> ALL NULL, so the row is left out whether
 		// or not the list held NULL.
-		e.array(r, c, " <> ALL(")
+		e.array(r, name, " <> ALL(")
 	case !e.null:
-		e.array(r, c, " = ANY(")
+		e.array(r, name, " = ANY(")
 	case e.n == 0:
-		r.write(c.quoted, " IS NULL")
+		r.write(name, " IS NULL")
 	default:
 		if nested {
 			r.write("(")
 		}
-		e.array(r, c, " = ANY(")
-		r.write(" OR ", c.quoted, " IS NULL")
+		e.array(r, name, " = ANY(")
+		r.write(" OR ", name, " IS NULL")
 		if nested {
 			r.write(")")
 		}
@@ -123,8 +123,8 @@ func (e inExpr) render(r *renderer, nested bool) {
 }
 
 // array writes column op $n) with the values bound as one array.
-func (e inExpr) array(r *renderer, c *column, op string) {
-	r.write(c.quoted, op)
+func (e inExpr) array(r *renderer, name, op string) {
+	r.write(name, op)
 	r.param(e.vals)
 	r.write(")")
 }

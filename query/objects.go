@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"unsafe"
 
@@ -74,9 +73,9 @@ func (o Objects[T]) Get(ctx context.Context, e piccolo.Engine, where ...Expr) (T
 	case err != nil:
 		return zero, err
 	case len(rows) == 0:
-		return zero, fmt.Errorf("query: Get from %q: %w", o.s.t.def.name, pgx.ErrNoRows)
+		return zero, &opError{op: "Get from", table: o.s.t.def.name, err: pgx.ErrNoRows}
 	case len(rows) > 1:
-		return zero, fmt.Errorf("query: Get from %q: %w", o.s.t.def.name, ErrMultipleRows)
+		return zero, &opError{op: "Get from", table: o.s.t.def.name, err: ErrMultipleRows}
 	}
 	return rows[0], nil
 }
@@ -108,7 +107,7 @@ func (s Save[T]) insert() Insert[T] {
 	pk := s.t.def.pk
 	switch {
 	case pk == nil:
-		ins.target = []colRef{{err: errors.New("Save needs a primary key")}}
+		ins.target = []colRef{{err: errors.New("the table has no primary key")}}
 		ins.conflict = "UPDATE"
 	case s.obj != nil && !pk.value(unsafe.Pointer(s.obj)).IsZero():
 		ins.conflict, ins.target = "UPDATE", []colRef{{c: pk}}
@@ -117,16 +116,23 @@ func (s Save[T]) insert() Insert[T] {
 }
 
 // Querystrings implements piccolo.Query.
-func (s Save[T]) Querystrings() ([]piccolo.Querystring, error) { return s.insert().Querystrings() }
+func (s Save[T]) Querystrings() ([]piccolo.Querystring, error) {
+	qs, err := s.insert().Querystrings()
+	return qs, relabel(err, "Save into")
+}
 
 // Run saves the object and writes the RETURNING columns (a new identity
 // id) back into it.
-func (s Save[T]) Run(ctx context.Context, e piccolo.Engine) error { return s.insert().Run(ctx, e) }
+func (s Save[T]) Run(ctx context.Context, e piccolo.Engine) error {
+	return relabel(s.insert().Run(ctx, e), "Save into")
+}
 
 // Remove deletes obj's row, found by its primary key (read when the query
 // renders). Run returns 0 if the row was already gone. It fails to render
 // for a table without a primary key, and with ErrZeroKey for a zero key:
 // an object that was never saved has no row.
 func (t *Table[T]) Remove(obj *T) Delete[T] {
-	return t.Delete().Where(keyExpr[T]{c: t.def.pk, row: obj, what: "Remove"})
+	d := t.Delete().Where(keyExpr[T]{c: t.def.pk, row: obj})
+	d.op = "Remove from"
+	return d
 }

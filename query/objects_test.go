@@ -16,8 +16,8 @@ func TestObjectQueriesRefuseToRender(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"save without pk", first(keyless.Save(&row{}).Querystrings()), "Save needs a primary key"},
-		{"remove without pk", first(keyless.Remove(&row{}).Querystrings()), "Remove needs a primary key"},
+		{"save without pk", first(keyless.Save(&row{}).Querystrings()), `query: Save into "keyless": the table has no primary key`},
+		{"remove without pk", first(keyless.Remove(&row{}).Querystrings()), `query: Remove from "keyless": the table has no primary key`},
 		{"remove unsaved", first(bands.Remove(&band{Name: "new"}).Querystrings()), "the object's ID is zero"},
 		{"remove nil", first(bands.Remove(nil).Querystrings()), "nil object"},
 		{"save nil", first(bands.Save(nil).Querystrings()), "row 0 is nil"},

@@ -44,7 +44,7 @@ func (r Raw[T]) All(ctx context.Context, e piccolo.Engine, opts ...piccolo.Optio
 	}
 	var out []T
 	if err := e.QueryFunc(ctx, r.qs, appendByName(r.t.def, &out), opts...); err != nil {
-		return nil, fmt.Errorf("query: %s: %w", r.qs.SQL, err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -20,7 +20,7 @@ type band struct {
 
 type manager struct {
 	ID   int64  `piccolo:"id,pk"`
-	Name string `piccolo:"name"`
+	Name string `piccolo:"name,unique"`
 }
 
 // hostile has identifiers that must be quoted to mean themselves.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +190,53 @@ func TestTypesRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, row) {
 			t.Errorf("%s:\n got %#v\nwant %#v", tt.name, got, row)
 		}
+	}
+}
+
+// TestDurationIsIntervalAndUint64NeedsAType pins two type rules on a real
+// server: time.Duration is an interval column (pgx sends and reads it as
+// one), kept to the microsecond; uint64 has no column type of its own and
+// round-trips through numeric(20,0) (every value) or bigint (values that
+// fit in int64) given with type=.
+func TestDurationIsIntervalAndUint64NeedsAType(t *testing.T) {
+	t.Parallel()
+	type timing struct {
+		ID      int64         `piccolo:"id,pk"`
+		Took    time.Duration `piccolo:"took"`
+		Limit   *time.Duration
+		Counter uint64 `piccolo:",type=numeric(20,0)"`
+		Small   uint64 `piccolo:",type=bigint"`
+	}
+	type bare struct {
+		Counter uint64
+	}
+	_, err := query.NewTable[bare]("bare")
+	if err == nil || !strings.Contains(err.Error(), "type=numeric(20,0)") || !strings.Contains(err.Error(), "type=bigint") {
+		t.Errorf("uint64 without type=: %v; want a hint naming numeric(20,0) and bigint", err)
+	}
+	ctx := context.Background()
+	eng := newEngine(t)
+	tbl := query.MustTable[timing]("timing")
+	took := query.C(tbl, func(r *timing) *time.Duration { return &r.Took })
+	must(t, query.Exec(ctx, eng, tbl.Create()))
+	got, err := eng.RunQuerystring(ctx, piccolo.Querystring{SQL: `SELECT data_type FROM information_schema.columns WHERE table_name = 'timing' AND column_name IN ('took', 'limit') ORDER BY column_name`})
+	must(t, err)
+	if len(got) != 2 || got[0]["data_type"] != "interval" || got[1]["data_type"] != "interval" {
+		t.Errorf("time.Duration columns are %v; want interval", got)
+	}
+	limit := 90 * time.Minute
+	row := timing{Took: 36*time.Hour + 1500*time.Microsecond + 7, Limit: &limit, Counter: math.MaxUint64, Small: math.MaxInt64}
+	must(t, tbl.Insert(&row).Run(ctx, eng))
+	back, err := tbl.Objects().Get(ctx, eng, took.Gt(36*time.Hour))
+	must(t, err)
+	want := row
+	want.Took = row.Took.Truncate(time.Microsecond)
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("read back %+v (limit %v); want %+v (limit %v)", back, *back.Limit, want, *want.Limit)
+	}
+	n, err := eng.RunQuerystring(ctx, piccolo.Querystring{SQL: `SELECT took = interval '36 hours 1.5 ms' AS same FROM timing`})
+	must(t, err)
+	if n[0]["same"] != true {
+		t.Errorf("the server holds %v; want the interval 36 hours 1.5 ms", n)
 	}
 }

@@ -2,6 +2,7 @@ package query
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -10,10 +11,21 @@ import (
 
 // Select reads rows of T. Build it with Table.Select; it is a value, so
 // every method returns a modified copy (see the package documentation).
+// With Into it projects into a struct of your own instead, which may hold
+// columns of joined tables, aggregates and scalar subqueries.
 type Select[T any] struct {
-	t         *Table[T]
+	t *Table[T]
+	q selectCore
+}
+
+// selectCore is everything a SELECT says, whatever its rows scan into.
+type selectCore struct {
+	t         *tableDef
 	cols      []colRef // nil: every column
+	joins     []explicitJoin
 	where     []Expr
+	group     []colRef
+	having    []Expr
 	order     []Order
 	limit     int
 	hasLimit  bool
@@ -26,70 +38,105 @@ type Select[T any] struct {
 
 // Select starts a SELECT of cols, or of every column when none are given.
 // Rows scan into T; fields of columns not selected keep their zero value.
+// Columns of joined tables, aggregates and subqueries need a struct of
+// their own: see Into.
 func (t *Table[T]) Select(cols ...Col) Select[T] {
-	s := Select[T]{t: t}
+	s := Select[T]{t: t, q: selectCore{t: t.def}}
 	if len(cols) > 0 {
-		s.cols = refs(cols)
+		s.q.cols = refs(cols)
 	}
 	return s
 }
 
-// Where adds conditions, joined with AND to any given before.
+// Where adds conditions, joined with AND to any given before. They may use
+// columns of joined tables (Column.Via) and subqueries, not aggregates
+// (see Having).
 func (s Select[T]) Where(exprs ...Expr) Select[T] {
-	s.where = slices.Concat(s.where, exprs)
+	s.q.where = slices.Concat(s.q.where, exprs)
 	return s
 }
 
 // OrderBy adds ORDER BY terms after any given before.
 func (s Select[T]) OrderBy(o ...Order) Select[T] {
-	s.order = slices.Concat(s.order, o)
+	s.q.order = slices.Concat(s.q.order, o)
 	return s
 }
 
 // Limit returns at most n rows (bound as a parameter). A negative n fails
 // rendering.
 func (s Select[T]) Limit(n int) Select[T] {
-	s.limit, s.hasLimit = n, true
+	s.q.limit, s.q.hasLimit = n, true
 	return s
 }
 
 // Offset skips the first n rows (bound as a parameter); use it with
 // OrderBy, or the rows skipped are arbitrary.
 func (s Select[T]) Offset(n int) Select[T] {
-	s.offset, s.hasOffset = n, true
+	s.q.offset, s.q.hasOffset = n, true
 	return s
 }
 
 // Distinct drops duplicate rows: SELECT DISTINCT.
 func (s Select[T]) Distinct() Select[T] {
-	s.distinct = true
+	s.q.distinct = true
+	return s
+}
+
+// GroupBy groups the rows by cols (GROUP BY), so that aggregates in the
+// select list, Having and OrderBy are computed per group. Every column
+// selected or ordered by must then be grouped, or belong to a table whose
+// primary key is grouped (PostgreSQL's rule); rendering checks it.
+func (s Select[T]) GroupBy(cols ...Col) Select[T] {
+	s.q.group = slices.Concat(s.q.group, refs(cols))
+	return s
+}
+
+// Having adds conditions on groups (HAVING), joined with AND: aggregates
+// compared with values, CountRows().Gt(2).
+func (s Select[T]) Having(exprs ...Expr) Select[T] {
+	s.q.having = slices.Concat(s.q.having, exprs)
+	return s
+}
+
+// JoinOn joins j (made by JoinTable) on the conditions on, for joins that
+// do not follow a foreign key: INNER JOIN ... AS alias ON ... . The
+// conditions may use the statement's table and earlier JoinOn tables.
+func (s Select[T]) JoinOn(j Join, on ...Expr) Select[T] {
+	s.q.joins = append(slices.Clip(s.q.joins), explicitJoin{j: j, on: slices.Clone(on)})
+	return s
+}
+
+// LeftJoinOn is JoinOn as a LEFT JOIN: rows without a match stay, with
+// the joined table's columns NULL.
+func (s Select[T]) LeftJoinOn(j Join, on ...Expr) Select[T] {
+	s.q.joins = append(slices.Clip(s.q.joins), explicitJoin{j: j, left: true, on: slices.Clone(on)})
 	return s
 }
 
 // ForUpdate locks the selected rows until the transaction ends: FOR
 // UPDATE. Outside a transaction the lock ends with the statement.
 func (s Select[T]) ForUpdate() Select[T] {
-	s.lock = "FOR UPDATE"
+	s.q.lock = "FOR UPDATE"
 	return s
 }
 
 // ForShare takes a shared lock on the selected rows: FOR SHARE.
 func (s Select[T]) ForShare() Select[T] {
-	s.lock = "FOR SHARE"
+	s.q.lock = "FOR SHARE"
 	return s
 }
 
 // SkipLocked skips rows another transaction has locked (a work queue); it
 // needs ForUpdate or ForShare.
 func (s Select[T]) SkipLocked() Select[T] {
-	s.wait = "SKIP LOCKED"
+	s.q.wait = "SKIP LOCKED"
 	return s
 }
 
 // NoWait fails at once instead of waiting for a locked row; it needs
 // ForUpdate or ForShare.
 func (s Select[T]) NoWait() Select[T] {
-	s.wait = "NOWAIT"
+	s.q.wait = "NOWAIT"
 	return s
 }
 
@@ -100,67 +147,133 @@ func (s Select[T]) Querystrings() ([]piccolo.Querystring, error) {
 }
 
 // render renders the statement and reports the selected columns in order,
-// which is the scan plan.
+// which is the scan plan: columns of T's own table.
 func (s Select[T]) render() (piccolo.Querystring, []*column, error) {
 	d := s.t.def
-	r := newStatement(d, len(d.selectAll))
 	cols := d.cols
-	switch {
-	case s.cols == nil && !s.distinct:
-		r.write(d.selectAll)
-	default:
-		r.write("SELECT ")
-		if s.distinct {
-			r.write("DISTINCT ")
-		}
-		if s.cols != nil {
-			cols = make([]*column, 0, len(s.cols))
-			for _, ref := range s.cols {
-				cols = append(cols, r.column(ref))
+	if s.q.cols != nil {
+		cols = make([]*column, len(s.q.cols))
+		for i, ref := range s.q.cols {
+			if ref.err == nil && (ref.via != nil || ref.expr != nil) {
+				return piccolo.Querystring{}, nil, &opError{op: "Select", table: d.name,
+					err: fmt.Errorf("%s does not scan into %s: project into a struct of your own with query.Into", ref.describe(), d.goType)}
 			}
+			cols[i] = ref.c
 		}
-		for i, c := range cols {
-			if i > 0 {
-				r.write(", ")
-			}
-			if c != nil {
-				r.write(c.quoted)
-			}
-		}
-		r.write(" FROM ", d.quoted)
 	}
-	r.where(s.where)
-	r.orderBy(s.order)
-	if s.hasLimit {
-		r.write(" LIMIT ")
-		r.param(s.limit)
-	}
-	if s.hasOffset {
-		r.write(" OFFSET ")
-		r.param(s.offset)
-	}
-	s.renderLock(r)
-	q, err := r.querystring("Select")
+	q, err := s.q.statement("Select")
 	return q, cols, err
 }
 
+// statement renders the SELECT as a statement of its own. A first pass
+// finds the joins; a statement that has any renders again with every
+// column qualified.
+func (q *selectCore) statement(what string) (piccolo.Querystring, error) {
+	r := newStatement(q.t, len(q.t.selectAll))
+	r.own = scope{base: q.t, explicit: q.joins}
+	r.sc = &r.own
+	q.write(r)
+	if r.err == nil && (len(r.own.joins) > 0 || len(q.joins) > 0) {
+		found := r.own.joins
+		r = newStatement(q.t, r.b.Len()+64)
+		r.own = scope{base: q.t, explicit: q.joins, joins: found, qualify: true}
+		r.sc = &r.own
+		q.write(r)
+	}
+	return r.querystring(what)
+}
+
+// write writes the SELECT with r.sc as its scope.
+func (q *selectCore) write(r *renderer) {
+	sc := r.sc
+	if q.cols == nil && !q.distinct && !sc.qualify && len(q.joins) == 0 && sc.outer == nil {
+		r.write(q.t.selectAll)
+	} else {
+		r.write("SELECT ")
+		if q.distinct {
+			r.write("DISTINCT ")
+		}
+		q.writeItems(r)
+		sc.writeFrom(r)
+	}
+	sc.noAggregates = "Where"
+	r.where(q.where)
+	sc.noAggregates = "GroupBy"
+	for i, ref := range q.group {
+		if i == 0 {
+			r.write(" GROUP BY ")
+		} else {
+			r.write(", ")
+		}
+		r.col(ref)
+	}
+	sc.noAggregates = ""
+	if len(q.having) > 0 {
+		r.write(" HAVING ")
+		renderExpr(r, boolExpr{"AND", q.having}, false)
+	}
+	r.orderBy(q.order)
+	q.checkGroups(r)
+	if q.hasLimit {
+		r.write(" LIMIT ")
+		r.param(q.limit)
+	}
+	if q.hasOffset {
+		r.write(" OFFSET ")
+		r.param(q.offset)
+	}
+	q.renderLock(r)
+}
+
+// writeItems writes the select list: the columns (every column of the
+// table when none were given), aggregates and subqueries, with AS for the
+// ones given a name.
+func (q *selectCore) writeItems(r *renderer) {
+	items := q.cols
+	if items == nil {
+		items = make([]colRef, len(q.t.cols))
+		for i, c := range q.t.cols {
+			items[i] = colRef{c: c}
+		}
+	}
+	for i, ref := range items {
+		if i > 0 {
+			r.write(", ")
+		}
+		r.value(ref)
+		if ref.alias != "" {
+			alias, err := quoteIdent(ref.alias)
+			if err != nil {
+				r.fail(fmt.Errorf("As: %w", err))
+			}
+			r.write(" AS ", alias)
+		}
+	}
+}
+
 // renderLock writes the locking clause and checks its combinations.
-func (s Select[T]) renderLock(r *renderer) {
+func (q *selectCore) renderLock(r *renderer) {
 	switch {
-	case s.limit < 0 || s.offset < 0:
-		r.fail(errors.New("negative Limit or Offset: " + strconv.Itoa(min(s.limit, s.offset))))
-	case s.wait != "" && s.lock == "":
-		r.fail(errors.New(s.wait + " needs ForUpdate or ForShare"))
-	case s.lock != "" && s.distinct:
-		r.fail(errors.New("PostgreSQL does not allow " + s.lock + " with DISTINCT"))
-	case s.distinct && s.cols != nil && slices.ContainsFunc(s.order, func(o Order) bool {
-		return !slices.ContainsFunc(s.cols, func(c colRef) bool { return c.c == o.col.c })
+	case q.limit < 0 || q.offset < 0:
+		r.fail(errors.New("negative Limit or Offset: " + strconv.Itoa(min(q.limit, q.offset))))
+	case q.wait != "" && q.lock == "":
+		r.fail(errors.New(q.wait + " needs ForUpdate or ForShare"))
+	case q.lock != "" && q.distinct:
+		r.fail(errors.New("PostgreSQL does not allow " + q.lock + " with DISTINCT"))
+	case q.lock != "" && q.grouped():
+		r.fail(errors.New("PostgreSQL does not allow " + q.lock + " with GROUP BY or aggregates"))
+	case q.lock != "" && slices.ContainsFunc(q.joins, func(e explicitJoin) bool { return e.left }):
+		r.fail(errors.New("PostgreSQL does not allow " + q.lock + " with a LEFT JOIN (the nullable side cannot be locked)"))
+	case q.lock != "" && slices.ContainsFunc(r.sc.joins, func(n *joinNode) bool { return n.left }):
+		r.fail(errors.New("PostgreSQL does not allow " + q.lock + " with a LEFT JOIN (a join along a nullable foreign key)"))
+	case q.distinct && q.cols != nil && slices.ContainsFunc(q.order, func(o Order) bool {
+		return !slices.ContainsFunc(q.cols, func(c colRef) bool { return sameRef(c, o.col) })
 	}):
 		r.fail(errors.New("with Distinct, OrderBy columns must be selected (PostgreSQL requires it)"))
-	case s.lock != "":
-		r.write(" ", s.lock)
-		if s.wait != "" {
-			r.write(" ", s.wait)
+	case q.lock != "":
+		r.write(" ", q.lock)
+		if q.wait != "" {
+			r.write(" ", q.wait)
 		}
 	}
 }
@@ -173,7 +286,7 @@ func (r *renderer) orderBy(order []Order) {
 		} else {
 			r.write(", ")
 		}
-		r.col(o.col)
+		r.value(o.col)
 		if o.dir == "" {
 			r.fail(errors.New("zero Order: make orderings with Asc or Desc"))
 		}

@@ -16,6 +16,10 @@ import (
 // literals, quoted identifiers, dollar quotes and comments is left alone.
 // A placeholder without an argument, or an argument without a placeholder,
 // fails rendering. The fragment is SQL: never build it from user input.
+//
+// In a Select with joins, and in a subquery, the query layer writes every
+// column as "table"."column" (a joined table under its alias): qualify the
+// fragment's columns the same way, or PostgreSQL may find them ambiguous.
 func SQL(fragment string, args ...any) Expr {
 	return sqlExpr{fragment, append([]any{}, args...)}
 }

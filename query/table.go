@@ -23,6 +23,10 @@ type tableDef struct {
 	goType reflect.Type
 	cols   []*column
 	pk     *column
+	// uniques are the multi-column unique keys declared with Unique, as
+	// given, then resolved to columns.
+	uniqueNames [][]string
+	uniques     [][]*column
 	// selectAll is SELECT of every column FROM the table, the start of
 	// most selects, rendered once.
 	selectAll string
@@ -47,6 +51,8 @@ type column struct {
 	def      string
 	index    string // the index's name, "" for none
 	fk       string // the rendered REFERENCES clause, "" for none
+	// fkSchema, fkTable and fkColumn are what fk= names, for joins.
+	fkSchema, fkTable, fkColumn string
 }
 
 // TableOption adjusts a table declaration.
@@ -119,6 +125,9 @@ func (d *tableDef) build(opts []TableOption) error {
 	}
 	if len(d.cols) == 0 {
 		return errors.New("no columns: no exported fields")
+	}
+	if err := d.resolveUniques(); err != nil {
+		return err
 	}
 	d.selectAll = "SELECT " + columnList(d.cols) + " FROM " + d.quoted
 	return nil
@@ -283,6 +292,7 @@ func (c *column) setFK(tag fieldTag) error {
 		return fmt.Errorf("fk: %w", err)
 	}
 	c.fk = "REFERENCES " + qt + " (" + qc + ")"
+	c.fkSchema, c.fkTable, c.fkColumn = schema, table, tag.fkColumn
 	if tag.onDelete != "" {
 		c.fk += " ON DELETE " + tag.onDelete
 	}

@@ -170,7 +170,7 @@ func TestTableDeclarationErrors(t *testing.T) {
 		want string
 	}{
 		{"bad tag", decl[badTag], `table "t" (query.badTag): field badTag.Name: unknown option "primary"`},
-		{"unsupported", decl[unsupported], "field unsupported.Count: unsupported type uint64"},
+		{"unsupported", decl[unsupported], "field unsupported.Count: unsupported type uint64: PostgreSQL has no unsigned 64-bit integer"},
 		{"struct", decl[structField], "add type=jsonb to store it as JSON"},
 		{"duplicate", decl[duplicate], `field duplicate.Other: column "name" is also field Name`},
 		{"two pks", decl[twoPKs], "field twoPKs.B: second primary key; A is already the primary key"},

@@ -22,6 +22,7 @@ type pgTypeInfo struct {
 // knownTypes maps named types whose kind alone says too little.
 var knownTypes = map[reflect.Type]pgTypeInfo{
 	reflect.TypeFor[time.Time]():          {sqlType: "timestamptz"},
+	reflect.TypeFor[time.Duration]():      {sqlType: "interval"},
 	reflect.TypeFor[json.RawMessage]():    {sqlType: "jsonb", nullable: true},
 	reflect.TypeFor[pgtype.Numeric]():     {sqlType: "numeric", nullable: true},
 	reflect.TypeFor[pgtype.UUID]():        {sqlType: "uuid", nullable: true},
@@ -103,6 +104,8 @@ func pgTypeOf(t reflect.Type) (pgTypeInfo, error) {
 		}
 	case reflect.Struct:
 		return pgTypeInfo{}, fmt.Errorf("unsupported type %s: add type=jsonb to store it as JSON", t)
+	case reflect.Uint64, reflect.Uint, reflect.Uintptr:
+		return pgTypeInfo{}, fmt.Errorf("unsupported type %s: PostgreSQL has no unsigned 64-bit integer; add type=numeric(20,0) to store every value, or type=bigint if the values fit in an int64", t)
 	}
 	return pgTypeInfo{}, fmt.Errorf("unsupported type %s", t)
 }

@@ -92,6 +92,7 @@ func guardAll(r *renderer, where []Expr, all bool) {
 // value, so every method returns a modified copy.
 type Delete[T any] struct {
 	t         *Table[T]
+	op        string // "" for Delete from; Remove from
 	where     []Expr
 	all       bool
 	returning []colRef
@@ -126,5 +127,9 @@ func (d Delete[T]) Querystrings() ([]piccolo.Querystring, error) {
 	guardAll(r, d.where, d.all)
 	r.where(d.where)
 	r.returning(d.returning)
-	return one(r.querystring("Delete from"))
+	op := d.op
+	if op == "" {
+		op = "Delete from"
+	}
+	return one(r.querystring(op))
 }

@@ -38,6 +38,8 @@ func tourSteps() []step {
 	return []step{
 		{"Create the schema atomically", "The playground's tables are Go structs with piccolo tags. One Atomic: CREATE SCHEMA and each table's Create(), in order, all or nothing.", stepCreateSchema},
 		{"Fill it", "Piccolo's playground data in one transaction: each typed Insert writes the new ids back into its structs, so the next rows point at them.", stepFill},
+		{"Join along foreign keys", "A typed projection: each ticket with its concert's first band, that band's manager and the venue, joined along foreign keys (INNER for NOT NULL keys, LEFT for the nullable manager) into a struct of our own.", stepJoin},
+		{"Aggregate per group", "Tickets per venue: GROUP BY a joined column, count(*), count(DISTINCT concert), min(price), HAVING and ORDER BY an aggregate, typed results.", stepAggregate},
 		{"A transaction that commits", "engine.Transaction: the closure inserts a manager and a band, then saves the band again with more popularity; it returns nil, so its work is committed.", stepCommit},
 		{"A transaction that fails and rolls back", "The closure doubles every band's popularity (an Update with All(): no Where, on purpose), then inserts a duplicate band: the error rolls everything back.", stepRollback},
 		{"A nested block as a savepoint", "Inside a transaction, Transaction(..., Nesting(NestSavepoint)) runs in a savepoint: a failing block loses only its own work.", stepNestedSavepoint},
