@@ -68,9 +68,9 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 		return nil, err
 	}
 	var b *Batch
-	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
-		b, err = target.openBatch(ctx, qs[0], ro.batchSize)
-		return err
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+		b, err = on.openBatch(ctx, qs[0], ro.batchSize)
+		return false, err
 	})
 	if err != nil {
 		return nil, err
@@ -160,14 +160,8 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n++
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		_, n, err = readRows(rows, scan)
+		return err
 	})
 	if err != nil {
 		closeErr := b.closeLocked(ctx, err)

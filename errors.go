@@ -3,9 +3,6 @@ package piccolo
 import (
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 var (
@@ -100,17 +97,3 @@ func (e *AtomicError) Error() string {
 
 // Unwrap returns the cause.
 func (e *AtomicError) Unwrap() error { return e.Err }
-
-// IsRetryable reports whether err is a serialization failure (40001) or a
-// deadlock (40P01): the whole transaction may succeed if run again from BEGIN.
-// An ambiguous commit is never retryable.
-func IsRetryable(err error) bool {
-	if errors.Is(err, ErrAmbiguousCommit) {
-		return false
-	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	return pgErr.Code == pgerrcode.SerializationFailure || pgErr.Code == pgerrcode.DeadlockDetected
-}
