@@ -261,7 +261,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		}
 		// COMMIT closes the cursor too.
 		if err := b.tx.Commit(ctx); err != nil {
-			return fmt.Errorf("piccolo: close batch: %w", err)
+			return wrapErr("close batch", err)
 		}
 		return nil
 	}
@@ -279,7 +279,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrTransactionDone) {
-		return fmt.Errorf("piccolo: close batch: %w", err)
+		return wrapErr("close batch", err)
 	}
 	return nil
 }

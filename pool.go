@@ -27,7 +27,7 @@ func (e *PostgresEngine) Node(name string) (*PostgresEngine, error) {
 // fails. A second call keeps the running pools and logs a warning.
 func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 	started, err := e.startPool(ctx, func(err error) error {
-		return fmt.Errorf("piccolo: start pool: %w", err)
+		return wrapErr("start pool", err)
 	})
 	if err != nil {
 		return err
@@ -51,7 +51,7 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 			for _, eng := range startedHere {
 				eng.closeOwnPool()
 			}
-			return fmt.Errorf("piccolo: start pool of node %q: %w", name, err)
+			return wrapErr(fmt.Sprintf("start pool of node %q", name), err)
 		}
 		if started {
 			startedHere = append(startedHere, node)

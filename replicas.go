@@ -89,7 +89,7 @@ func newRouter(cfg ReadRouting, nodes map[string]*PostgresEngine) (*router, erro
 	for _, name := range names {
 		node, ok := nodes[name]
 		if !ok {
-			return nil, fmt.Errorf("piccolo: ReadRouting: %w: %q", ErrUnknownNode, name)
+			return nil, wrapErr("ReadRouting", fmt.Errorf("%w: %q", ErrUnknownNode, name))
 		}
 		r.nodes = append(r.nodes, routedNode{name: name, engine: node})
 	}

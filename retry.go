@@ -38,7 +38,7 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 		err := e.runTx(ctx, fn, o)
 		if err == nil || attempt >= attempts || !IsRetryable(err) {
 			if err != nil && attempts > 1 && attempt == attempts && IsRetryable(err) {
-				return fmt.Errorf("piccolo: transaction failed after %d attempts: %w", attempts, err)
+				return &RetryError{Attempts: attempts, Err: err}
 			}
 			return err
 		}

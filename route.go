@@ -90,10 +90,15 @@ func nodeDown(err error) bool {
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
-// onNode says which node an error came from.
+// onNode says which node an error came from: in the *StatementError it
+// carries, else in a prefix of its own.
 func onNode(node string, err error) error {
 	if node == "" || err == nil {
 		return err
 	}
-	return fmt.Errorf("piccolo: node %q: %w", node, err)
+	if se, ok := err.(*StatementError); ok && se.Node == "" {
+		se.Node = node
+		return err
+	}
+	return wrapErr(fmt.Sprintf("node %q", node), err)
 }

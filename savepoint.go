@@ -2,7 +2,6 @@ package piccolo
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -91,7 +90,7 @@ func (t *PostgresTransaction) exec(ctx context.Context, sql string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("piccolo: %s: %w", sql, err)
+		return &StatementError{SQL: sql, Err: err}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -114,7 +113,7 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 			return err
 		})
 		if err != nil {
-			return false, fmt.Errorf("piccolo: copy into %s: %w", table.Sanitize(), err)
+			return false, wrapErr("copy into "+table.Sanitize(), err)
 		}
 		return false, nil
 	})
@@ -145,18 +144,11 @@ func checkSize(q Querystring) error {
 }
 
 // statementError names the statement that failed, keeping the cause
-// reachable. Errors of the engine's own (ErrTransactionDone...) pass as they are.
+// reachable. Errors of the engine's own (ErrTransactionDone...) pass as
+// they are.
 func statementError(sql string, err error) error {
 	if errors.Is(err, ErrTransactionDone) || errors.Is(err, ErrUnknownNode) {
 		return err
 	}
-	const max = 80
-	if len(sql) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(sql[cut]) {
-			cut--
-		}
-		sql = sql[:cut] + "…"
-	}
-	return fmt.Errorf("piccolo: %q: %w", sql, err)
+	return &StatementError{SQL: sql, Err: err}
 }

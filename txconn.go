@@ -228,7 +228,7 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 		if withBegin {
 			what = "begin"
 		}
-		return fmt.Errorf("piccolo: %s: %w", what, err)
+		return wrapErr(what, err)
 	}
 	return nil
 }

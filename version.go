@@ -62,7 +62,7 @@ func (e *PostgresEngine) PrepDatabase(ctx context.Context) error {
 	for _, ext := range e.extensions {
 		quoted, err := QuoteIdentifier(ext)
 		if err != nil {
-			return fmt.Errorf("piccolo: extension name: %w", err)
+			return wrapErr("extension name", err)
 		}
 		err = e.RunDDL(ctx, "CREATE EXTENSION IF NOT EXISTS "+quoted)
 		var pgErr *pgconn.PgError
@@ -72,7 +72,7 @@ func (e *PostgresEngine) PrepDatabase(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("piccolo: create extension %q: %w", ext, err)
+			return wrapErr(fmt.Sprintf("create extension %q", ext), err)
 		}
 	}
 	return nil
