@@ -50,7 +50,10 @@ type Batch struct {
 // per Next (default 100). The caller must Close the batch, or read it to
 // the end.
 func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error) {
-	ro := collectRunOptions(opts)
+	ro, err := collectRunOptions("Batch", opts, optNode, optBatchSize, optRead)
+	if err != nil {
+		return nil, err
+	}
 	if ro.batchSize < 1 {
 		return nil, fmt.Errorf("piccolo: BatchSize must be at least 1, got %d", ro.batchSize)
 	}

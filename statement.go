@@ -11,16 +11,20 @@ import (
 
 // RunQuerystring runs one statement and returns its rows as maps from
 // column name to value.
+//
+// RunQuerystring, RunDDL, Exec and QueryFunc take OnNode and Read (a
+// statement marked Read may go to a replica, see ReadRouting); BatchSize
+// means nothing for them and is refused before any I/O.
 func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts ...Option) ([]map[string]any, error) {
 	var out []map[string]any
-	err := e.QueryFunc(ctx, q, func(rows pgx.Rows) error {
+	_, err := e.statement(ctx, "RunQuerystring", opts, q, func(rows pgx.Rows) error {
 		row, err := pgx.RowToMap(rows)
 		if err != nil {
 			return err
 		}
 		out = append(out, row)
 		return nil
-	}, opts...)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +37,7 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts
 // ROLLBACK... anywhere in it) is refused with ErrTransactionControl before
 // anything is sent; outside one, a script may hold its own BEGIN and COMMIT.
 func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option) error {
-	_, err := e.Exec(ctx, Querystring{SQL: ddl}, opts...)
+	_, err := e.statement(ctx, "RunDDL", opts, Querystring{SQL: ddl}, nil)
 	return err
 }
 
@@ -42,7 +46,7 @@ func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option)
 // the engine it refuses SQL that would begin or end that transaction, as
 // RunDDL does.
 func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
-	return e.statement(ctx, opts, q, nil)
+	return e.statement(ctx, "Exec", opts, q, nil)
 }
 
 // QueryFunc runs one statement and calls scan once per row (after
@@ -53,7 +57,7 @@ func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func
 	if scan == nil {
 		return errors.New("piccolo: QueryFunc: nil scan function")
 	}
-	_, err := e.statement(ctx, opts, q, scan)
+	_, err := e.statement(ctx, "QueryFunc", opts, q, scan)
 	return err
 }
 
@@ -61,8 +65,11 @@ func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func
 // wanted. Its path reads one way: route picks the engine, onConn the
 // connection (the context's transaction's, else a lease), runStatement
 // runs q there.
-func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
-	ro := collectRunOptions(opts)
+func (e *PostgresEngine) statement(ctx context.Context, call string, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	ro, err := collectRunOptions(call, opts, optNode, optRead)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	if err := checkSize(q); err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -72,7 +79,7 @@ func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Queryst
 		use = useScans
 	}
 	var tag pgconn.CommandTag
-	err := e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
 		if on.txFrom(ctx) != nil {
 			if err := refuseInTransaction(q.SQL); err != nil {
 				return false, statementError(q.SQL, err)
@@ -100,13 +107,16 @@ func (e *PostgresEngine) statement(ctx context.Context, opts []Option, q Queryst
 // CopyFrom copies rows into table with PostgreSQL's COPY protocol, the
 // fastest way to load many rows, and returns how many it copied. It routes
 // like Exec: inside the context's transaction if there is one, else to the
-// primary or the node OnNode names (Read is ignored: COPY writes). COPY
+// primary or the node OnNode names. It takes OnNode only: Read and
+// BatchSize are refused before any I/O (COPY writes; it has no batches). COPY
 // returns no generated ids; use an INSERT ... RETURNING when you need them.
 func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error) {
-	ro := collectRunOptions(opts)
-	ro.read = false
+	ro, err := collectRunOptions("CopyFrom", opts, optNode)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
 		// src runs the caller's code.
 		err := on.onConn(ctx, useScans, func(ctx context.Context, conn *pgx.Conn) (err error) {
 			n, err = conn.CopyFrom(ctx, table, columns, src)

@@ -170,7 +170,7 @@ func (t *PostgresTransaction) insideTopLocked() error {
 // Begin starts a transaction and returns a context that carries it; run
 // queries with that context, then Commit or Rollback. Inside another
 // transaction of this engine, Nesting decides what happens (NestJoin by
-// default). Retry is ignored: only Transaction can re-run work.
+// default). Retry is refused: only Transaction can re-run work.
 //
 // Begin borrows a connection but sends nothing: BEGIN goes out before the
 // first statement. End a nested block before the block it is nested in:
@@ -180,6 +180,9 @@ func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.C
 	o, err := collectTxOptions(opts)
 	if err != nil {
 		return ctx, nil, err
+	}
+	if o.retry {
+		return ctx, nil, errors.New("piccolo: Begin does not take Retry: only Transaction can run its closure again")
 	}
 	return e.begin(ctx, o)
 }
