@@ -86,19 +86,3 @@ func TestErrorsNameTheStatementOnceWithOnePrefix(t *testing.T) {
 		})
 	}
 }
-
-// When Retry's attempts run out, Transaction returns a *RetryError saying
-// how many attempts ran, wrapping the last failure.
-func TestRetryGivesUpWithRetryError(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	conflict := &pgconn.PgError{Code: "40001", Message: "could not serialize"}
-	err := e.Transaction(context.Background(), func(context.Context) error { return conflict }, piccolo.Retry(2))
-	var re *piccolo.RetryError
-	if !errors.As(err, &re) || re.Attempts != 2 || !errors.Is(err, conflict) {
-		t.Fatalf("err %v; want a *RetryError after 2 attempts wrapping the 40001", err)
-	}
-	if n := strings.Count(err.Error(), "piccolo: "); n != 1 {
-		t.Errorf("%q has %d piccolo prefixes, want one", err, n)
-	}
-}
