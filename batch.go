@@ -123,15 +123,7 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 // usable.
 func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 	rows := make([]map[string]any, 0, min(b.size, 1024))
-	_, err := b.NextFunc(ctx, func(r pgx.Rows) error {
-		m, err := pgx.RowToMap(r)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, m)
-		return nil
-	})
-	if err != nil {
+	if _, err := b.NextFunc(ctx, appendMaps(&rows)); err != nil {
 		return nil, err
 	}
 	return rows, nil

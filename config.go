@@ -3,8 +3,6 @@ package piccolo
 import (
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,35 +68,6 @@ type PostgresConfig struct {
 	// one-shot connections. Tracers belong in Tracer: the engine sets
 	// ConnConfig.Tracer after Configure runs.
 	Configure func(*pgxpool.Config)
-}
-
-// PostgresEngine runs queries on PostgreSQL through pgx. It routes every
-// query by its context: on the context's transaction if there is one, else
-// on the connection pool if started, else on a one-shot connection that is
-// always closed afterwards.
-//
-// A PostgresEngine is safe for concurrent use. Its zero value is not usable:
-// create one with NewPostgresEngine.
-type PostgresEngine struct {
-	poolConfig     *pgxpool.Config
-	acquireTimeout time.Duration
-	tracer         pgx.QueryTracer // the user's and the logger, composed; nil if neither
-	fetchMode      pgx.QueryExecMode
-	extensions     []string
-	logger         *slog.Logger
-	logQueries     bool
-	logResponses   bool
-	nodes          map[string]*PostgresEngine
-	router         *router // nil without ReadRouting
-
-	poolMu sync.Mutex // serialises starting and closing the pool
-	pool   atomic.Pointer[pgxpool.Pool]
-
-	described      sync.Map     // SQL → *pgconn.StatementDescription, for Atomic's checks
-	describedCount atomic.Int64 // bounds described
-
-	queryID  atomic.Uint64 // numbers logged statements
-	cursorID atomic.Uint64 // makes cursor names unique per engine
 }
 
 // NewPostgresEngine parses cfg and returns an engine. It does no I/O: the

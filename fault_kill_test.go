@@ -92,10 +92,7 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 	t.Helper()
 	var txs []*piccolo.PostgresTransaction
 	for range n {
-		ctx, tx, err := e.Begin(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ctx, tx := mustBegin(t, e)
 		scalar[int32](t, ctx, e, "SELECT 1")
 		txs = append(txs, tx)
 	}

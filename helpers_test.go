@@ -189,3 +189,15 @@ func waitRunning(t *testing.T, watcher *piccolo.PostgresEngine, sql string) {
 		return nil
 	})
 }
+
+// mustBegin begins a transaction on e and rolls it back when the test ends
+// (a no-op once it has ended).
+func mustBegin(t testing.TB, e *piccolo.PostgresEngine) (context.Context, *piccolo.PostgresTransaction) {
+	t.Helper()
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	return ctx, tx
+}

@@ -30,10 +30,7 @@ func TestOnCommitHookCanRunQueries(t *testing.T) {
 			}
 			switch form {
 			case "begin":
-				ctx, tx, err := e.Begin(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
+				ctx, tx := mustBegin(t, e)
 				tx.OnCommit(hook)
 				mustInsert(t, ctx, e, table, "a")
 				if err := tx.Commit(ctx); err != nil {
@@ -67,10 +64,7 @@ func TestOnCommitHookCanRunQueries(t *testing.T) {
 func TestHookOnCommittedTransactionRunsAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +126,7 @@ func TestHooksRunOnlyOnAKnownOutcome(t *testing.T) {
 	table := newTable(t, e)
 	var ran atomic.Int32
 	hook := func(context.Context) { ran.Add(1) }
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	tx.OnCommit(hook)
 	tx.OnRollback(hook)
 	mustInsert(t, ctx, e, table, "maybe")

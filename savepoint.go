@@ -42,11 +42,10 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
+	if err := t.lockUsable(); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	if err := t.insideTopLocked(); err != nil {
 		return nil, err
 	}

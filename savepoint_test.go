@@ -16,11 +16,7 @@ func TestSavepoints(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
 	sp1, err := tx.Savepoint(ctx, "")
@@ -79,11 +75,7 @@ func TestSavepoints(t *testing.T) {
 func TestSavepointNames(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -287,11 +279,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			table := newTable(t, e)
-			ctx, tx, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx)
+			ctx, tx := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "before")
 			sp, err := tx.Savepoint(ctx, "try")
 			if err != nil {
@@ -321,11 +309,7 @@ func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
 	mine, err := tx.Savepoint(ctx, "savepoint_1")
 	if err != nil {

@@ -249,11 +249,7 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
 	sp := piccolo.Nesting(piccolo.NestSavepoint)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 	aCtx, a, err := e.Begin(ctx, sp)
 	if err != nil {
 		t.Fatal(err)
@@ -316,11 +312,7 @@ func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
 	if _, err := tx.Savepoint(ctx, "before"); err != nil {
 		t.Fatal(err)

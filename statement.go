@@ -17,15 +17,7 @@ import (
 // means nothing for them and is refused before any I/O.
 func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts ...Option) ([]map[string]any, error) {
 	var out []map[string]any
-	_, err := e.statement(ctx, "RunQuerystring", opts, q, func(rows pgx.Rows) error {
-		row, err := pgx.RowToMap(rows)
-		if err != nil {
-			return err
-		}
-		out = append(out, row)
-		return nil
-	})
-	if err != nil {
+	if _, err := e.statement(ctx, "RunQuerystring", opts, q, appendMaps(&out)); err != nil {
 		return nil, err
 	}
 	return out, nil

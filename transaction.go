@@ -113,9 +113,22 @@ func (t *PostgresTransaction) unit() *PostgresTransaction {
 
 // usable returns nil when statements may run through t.
 func (t *PostgresTransaction) usable() error {
+	if err := t.lockUsable(); err != nil {
+		return err
+	}
+	t.c.mu.Unlock()
+	return nil
+}
+
+// lockUsable takes c.mu when statements may run through t; otherwise it
+// returns why, without holding c.mu.
+func (t *PostgresTransaction) lockUsable() error {
 	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	return t.usableLocked()
+	if err := t.usableLocked(); err != nil {
+		t.c.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // usableLocked is usable for a caller holding c.mu.
@@ -220,11 +233,10 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		return nil, ErrNestedTransaction
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
+	if err := t.lockUsable(); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	child := &PostgresTransaction{c: c, parent: t, kind: kindJoined}
 	if mode == NestSavepoint {
 		if t.unit() != c.top {

@@ -143,10 +143,8 @@ func TestFinishedTransactionRefusesStatements(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			table := newTable(t, e)
-			ctx, tx, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			ctx, tx := mustBegin(t, e)
+			var err error
 			mustInsert(t, ctx, e, table, "a")
 			if finish == "commit" {
 				err = tx.Commit(ctx)
@@ -287,10 +285,8 @@ func TestCommitOnDeadConnection(t *testing.T) {
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	killer := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
+	var err error
 	mustInsert(t, ctx, e, table, "a")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	if !scalar[bool](t, context.Background(), killer, "SELECT pg_terminate_backend($1)", pid) {

@@ -137,11 +137,7 @@ func TestRecoveredScanPanicKeepsTheTransaction(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			table := newTable(t, e)
-			ctx, tx, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx)
+			ctx, tx := mustBegin(t, e)
 			if !first {
 				mustInsert(t, ctx, e, table, "a")
 			}

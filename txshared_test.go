@@ -78,10 +78,7 @@ func TestTransactionSharedByGoroutinesWhileCommitted(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	var committedAt atomic.Int64
 	var seq atomic.Int64
 	var wg sync.WaitGroup
@@ -188,10 +185,7 @@ func TestCommitWithEndedContextStillEndsTheTransaction(t *testing.T) {
 func TestBatchReadWhileAnotherGoroutineCommits(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	b, err := e.Batch(ctx, seriesQuery(100000), piccolo.BatchSize(10))
 	if err != nil {
 		t.Fatal(err)
