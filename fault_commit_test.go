@@ -88,10 +88,7 @@ func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 
 	// By hand: Commit says the same, and the handle is neither committed
 	// nor rolled back.
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "by hand")
 	armed.Store(&commit)
 	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrAmbiguousCommit) {

@@ -23,16 +23,13 @@ func TestFaultBackendTerminatedMidTransaction(t *testing.T) {
 
 	// Begin/Commit by hand: the statement after the kill fails, and Commit
 	// knows COMMIT never reached a server.
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "before the kill")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	if !scalar[bool](t, bg, killer, "SELECT pg_terminate_backend($1, 5000)", pid) {
 		t.Fatal("backend not terminated")
 	}
-	err = insert(ctx, e, table, "after the kill")
+	err := insert(ctx, e, table, "after the kill")
 	var pgErr *pgconn.PgError
 	if err == nil || (errors.As(err, &pgErr) && pgErr.Code != pgerrcode.AdminShutdown) {
 		t.Fatalf("statement on a terminated backend: %v, want 57P01 or a connection error", err)
@@ -103,6 +100,20 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 	}
 }
 
+// idlePoolKilled starts an engine whose pool holds maxConns idle
+// connections, then terminates their backends: every session in the pool
+// has ended. It returns the engine, a table of its own and how many
+// backends it killed.
+func idlePoolKilled(t *testing.T, maxConns int32) (*piccolo.PostgresEngine, string, int64) {
+	t.Helper()
+	dsn, app := faultAppName(t)
+	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
+	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+	table := newTable(t, e)
+	warmPool(t, e, int(maxConns))
+	return e, table, killBackends(t, watcher, app)
+}
+
 // Scenario 9: every idle connection killed. Before sending, the engine sees
 // that the server ended a pooled connection's session (its FATAL error is
 // waiting in the socket), sets the connection aside and takes another, so
@@ -110,15 +121,11 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 func TestFaultIdleConnectionsKilled(t *testing.T) {
 	t.Parallel()
 	const maxConns = 4
-	dsn, app := faultAppName(t)
-	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
-	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
-	table := newTable(t, e)
-	bg := context.Background()
-	warmPool(t, e, maxConns)
-	if killed := killBackends(t, watcher, app); killed != maxConns {
+	e, table, killed := idlePoolKilled(t, maxConns)
+	if killed != maxConns {
 		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
 	}
+	bg := context.Background()
 	var failures []error
 	for i := range maxConns + 1 {
 		if err := insert(bg, e, table, fmt.Sprint(i)); err != nil {
@@ -138,12 +145,7 @@ func TestFaultIdleConnectionsKilled(t *testing.T) {
 func TestFaultIdleConnectionsKilledThenPinged(t *testing.T) {
 	t.Parallel()
 	const maxConns = 3
-	dsn, app := faultAppName(t)
-	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
-	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
-	table := newTable(t, e)
-	warmPool(t, e, maxConns)
-	killBackends(t, watcher, app)
+	e, table, _ := idlePoolKilled(t, maxConns)
 	// Nothing can say when: the connections must sit idle for pgxpool's
 	// one second before it pings them on acquire.
 	time.Sleep(1100 * time.Millisecond)
@@ -160,12 +162,8 @@ func TestFaultIdleConnectionsKilledThenPinged(t *testing.T) {
 func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
 	t.Parallel()
 	const maxConns = 3
-	dsn, app := faultAppName(t)
-	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
-	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
-	table := newTable(t, e)
-	warmPool(t, e, maxConns)
-	if killed := killBackends(t, watcher, app); killed != maxConns {
+	e, table, killed := idlePoolKilled(t, maxConns)
+	if killed != maxConns {
 		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
 	}
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
@@ -269,10 +267,7 @@ func TestFaultSessionEndedBeforeBeginStartsAfresh(t *testing.T) {
 	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
 	table := newTable(t, e)
 	bg := context.Background()
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	if killed := killBackends(t, watcher, app); killed != 1 {
 		t.Fatalf("killed %d backends, want the transaction's", killed)
 	}

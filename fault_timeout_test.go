@@ -61,10 +61,7 @@ func TestFaultIdleInTransactionTimeout(t *testing.T) {
 	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2})
 	table := newTable(t, e)
 	bg := context.Background()
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "lost")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	if err := e.RunDDL(ctx, "SET LOCAL idle_in_transaction_session_timeout = '100ms'"); err != nil {
@@ -78,7 +75,7 @@ func TestFaultIdleInTransactionTimeout(t *testing.T) {
 		}
 		return nil
 	})
-	err = insert(ctx, e, table, "after the timeout")
+	err := insert(ctx, e, table, "after the timeout")
 	var pgErr *pgconn.PgError
 	if err == nil || (errors.As(err, &pgErr) && pgErr.Code != pgerrcode.IdleInTransactionSessionTimeout) {
 		t.Fatalf("statement after idle_in_transaction_session_timeout: %v, want 25P03 or a connection error", err)
@@ -104,10 +101,7 @@ func TestFaultContextDeadlineMidQuery(t *testing.T) {
 	watcher := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
 	bg := context.Background()
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "lost")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	t.Cleanup(func() { // whatever happens, no sleeping backend outlives the test
@@ -116,7 +110,7 @@ func TestFaultContextDeadlineMidQuery(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = e.Exec(short, piccolo.Querystring{SQL: "SELECT pg_sleep(30)"})
+	_, err := e.Exec(short, piccolo.Querystring{SQL: "SELECT pg_sleep(30)"})
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("statement past its deadline: %v, want context.DeadlineExceeded", err)
@@ -183,7 +177,6 @@ func TestFaultCancelledContextEverywhere(t *testing.T) {
 	t.Parallel()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	bg := context.Background()
 
 	// A closed port: any connection attempt would report a connect error.
 	dead, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{DSN: "postgres://postgres@127.0.0.1:1/x", Extensions: []string{"pg_trgm"}})
@@ -229,10 +222,7 @@ func TestFaultCancelledContextEverywhere(t *testing.T) {
 	var written atomic.Int64
 	e := newEngine(t, true, piccolo.PostgresConfig{Configure: countWrites(&written), MaxConns: 2})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "kept")
 	sent, acquired := written.Load(), e.Stats().AcquireCount()
 	txCancelled, cancelTx := context.WithCancel(ctx)

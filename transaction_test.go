@@ -286,13 +286,12 @@ func TestCommitOnDeadConnection(t *testing.T) {
 	killer := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, e)
 	ctx, tx := mustBegin(t, e)
-	var err error
 	mustInsert(t, ctx, e, table, "a")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	if !scalar[bool](t, context.Background(), killer, "SELECT pg_terminate_backend($1)", pid) {
 		t.Fatal("could not terminate the backend")
 	}
-	err = tx.Commit(ctx)
+	err := tx.Commit(ctx)
 	if !errors.Is(err, piccolo.ErrAmbiguousCommit) && !errors.Is(err, piccolo.ErrCommitRolledBack) {
 		t.Fatalf("commit on a dead connection: %v", err)
 	}

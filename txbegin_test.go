@@ -16,64 +16,52 @@ import (
 // ErrCommitRolledBack, whether the failing statement was the first (sent
 // right after the queued BEGIN) or a later one: nothing is committed.
 func TestSwallowedServerErrorMakesCommitRollBack(t *testing.T) {
-	t.Parallel()
-	for _, first := range []bool{false, true} {
-		t.Run(map[bool]string{false: "later", true: "first"}[first], func(t *testing.T) {
-			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
-			err := e.Transaction(context.Background(), func(ctx context.Context) error {
-				if !first {
-					mustInsert(t, ctx, e, table, "a")
-				}
-				_, _ = e.Exec(ctx, piccolo.Querystring{SQL: "INSERT INTO no_such_table VALUES ($1)", Args: []any{1}}) // swallowed
-				if first {
-					_ = insert(ctx, e, table, "a")
-				}
-				return nil
-			})
-			if !errors.Is(err, piccolo.ErrCommitRolledBack) {
-				t.Fatalf("commit after a swallowed server error: %v, want ErrCommitRolledBack", err)
+	firstOrLater(t, func(t *testing.T, e *piccolo.PostgresEngine, table string, first bool) {
+		err := e.Transaction(context.Background(), func(ctx context.Context) error {
+			if !first {
+				mustInsert(t, ctx, e, table, "a")
 			}
-			if got := names(t, e, table); len(got) != 0 {
-				t.Fatalf("rows %v committed", got)
+			_, _ = e.Exec(ctx, piccolo.Querystring{SQL: "INSERT INTO no_such_table VALUES ($1)", Args: []any{1}}) // swallowed
+			if first {
+				_ = insert(ctx, e, table, "a")
 			}
+			return nil
 		})
-	}
+		if !errors.Is(err, piccolo.ErrCommitRolledBack) {
+			t.Fatalf("commit after a swallowed server error: %v, want ErrCommitRolledBack", err)
+		}
+		if got := names(t, e, table); len(got) != 0 {
+			t.Fatalf("rows %v committed", got)
+		}
+	})
 }
 
 // An argument pgx cannot encode fails on the client, before anything is
 // sent: as the first statement of a transaction or a later one, the
 // transaction and its connection stay usable and commit what ran.
 func TestClientSideEncodeErrorKeepsTheTransaction(t *testing.T) {
-	t.Parallel()
-	for _, first := range []bool{false, true} {
-		t.Run(fmt.Sprintf("first=%v", first), func(t *testing.T) {
-			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
-			err := e.Transaction(context.Background(), func(ctx context.Context) error {
-				if !first {
-					mustInsert(t, ctx, e, table, "a")
-				}
-				if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT $1::int2", Args: []any{70000}}); err == nil {
-					t.Error("70000 encoded as int2")
-				}
-				// A client-side error: nothing reached the server, go on.
-				if first {
-					return insert(ctx, e, table, "a")
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("transaction after a client-side encode error: %v", err)
+	firstOrLater(t, func(t *testing.T, e *piccolo.PostgresEngine, table string, first bool) {
+		err := e.Transaction(context.Background(), func(ctx context.Context) error {
+			if !first {
+				mustInsert(t, ctx, e, table, "a")
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"a"}) {
-				t.Fatalf("rows %v", got)
+			if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT $1::int2", Args: []any{70000}}); err == nil {
+				t.Error("70000 encoded as int2")
 			}
-			assertNoBorrowed(t, e)
+			// A client-side error: nothing reached the server, go on.
+			if first {
+				return insert(ctx, e, table, "a")
+			}
+			return nil
 		})
-	}
+		if err != nil {
+			t.Fatalf("transaction after a client-side encode error: %v", err)
+		}
+		if got := names(t, e, table); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("rows %v", got)
+		}
+		assertNoBorrowed(t, e)
+	})
 }
 
 // A statement whose context ends while it runs takes its connection down:
@@ -131,28 +119,36 @@ func TestStatementCancelledInTransactionFailsTheTransaction(t *testing.T) {
 // transaction usable, in its first statement as in a later one: the rows
 // are closed on the way out.
 func TestRecoveredScanPanicKeepsTheTransaction(t *testing.T) {
+	firstOrLater(t, func(t *testing.T, e *piccolo.PostgresEngine, table string, first bool) {
+		ctx, tx := mustBegin(t, e)
+		if !first {
+			mustInsert(t, ctx, e, table, "a")
+		}
+		func() {
+			defer func() { _ = recover() }()
+			_ = e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT g FROM generate_series(1, 10) g"}, func(pgx.Rows) error {
+				panic("decode failed")
+			})
+		}()
+		if err := insert(ctx, e, table, "b"); err != nil {
+			t.Fatalf("statement after a recovered scan panic: %v", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// firstOrLater runs test twice, in parallel, on an engine and a table of
+// its own: with the statement under test first in its transaction (first
+// true: it goes out right after the queued BEGIN) and after another one.
+func firstOrLater(t *testing.T, test func(t *testing.T, e *piccolo.PostgresEngine, table string, first bool)) {
 	t.Parallel()
 	for _, first := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first=%v", first), func(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
-			ctx, tx := mustBegin(t, e)
-			if !first {
-				mustInsert(t, ctx, e, table, "a")
-			}
-			func() {
-				defer func() { _ = recover() }()
-				_ = e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT g FROM generate_series(1, 10) g"}, func(pgx.Rows) error {
-					panic("decode failed")
-				})
-			}()
-			if err := insert(ctx, e, table, "b"); err != nil {
-				t.Fatalf("statement after a recovered scan panic: %v", err)
-			}
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
+			test(t, e, newTable(t, e), first)
 		})
 	}
 }
