@@ -59,8 +59,8 @@ func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
 // that block has finished, it returns the block instead, for the caller to
 // run or drop fn outside the lock.
 func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (finished *PostgresTransaction) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
+	t.c.hookMu.Lock()
+	defer t.c.hookMu.Unlock()
 	u := t.unit()
 	// A released savepoint block handed its hooks to its parent.
 	for txState(u.state.Load()) == txCommitted && u.parent != nil {
@@ -70,9 +70,9 @@ func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (
 		return u
 	}
 	if onCommit {
-		u.onCommit = append(u.onCommit, fn)
+		u.hooks.onCommit = append(u.hooks.onCommit, fn)
 	} else {
-		u.onRollback = append(u.onRollback, fn)
+		u.hooks.onRollback = append(u.hooks.onRollback, fn)
 	}
 	return nil
 }
@@ -85,10 +85,37 @@ func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransa
 	return t.c.engine.withTx(context.WithoutCancel(ctx), u.parent)
 }
 
-// moveHooksLocked hands t's hooks to the block to, when t released its
-// savepoint and to decides their fate now. The caller holds c.mu.
-func (t *PostgresTransaction) moveHooksLocked(to *PostgresTransaction) {
-	to.onCommit = append(to.onCommit, t.onCommit...)
-	to.onRollback = append(to.onRollback, t.onRollback...)
-	t.onCommit, t.onRollback = nil, nil
+// hookList holds a block's OnCommit and OnRollback hooks.
+type hookList struct {
+	onCommit, onRollback []func(context.Context)
+}
+
+// Ending a block stores its state first and then takes or moves its hooks:
+// addHook reads the state under hookMu, so a hook registered while the
+// block ends is either taken with the others or sees the block finished.
+
+// takeHooks returns the hooks of t's outcome (none when it is unknown) and
+// forgets them all. t's state is already stored.
+func (t *PostgresTransaction) takeHooks(outcome txState) []func(context.Context) {
+	t.c.hookMu.Lock()
+	defer t.c.hookMu.Unlock()
+	h := t.hooks
+	t.hooks = hookList{}
+	switch outcome {
+	case txCommitted:
+		return h.onCommit
+	case txRolledBack:
+		return h.onRollback
+	}
+	return nil
+}
+
+// moveHooks hands t's hooks to the block to, when t released its
+// savepoint and to decides their fate now. t's state is already stored.
+func (t *PostgresTransaction) moveHooks(to *PostgresTransaction) {
+	t.c.hookMu.Lock()
+	defer t.c.hookMu.Unlock()
+	to.hooks.onCommit = append(to.hooks.onCommit, t.hooks.onCommit...)
+	to.hooks.onRollback = append(to.hooks.onRollback, t.hooks.onRollback...)
+	t.hooks = hookList{}
 }

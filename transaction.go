@@ -76,10 +76,10 @@ type PostgresTransaction struct {
 
 	state atomic.Int32 // txState; written under c.mu, read anywhere
 	// The fields below are guarded by c.mu.
-	abortErr   error // why this root or savepoint block became rollback-only
-	endedBy    error // why an enclosing block's end rolled this open block back
-	onCommit   []func(context.Context)
-	onRollback []func(context.Context)
+	abortErr error // why this root or savepoint block became rollback-only
+	endedBy  error // why an enclosing block's end rolled this open block back
+
+	hooks hookList // guarded by c.hookMu
 }
 
 // Committed reports whether this handle's Commit succeeded. For a joined

@@ -35,6 +35,10 @@ type txConn struct {
 	conn  *pgx.Conn // lease.conn until the transaction ends, then nil
 	lease lease
 
+	// hookMu guards every block's hooks. It is taken alone (registering a
+	// hook) or inside mu (ending a block), never the other way round.
+	hookMu sync.Mutex
+
 	mu sync.Mutex
 	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
 	// before the next statement, so a transaction that runs nothing costs no

@@ -252,11 +252,11 @@ func (t *PostgresTransaction) endUnsentLocked(ctx context.Context, commit bool, 
 	c.top = t.parent.unit()
 	if commit && t.abortErr == nil && ctx.Err() == nil {
 		t.state.Store(int32(txCommitted))
-		t.moveHooksLocked(t.parent.unit())
+		t.moveHooks(t.parent.unit())
 		return nil, nil
 	}
 	t.state.Store(int32(txRolledBack))
-	return t.onRollback, commitRolledBack(commit, firstErr(t.abortErr, ctx.Err()))
+	return t.takeHooks(txRolledBack), commitRolledBack(commit, firstErr(t.abortErr, ctx.Err()))
 }
 
 // firstErr returns the first non-nil error.

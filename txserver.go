@@ -27,12 +27,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		t.state.Store(int32(outcome))
-		switch outcome {
-		case txCommitted:
-			hooks = t.onCommit
-		case txRolledBack:
-			hooks = t.onRollback
-		}
+		hooks = t.takeHooks(outcome)
 	}()
 	if endedBySQL {
 		// A statement sent as SQL ended it: what happened is not ours to tell.
@@ -112,7 +107,7 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 		if err == nil {
 			c.mu.Lock()
 			t.state.Store(int32(txCommitted))
-			t.moveHooksLocked(parent)
+			t.moveHooks(parent)
 			c.mu.Unlock()
 			return nil, nil
 		}
@@ -122,13 +117,14 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t.state.Store(int32(txRolledBack))
+	hooks := t.takeHooks(txRolledBack)
 	if rbErr != nil && !commit {
-		return t.onRollback, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
+		return hooks, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
 	}
 	if !commit {
-		return t.onRollback, nil
+		return hooks, nil
 	}
-	return t.onRollback, errors.Join(commitRolledBack(true, cause), rbErr)
+	return hooks, errors.Join(commitRolledBack(true, cause), rbErr)
 }
 
 // rollBackSavepoint rolls back to block s's savepoint and releases it,
