@@ -65,21 +65,29 @@ func (a *Atomic) Run(ctx context.Context) error {
 	if err != nil || len(steps) == 0 {
 		return err
 	}
-	return a.engine.Transaction(ctx, func(ctx context.Context) error {
-		tx := a.engine.txFrom(ctx)
-		for _, s := range steps {
-			if s.runner != nil {
-				if err := s.runner.Run(ctx, a.engine); err != nil {
-					return &AtomicError{Index: s.runnerIdx, Err: err}
-				}
-				continue
-			}
-			if failed, err := tx.pipeline(ctx, s.statements); err != nil {
-				return &AtomicError{Index: s.queryIdx[failed], Err: err}
-			}
-		}
-		return nil
+	// Atomic takes no options: route sends it to the primary.
+	return a.engine.route(ctx, runOptions{}, func(on *PostgresEngine) (bool, error) {
+		return false, on.Transaction(ctx, func(ctx context.Context) error {
+			return on.runAtomic(ctx, steps)
+		})
 	})
+}
+
+// runAtomic runs the planned steps in ctx's transaction of e.
+func (e *PostgresEngine) runAtomic(ctx context.Context, steps []atomicStep) error {
+	tx := e.txFrom(ctx)
+	for _, s := range steps {
+		if s.runner != nil {
+			if err := s.runner.Run(ctx, e); err != nil {
+				return &AtomicError{Index: s.runnerIdx, Err: err}
+			}
+			continue
+		}
+		if failed, err := tx.pipeline(ctx, s.statements); err != nil {
+			return &AtomicError{Index: s.queryIdx[failed], Err: err}
+		}
+	}
+	return nil
 }
 
 // planAtomic renders every query before any I/O and groups plain

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -275,5 +276,77 @@ func TestAtomicStatementsSeeTablesCreatedBeforeThem(t *testing.T) {
 				t.Fatalf("%d rows in %s, want %d", n, table, tc.rows)
 			}
 		})
+	}
+}
+
+type atomicJSON struct {
+	A int `json:"a"`
+}
+
+// Atomic encodes arguments as Exec does (from the statement's
+// description, knowing each parameter's type): the same Raw query stores
+// the same data, or fails, alone or in an Atomic.
+func TestAtomicEncodesArgumentsLikeExec(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	table := fmt.Sprintf(`"atomic_args_%d"`, tableSeq.Add(1))
+	if err := e.RunDDL(ctx, "CREATE TABLE "+table+` (k text PRIMARY KEY, t text, ts timestamp, tstz timestamptz, j jsonb, a int8[], b bytea, s int2, u uuid)`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE "+table) })
+	plus2 := time.FixedZone("plus2", 2*3600)
+	for _, tc := range []struct {
+		name, col string
+		arg       any
+	}{
+		{"[]byte into text", "t", []byte("hello")},
+		{"time.Time (+02:00) into timestamp", "ts", time.Date(2024, 5, 6, 7, 8, 9, 0, plus2)},
+		{"time.Time into timestamptz", "tstz", time.Date(2024, 5, 6, 7, 8, 9, 0, plus2)},
+		{"struct into jsonb", "j", atomicJSON{A: 1}},
+		{"map[string]string into jsonb", "j", map[string]string{"a": "b"}},
+		{"map[string]any into jsonb", "j", map[string]any{"a": 1.0}},
+		{"[]byte JSON into jsonb", "j", []byte(`{"a": 1}`)},
+		{"string into jsonb", "j", `{"a": 1}`},
+		{"[]int64 into int8[]", "a", []int64{1, 2, 3}},
+		{"[]byte into bytea", "b", []byte{0, 1, 255}},
+		{"nil into text", "t", nil},
+		{"int into int2", "s", 7},
+		{"[16]byte into uuid", "u", [16]byte{1, 2, 3}},
+	} {
+		insertSQL := "INSERT INTO " + table + " (k, " + tc.col + ") VALUES ($1, $2)"
+		read := func(key string) string {
+			rows, err := e.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT " + tc.col + "::text AS v FROM " + table + " WHERE k = $1", Args: []any{key}})
+			if err != nil || len(rows) != 1 {
+				return fmt.Sprintf("<read: %v %v>", rows, err)
+			}
+			return fmt.Sprint(rows[0]["v"])
+		}
+		_, execErr := e.Exec(ctx, piccolo.Querystring{SQL: insertSQL, Args: []any{tc.name + " exec", tc.arg}})
+		atomicErr := e.Atomic().Add(piccolo.Raw(insertSQL, tc.name+" atomic", tc.arg)).Run(ctx)
+		if (execErr == nil) != (atomicErr == nil) {
+			t.Errorf("%s: Exec err %v, Atomic err %v", tc.name, execErr, atomicErr)
+			continue
+		}
+		if execErr != nil {
+			continue
+		}
+		if got, want := read(tc.name+" atomic"), read(tc.name+" exec"); got != want {
+			t.Errorf("%s: Atomic stored %q, Exec stored %q", tc.name, got, want)
+		}
+	}
+}
+
+// A DDL script of several statements runs in an Atomic as it does with
+// RunDDL.
+func TestAtomicRunsMultiStatementDDL(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	name := fmt.Sprintf("atomic_multi_%d", tableSeq.Add(1))
+	ddl := "CREATE TABLE " + name + " (id int); CREATE INDEX ON " + name + " (id)"
+	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE IF EXISTS "+name) })
+	if err := e.Atomic().Add(piccolo.Raw(ddl)).Run(ctx); err != nil {
+		t.Fatalf("multi-statement DDL in an Atomic: %v", err)
 	}
 }

@@ -50,7 +50,10 @@ type Batch struct {
 // per Next (default 100). The caller must Close the batch, or read it to
 // the end.
 func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*Batch, error) {
-	ro := collectRunOptions(opts)
+	ro, err := collectRunOptions("Batch", opts, optNode, optBatchSize, optRead)
+	if err != nil {
+		return nil, err
+	}
 	if ro.batchSize < 1 {
 		return nil, fmt.Errorf("piccolo: BatchSize must be at least 1, got %d", ro.batchSize)
 	}
@@ -68,9 +71,9 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 		return nil, err
 	}
 	var b *Batch
-	err = e.onTarget(ctx, ro, func(target *PostgresEngine) error {
-		b, err = target.openBatch(ctx, qs[0], ro.batchSize)
-		return err
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+		b, err = on.openBatch(ctx, qs[0], ro.batchSize)
+		return false, err
 	})
 	if err != nil {
 		return nil, err
@@ -120,15 +123,7 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 // usable.
 func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 	rows := make([]map[string]any, 0, min(b.size, 1024))
-	_, err := b.NextFunc(ctx, func(r pgx.Rows) error {
-		m, err := pgx.RowToMap(r)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, m)
-		return nil
-	})
-	if err != nil {
+	if _, err := b.NextFunc(ctx, appendMaps(&rows)); err != nil {
 		return nil, err
 	}
 	return rows, nil
@@ -160,14 +155,8 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n++
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		_, n, err = readRows(rows, scan)
+		return err
 	})
 	if err != nil {
 		closeErr := b.closeLocked(ctx, err)
@@ -267,7 +256,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		}
 		// COMMIT closes the cursor too.
 		if err := b.tx.Commit(ctx); err != nil {
-			return fmt.Errorf("piccolo: close batch: %w", err)
+			return wrapErr("close batch", err)
 		}
 		return nil
 	}
@@ -285,7 +274,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrTransactionDone) {
-		return fmt.Errorf("piccolo: close batch: %w", err)
+		return wrapErr("close batch", err)
 	}
 	return nil
 }

@@ -3,12 +3,10 @@ package piccolo_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -100,75 +98,6 @@ func TestBatchInsideTransactionSeesUncommittedRows(t *testing.T) {
 	}
 	if got := names(t, e, table); len(got) != 4 {
 		t.Fatalf("rows %v", got)
-	}
-}
-
-func TestBatchCloseAndEarlyBreak(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx := context.Background()
-
-	b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows, err := range b.All(ctx) {
-		if err != nil || len(rows) != 10 {
-			t.Fatalf("first batch: %d rows, %v", len(rows), err)
-		}
-		break
-	}
-	assertNoBorrowed(t, e)
-	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
-		t.Fatalf("Next after an early break: %v, want ErrBatchClosed", err)
-	}
-	if err := b.Close(ctx); err != nil {
-		t.Fatalf("Close is idempotent: %v", err)
-	}
-
-	b, err = e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
-		t.Fatalf("Next after Close: %v", err)
-	}
-	assertNoBorrowed(t, e)
-}
-
-func TestBatchCancelledMidStream(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := e.Batch(ctx, seriesQuery(1000), piccolo.BatchSize(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotErr error
-	batches := 0
-	for _, err := range b.All(ctx) {
-		if err != nil {
-			gotErr = err
-			break
-		}
-		batches++
-		if batches == 2 {
-			cancel()
-		}
-	}
-	if !errors.Is(gotErr, context.Canceled) || batches != 2 {
-		t.Fatalf("after cancel: %d batches, err %v", batches, gotErr)
-	}
-	assertNoBorrowed(t, e)
-	if got := scalar[int32](t, context.Background(), e, "SELECT 1::int4"); got != 1 {
-		t.Fatal("pool unusable after a cancelled batch")
 	}
 }
 
@@ -269,34 +198,6 @@ func TestBatchesShareATransaction(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestBatchNeverClosedIsReclaimed(t *testing.T) {
-	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{Logger: logger})
-	ctx := context.Background()
-	func() {
-		b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Next(ctx); err != nil {
-			t.Fatal(err)
-		}
-		// Dropped here without Close.
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().AcquiredConns() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection of a batch that was never closed was not reclaimed")
-		}
-		runtime.GC()
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "never closed") {
-		t.Fatalf("no warning about the leaked batch:\n%s", logs)
 	}
 }
 

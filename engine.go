@@ -2,9 +2,14 @@ package piccolo
 
 import (
 	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Engine is what the query layer needs from an engine: statements that
@@ -31,3 +36,32 @@ type Engine interface {
 }
 
 var _ Engine = (*PostgresEngine)(nil)
+
+// PostgresEngine runs queries on PostgreSQL through pgx. It routes every
+// query by its context: on the context's transaction if there is one, else
+// on the connection pool if started, else on a one-shot connection that is
+// always closed afterwards.
+//
+// A PostgresEngine is safe for concurrent use. Its zero value is not usable:
+// create one with NewPostgresEngine.
+type PostgresEngine struct {
+	poolConfig     *pgxpool.Config
+	acquireTimeout time.Duration
+	tracer         pgx.QueryTracer // the user's and the logger, composed; nil if neither
+	fetchMode      pgx.QueryExecMode
+	extensions     []string
+	logger         *slog.Logger
+	logQueries     bool
+	logResponses   bool
+	nodes          map[string]*PostgresEngine
+	router         *router // nil without ReadRouting
+
+	poolMu sync.Mutex // serialises starting and closing the pool
+	pool   atomic.Pointer[pgxpool.Pool]
+
+	described      sync.Map     // SQL → *pgconn.StatementDescription, for Atomic's checks
+	describedCount atomic.Int64 // bounds described
+
+	queryID  atomic.Uint64 // numbers logged statements
+	cursorID atomic.Uint64 // makes cursor names unique per engine
+}

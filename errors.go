@@ -3,9 +3,8 @@ package piccolo
 import (
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5/pgconn"
+	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -95,22 +94,81 @@ type AtomicError struct {
 
 // Error implements error.
 func (e *AtomicError) Error() string {
-	return fmt.Sprintf("piccolo: atomic query %d failed: %v", e.Index, e.Err)
+	return fmt.Sprintf("piccolo: atomic query %d failed: %s", e.Index, causeText(e.Err))
 }
 
 // Unwrap returns the cause.
 func (e *AtomicError) Unwrap() error { return e.Err }
 
-// IsRetryable reports whether err is a serialization failure (40001) or a
-// deadlock (40P01): the whole transaction may succeed if run again from BEGIN.
-// An ambiguous commit is never retryable.
-func IsRetryable(err error) bool {
-	if errors.Is(err, ErrAmbiguousCommit) {
-		return false
-	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	return pgErr.Code == pgerrcode.SerializationFailure || pgErr.Code == pgerrcode.DeadlockDetected
+// StatementError is a statement that failed: its SQL, the extra node it
+// ran on ("" for the engine's own server), and the cause. Exec, QueryFunc,
+// RunQuerystring, RunDDL, Batch and Atomic (inside its *AtomicError) return
+// it; *pgconn.PgError and the engine's sentinels stay reachable through
+// errors.As and errors.Is. Its text names the statement once, readably:
+//
+//	piccolo: node "r1": SELECT "id" FROM "band": ERROR: ... (SQLSTATE 42P01)
+type StatementError struct {
+	SQL  string // the statement as sent
+	Node string // the extra node it ran on; "" for the engine's own server
+	Err  error  // the cause
 }
+
+// maxErrorSQL bounds how much of a statement an error's text shows.
+const maxErrorSQL = 120
+
+// Error implements error. Long SQL is cut, runs of white space become one
+// space.
+func (e *StatementError) Error() string {
+	sql := strings.Join(strings.Fields(e.SQL), " ")
+	if len(sql) > maxErrorSQL {
+		cut := maxErrorSQL
+		for cut > 0 && !utf8.RuneStart(sql[cut]) {
+			cut--
+		}
+		sql = sql[:cut] + "…"
+	}
+	where := ""
+	if e.Node != "" {
+		where = fmt.Sprintf("node %q: ", e.Node)
+	}
+	return "piccolo: " + where + sql + ": " + causeText(e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StatementError) Unwrap() error { return e.Err }
+
+// RetryError is what Transaction returns when Retry's attempts ran out:
+// every attempt failed with a retryable error (IsRetryable), the last of
+// which is Err. Running the transaction later may succeed.
+type RetryError struct {
+	Attempts int   // how many times the closure ran
+	Err      error // the last attempt's error
+}
+
+// Error implements error.
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("piccolo: transaction failed after %d attempts: %s", e.Attempts, causeText(e.Err))
+}
+
+// Unwrap returns the last attempt's error.
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// causeText is err's text for an error that wraps it and says "piccolo: "
+// itself: one prefix per chain.
+func causeText(err error) string {
+	return strings.TrimPrefix(err.Error(), "piccolo: ")
+}
+
+// wrapErr wraps err with what was being done, keeping one "piccolo: " at
+// the head of the text.
+func wrapErr(what string, err error) error {
+	return &wrapped{what: what, err: err}
+}
+
+type wrapped struct {
+	what string
+	err  error
+}
+
+func (w *wrapped) Error() string { return "piccolo: " + w.what + ": " + causeText(w.err) }
+func (w *wrapped) Unwrap() error { return w.err }

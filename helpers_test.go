@@ -3,6 +3,7 @@ package piccolo_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -158,4 +159,45 @@ func assertNoBorrowed(t testing.TB, e *piccolo.PostgresEngine) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// eventually retries check until it returns nil or 10 seconds pass.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitRunning waits until a backend runs sql, as pg_stat_activity shows:
+// the statement then holds its connection. sql should be unique to the
+// test (a comment naming it will do), as tests run in parallel.
+func waitRunning(t *testing.T, watcher *piccolo.PostgresEngine, sql string) {
+	t.Helper()
+	eventually(t, "a backend running "+sql, func() error {
+		if n := scalar[int64](t, context.Background(), watcher, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1", sql); n == 0 {
+			return errors.New("not running yet")
+		}
+		return nil
+	})
+}
+
+// mustBegin begins a transaction on e and rolls it back when the test ends
+// (a no-op once it has ended).
+func mustBegin(t testing.TB, e *piccolo.PostgresEngine) (context.Context, *piccolo.PostgresTransaction) {
+	t.Helper()
+	ctx, tx, err := e.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	return ctx, tx
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -82,5 +83,45 @@ func TestNoLoggingByDefault(t *testing.T) {
 	}
 	if logs.String() != "" {
 		t.Fatalf("logged without LogQueries or LogResponses:\n%s", logs)
+	}
+}
+
+// LogQueries logs what the engine sends on its own: BEGIN, SAVEPOINT,
+// ROLLBACK TO SAVEPOINT and ROLLBACK.
+func TestLogQueriesCoversRollbacksAndSavepointBlocks(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	table := newTable(t, e)
+	_ = e.Transaction(context.Background(), func(ctx context.Context) error {
+		mustInsert(t, ctx, e, table, "a")
+		_ = e.Transaction(ctx, func(ctx context.Context) error {
+			mustInsert(t, ctx, e, table, "b")
+			return errBoom
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		return errBoom
+	})
+	for _, want := range []string{"BEGIN", "SAVEPOINT", "ROLLBACK TO SAVEPOINT", "sql=ROLLBACK"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log has no %q:\n%s", want, logs)
+		}
+	}
+}
+
+// LogResponses logs the rows QueryFunc hands to its scan callback (the
+// query layer reads every Select through it).
+func TestLogResponsesCoversQueryFunc(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e := newEngine(t, true, piccolo.PostgresConfig{LogResponses: true, Logger: logger})
+	err := e.QueryFunc(context.Background(), piccolo.Querystring{SQL: "SELECT 'queryfunc-response' AS greeting"}, func(rows pgx.Rows) error {
+		var s string
+		return rows.Scan(&s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "queryfunc-response") {
+		t.Fatalf("rows of QueryFunc not logged with LogResponses:\n%s", logs)
 	}
 }

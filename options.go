@@ -1,13 +1,19 @@
 package piccolo
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // DefaultBatchSize is the number of rows a Batch fetches per Next unless
 // BatchSize says otherwise. It matches Piccolo's default.
 const DefaultBatchSize = 100
 
-// Option adjusts one run of a query or batch. It is a plain value, not a
-// function, so that passing options costs no allocation on the hot path.
+// Option adjusts one run of a query or batch: OnNode (every call), Read
+// (statements and Batch), BatchSize (Batch only). A call refuses, before
+// any I/O, an option that means nothing for it. It is a plain value, not a
+// function, so that passing options costs no allocation on the hot path;
+// the zero Option changes nothing.
 type Option struct {
 	kind  optionKind
 	node  string
@@ -43,9 +49,18 @@ func BatchSize(n int) Option {
 	return Option{kind: optBatchSize, count: n}
 }
 
-func collectRunOptions(opts []Option) runOptions {
+// optionName is how errors name an option kind.
+var optionName = [...]string{optNone: "the zero Option", optNode: "OnNode", optBatchSize: "BatchSize", optRead: "Read"}
+
+// collectRunOptions collects opts for call, which takes the options in
+// takes. Any other option means nothing for the call and is refused before
+// any I/O, with why (an option silently ignored would hide a mistake).
+func collectRunOptions(call string, opts []Option, takes ...optionKind) (runOptions, error) {
 	o := runOptions{batchSize: DefaultBatchSize}
 	for _, opt := range opts {
+		if opt.kind != optNone && !slices.Contains(takes, opt.kind) {
+			return o, fmt.Errorf("piccolo: %s does not take %s: %s", call, optionName[opt.kind], refusedWhy[opt.kind])
+		}
 		switch opt.kind {
 		case optNode:
 			o.node, o.onNode = opt.node, true
@@ -55,7 +70,13 @@ func collectRunOptions(opts []Option) runOptions {
 			o.read = true
 		}
 	}
-	return o
+	return o, nil
+}
+
+// refusedWhy says why a call that does not take an option refuses it.
+var refusedWhy = [...]string{
+	optBatchSize: "only Batch fetches rows in batches",
+	optRead:      "COPY writes, so it runs on the primary (or the node OnNode names)",
 }
 
 // NestMode says what Transaction and Begin do when the context already
@@ -107,48 +128,74 @@ const (
 	Serializable   IsoLevel = "serializable"
 )
 
-// TxOption adjusts a transaction started by Transaction or Begin.
-type TxOption func(*txOptions)
+// TxOption adjusts a transaction started by Transaction or Begin: build
+// one with Nesting, Isolation, ReadOnly or Retry. Like Option it is a plain
+// value; the zero TxOption changes nothing.
+type TxOption struct {
+	kind      txOptionKind
+	nesting   NestMode
+	isolation IsoLevel
+	count     int
+}
+
+type txOptionKind uint8
+
+const (
+	txOptNone txOptionKind = iota
+	txOptNesting
+	txOptIsolation
+	txOptReadOnly
+	txOptRetry
+)
 
 type txOptions struct {
 	nesting     NestMode
 	isolation   IsoLevel
 	readOnly    bool
 	maxAttempts int
+	retry       bool // Retry was given
 }
 
 // Nesting sets what happens when a transaction is already running in the
 // context. The default is NestJoin.
 func Nesting(m NestMode) TxOption {
-	return func(o *txOptions) { o.nesting = m }
+	return TxOption{kind: txOptNesting, nesting: m}
 }
 
 // Isolation sets the isolation level of a new outermost transaction. It is
 // ignored by a block that joins or becomes a savepoint of an outer one.
 func Isolation(level IsoLevel) TxOption {
-	return func(o *txOptions) { o.isolation = level }
+	return TxOption{kind: txOptIsolation, isolation: level}
 }
 
 // ReadOnly starts the outermost transaction READ ONLY.
 func ReadOnly() TxOption {
-	return func(o *txOptions) { o.readOnly = true }
+	return TxOption{kind: txOptReadOnly}
 }
 
 // Retry makes Transaction run its closure up to maxAttempts times in total
 // (the first included) when the transaction fails with a serialization
 // failure (40001) or a deadlock (40P01), each time from BEGIN, with
-// exponential backoff and jitter. It applies only to an outermost
-// transaction, is ignored when the block joins an outer one, and never
-// retries an ambiguous commit. Begin ignores it: only a closure can be re-run.
+// exponential backoff and jitter; when the attempts run out it returns a
+// *RetryError. It applies only to an outermost transaction, is ignored when
+// the block joins an outer one, and never retries an ambiguous commit.
+// Begin refuses it: only a closure can be re-run.
 func Retry(maxAttempts int) TxOption {
-	return func(o *txOptions) { o.maxAttempts = maxAttempts }
+	return TxOption{kind: txOptRetry, count: maxAttempts}
 }
 
 func collectTxOptions(opts []TxOption) (txOptions, error) {
 	o := txOptions{nesting: NestJoin, maxAttempts: 1}
 	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
+		switch opt.kind {
+		case txOptNesting:
+			o.nesting = opt.nesting
+		case txOptIsolation:
+			o.isolation = opt.isolation
+		case txOptReadOnly:
+			o.readOnly = true
+		case txOptRetry:
+			o.maxAttempts, o.retry = opt.count, true
 		}
 	}
 	switch o.nesting {

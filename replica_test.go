@@ -51,22 +51,6 @@ func (p replicaPair) engines(t *testing.T, routing *piccolo.ReadRouting) (primar
 	return primary, replica
 }
 
-// eventually retries check until it returns nil or 10 seconds pass.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestReplicaOnNode(t *testing.T) {
 	t.Parallel()
 	pair := newReplicaPair(t)

@@ -2,7 +2,6 @@ package piccolo
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -43,11 +42,10 @@ func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Save
 		return nil, err
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
+	if err := t.lockUsable(); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	if err := t.insideTopLocked(); err != nil {
 		return nil, err
 	}
@@ -91,7 +89,7 @@ func (t *PostgresTransaction) exec(ctx context.Context, sql string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("piccolo: %s: %w", sql, err)
+		return &StatementError{SQL: sql, Err: err}
 	}
 	return nil
 }

@@ -16,11 +16,7 @@ func TestSavepoints(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
 	sp1, err := tx.Savepoint(ctx, "")
@@ -79,11 +75,7 @@ func TestSavepoints(t *testing.T) {
 func TestSavepointNames(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
+	ctx, tx := mustBegin(t, e)
 	for _, tc := range []struct {
 		name string
 		ok   bool
@@ -268,113 +260,74 @@ func TestPendingSavepointsSurviveEndedContext(t *testing.T) {
 	}
 }
 
-// Savepoint blocks form a stack on the transaction's connection: a
-// NestSavepoint block can open only inside the innermost open one. A
-// sibling, e.g. from another goroutine sharing the transaction, is refused
-// with ErrNestedTransaction (whose ROLLBACK TO would undo the other's
-// released work); it never waits. Joined blocks are unaffected.
-func TestSavepointBlocksFormAStack(t *testing.T) {
+// A SAVEPOINT queued before a statement reaches the server even when that
+// statement fails before it runs (a prepare error, a syntax error that
+// rejects the whole simple-protocol string, an encoding error on the
+// client): RollbackTo then recovers the transaction.
+func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		q    piccolo.Querystring
+	}{
+		{"prepare error (batch path)", piccolo.Querystring{SQL: "INSERT INTO no_such_table VALUES ($1)", Args: []any{1}}},
+		{"prepare error in a read", piccolo.Querystring{SQL: "SELECT * FROM no_such_table"}},
+		{"syntax error (simple protocol)", piccolo.Querystring{SQL: "INSERT INTO no_such_table VALUE (1)"}},
+		{"client-side encode error", piccolo.Querystring{SQL: "SELECT $1::int", Args: []any{make(chan int)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngine(t, true, piccolo.PostgresConfig{})
+			table := newTable(t, e)
+			ctx, tx := mustBegin(t, e)
+			mustInsert(t, ctx, e, table, "before")
+			sp, err := tx.Savepoint(ctx, "try")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.RunQuerystring(ctx, tc.q); err == nil {
+				t.Fatal("the failing statement succeeded")
+			}
+			if err := sp.RollbackTo(ctx); err != nil {
+				t.Fatalf("RollbackTo after the first statement in the savepoint failed: %v", err)
+			}
+			mustInsert(t, ctx, e, table, "after")
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := names(t, e, table); !slices.Equal(got, []string{"before", "after"}) {
+				t.Fatalf("rows %v", got)
+			}
+		})
+	}
+}
+
+// Generated savepoint names (savepoint_N) skip names the caller chose:
+// PostgreSQL resolves a name to its newest savepoint, so a collision would
+// send RollbackTo to the wrong point.
+func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	sp := piccolo.Nesting(piccolo.NestSavepoint)
-	ctx, tx, err := e.Begin(context.Background())
+	ctx, tx := mustBegin(t, e)
+	mustInsert(t, ctx, e, table, "a")
+	mine, err := tx.Savepoint(ctx, "savepoint_1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
-	aCtx, a, err := e.Begin(ctx, sp)
+	mustInsert(t, ctx, e, table, "b")
+	generated, err := tx.Savepoint(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustInsert(t, aCtx, e, table, "a")
-
-	// A sibling of a, by Begin or Transaction, is refused before any I/O.
-	if _, _, err := e.Begin(ctx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) ||
-		!strings.Contains(err.Error(), "still open") {
-		t.Fatalf("sibling Begin: %v, want ErrNestedTransaction saying another block is still open", err)
-	}
-	ran := false
-	err = e.Transaction(ctx, func(context.Context) error { ran = true; return nil }, sp)
-	if !errors.Is(err, piccolo.ErrNestedTransaction) || ran {
-		t.Fatalf("sibling Transaction: %v (closure ran %v), want ErrNestedTransaction", err, ran)
-	}
-	// Also from a joined block of the root.
-	joinedCtx, joined, err := e.Begin(ctx)
-	if err != nil {
-		t.Fatalf("a joined block beside an open savepoint block: %v", err)
-	}
-	if _, _, err := e.Begin(joinedCtx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) {
-		t.Fatalf("sibling Begin from a joined block: %v, want ErrNestedTransaction", err)
-	}
-	// Left open, it would make the root's Commit roll back.
-	if err := joined.Commit(joinedCtx); err != nil {
-		t.Fatalf("commit of the joined block: %v", err)
-	}
-	// Inside a, a block may open (and, joined inside a, too).
-	err = e.Transaction(aCtx, func(ctx context.Context) error {
-		return e.Transaction(ctx, func(ctx context.Context) error {
-			return insert(ctx, e, table, "a child")
-		}, sp)
-	})
-	if err != nil {
-		t.Fatalf("block inside the open block: %v", err)
-	}
-	if err := a.Commit(aCtx); err != nil {
+	mustInsert(t, ctx, e, table, "c")
+	if err := mine.RollbackTo(ctx); err != nil {
 		t.Fatal(err)
-	}
-	// Once a ended, a new block opens at the root again.
-	err = e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "b") }, sp)
-	if err != nil {
-		t.Fatalf("block after the sibling ended: %v", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"a", "a child", "b"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-}
-
-// A savepoint block that cannot be rolled back to its savepoint (here a
-// RollbackTo by hand destroyed it) still reports rolled back, and the
-// enclosing transaction becomes rollback-only: its statements fail with
-// ErrTransactionDone and its Commit returns ErrCommitRolledBack, so the
-// block's work is never committed.
-func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	mustInsert(t, ctx, e, table, "outer")
-	if _, err := tx.Savepoint(ctx, "before"); err != nil {
-		t.Fatal(err)
-	}
-	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, blockCtx, e, table, "inner")
-	if err := block.RollbackTo(blockCtx, "before"); err != nil { // destroys the block's savepoint
-		t.Fatal(err)
-	}
-	if err := block.Rollback(blockCtx); err == nil || !block.RolledBack() {
-		t.Fatalf("Rollback of a block whose savepoint is gone: %v (RolledBack %v), want an error and RolledBack", err, block.RolledBack())
-	}
-	if e.TransactionExists(ctx) {
-		t.Error("TransactionExists true after a savepoint block could not be rolled back")
-	}
-	if err := insert(ctx, e, table, "after"); !errors.Is(err, piccolo.ErrTransactionDone) {
-		t.Errorf("statement after the failed block rollback: %v, want ErrTransactionDone", err)
-	}
-	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
-		t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
-	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows %v, want none", got)
+	if got := names(t, e, table); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("rows %v, want [a]: RollbackTo(%q) went to the generated %q", got, mine.Name(), generated.Name())
 	}
 }

@@ -3,10 +3,13 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -145,5 +148,196 @@ func TestOuterBatchReadableInsideSavepointBlock(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A NestSavepoint block whose first statement fails before it runs rolls
+// back to its own savepoint, which was sent first: the outer transaction
+// goes on with its work intact.
+func TestSavepointBlockWhoseFirstStatementFailsRollsBackOnlyItself(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		mustInsert(t, ctx, e, table, "outer")
+		inner := e.Transaction(ctx, func(ctx context.Context) error {
+			_, err := e.Exec(ctx, piccolo.Querystring{SQL: "INSERT INTO no_such_table VALUES ($1)", Args: []any{1}})
+			return err
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		var pgErr *pgconn.PgError
+		if !errors.As(inner, &pgErr) || pgErr.Code != "42P01" {
+			t.Errorf("inner block: %v, want 42P01", inner)
+		}
+		if strings.Contains(fmt.Sprint(inner), "3B001") {
+			t.Errorf("inner block's rollback failed: %v", inner)
+		}
+		return insert(ctx, e, table, "outer again")
+	})
+	if err != nil {
+		t.Fatalf("outer transaction: %v", err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"outer", "outer again"}) {
+		t.Fatalf("rows %v", got)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// A savepoint block that rolls back keeps none of its work, even when the
+// closure made a savepoint of its own named like a generated one
+// (savepoint_1): the block's savepoint has a name no caller can choose.
+func TestRolledBackSavepointBlockKeepsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		mustInsert(t, ctx, e, table, "outer")
+		inner := e.Transaction(ctx, func(ctx context.Context) error {
+			mustInsert(t, ctx, e, table, "inner")
+			if _, err := e.CurrentTransaction(ctx).Savepoint(ctx, "savepoint_1"); err != nil {
+				return err
+			}
+			mustInsert(t, ctx, e, table, "inner 2")
+			return errBoom
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		if !errors.Is(inner, errBoom) {
+			t.Errorf("inner: %v", inner)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, e, table); !slices.Equal(got, []string{"outer"}) {
+		t.Fatalf("rows %v, want [outer]: a rolled-back savepoint block left rows behind", got)
+	}
+}
+
+// When the connection dies inside a savepoint block, the whole
+// transaction rolls back and the block's OnRollback hooks run.
+func TestSavepointBlockOnRollbackHooksRunWhenItsConnectionDies(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	killer := newEngine(t, false, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	var ran atomic.Bool
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		mustInsert(t, ctx, e, table, "outer")
+		return e.Transaction(ctx, func(ctx context.Context) error {
+			e.CurrentTransaction(ctx).OnRollback(func(context.Context) { ran.Store(true) })
+			mustInsert(t, ctx, e, table, "inner")
+			pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
+			scalar[bool](t, context.Background(), killer, "SELECT pg_terminate_backend($1)", pid)
+			return insert(ctx, e, table, "dead")
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+	})
+	if err == nil {
+		t.Fatal("transaction on a killed connection succeeded")
+	}
+	if !ran.Load() {
+		t.Fatalf("OnRollback hook of the savepoint block did not run (err %v)", err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Savepoint blocks form a stack on the transaction's connection: a
+// NestSavepoint block can open only inside the innermost open one. A
+// sibling, e.g. from another goroutine sharing the transaction, is refused
+// with ErrNestedTransaction (whose ROLLBACK TO would undo the other's
+// released work); it never waits. Joined blocks are unaffected.
+func TestSavepointBlocksFormAStack(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	sp := piccolo.Nesting(piccolo.NestSavepoint)
+	ctx, tx := mustBegin(t, e)
+	aCtx, a, err := e.Begin(ctx, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, aCtx, e, table, "a")
+
+	// A sibling of a, by Begin or Transaction, is refused before any I/O.
+	if _, _, err := e.Begin(ctx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) ||
+		!strings.Contains(err.Error(), "still open") {
+		t.Fatalf("sibling Begin: %v, want ErrNestedTransaction saying another block is still open", err)
+	}
+	ran := false
+	err = e.Transaction(ctx, func(context.Context) error { ran = true; return nil }, sp)
+	if !errors.Is(err, piccolo.ErrNestedTransaction) || ran {
+		t.Fatalf("sibling Transaction: %v (closure ran %v), want ErrNestedTransaction", err, ran)
+	}
+	// Also from a joined block of the root.
+	joinedCtx, joined, err := e.Begin(ctx)
+	if err != nil {
+		t.Fatalf("a joined block beside an open savepoint block: %v", err)
+	}
+	if _, _, err := e.Begin(joinedCtx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) {
+		t.Fatalf("sibling Begin from a joined block: %v, want ErrNestedTransaction", err)
+	}
+	// Left open, it would make the root's Commit roll back.
+	if err := joined.Commit(joinedCtx); err != nil {
+		t.Fatalf("commit of the joined block: %v", err)
+	}
+	// Inside a, a block may open (and, joined inside a, too).
+	err = e.Transaction(aCtx, func(ctx context.Context) error {
+		return e.Transaction(ctx, func(ctx context.Context) error {
+			return insert(ctx, e, table, "a child")
+		}, sp)
+	})
+	if err != nil {
+		t.Fatalf("block inside the open block: %v", err)
+	}
+	if err := a.Commit(aCtx); err != nil {
+		t.Fatal(err)
+	}
+	// Once a ended, a new block opens at the root again.
+	err = e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "b") }, sp)
+	if err != nil {
+		t.Fatalf("block after the sibling ended: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(t, e, table), []string{"a", "a child", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+}
+
+// A savepoint block that cannot be rolled back to its savepoint (here a
+// RollbackTo by hand destroyed it) still reports rolled back, and the
+// enclosing transaction becomes rollback-only: its statements fail with
+// ErrTransactionDone and its Commit returns ErrCommitRolledBack, so the
+// block's work is never committed.
+func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	ctx, tx := mustBegin(t, e)
+	mustInsert(t, ctx, e, table, "outer")
+	if _, err := tx.Savepoint(ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, blockCtx, e, table, "inner")
+	if err := block.RollbackTo(blockCtx, "before"); err != nil { // destroys the block's savepoint
+		t.Fatal(err)
+	}
+	if err := block.Rollback(blockCtx); err == nil || !block.RolledBack() {
+		t.Fatalf("Rollback of a block whose savepoint is gone: %v (RolledBack %v), want an error and RolledBack", err, block.RolledBack())
+	}
+	if e.TransactionExists(ctx) {
+		t.Error("TransactionExists true after a savepoint block could not be rolled back")
+	}
+	if err := insert(ctx, e, table, "after"); !errors.Is(err, piccolo.ErrTransactionDone) {
+		t.Errorf("statement after the failed block rollback: %v, want ErrTransactionDone", err)
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
+		t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
+	}
+	if got := names(t, e, table); len(got) != 0 {
+		t.Fatalf("rows %v, want none", got)
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
-	"time"
 )
 
 // txKey is the context key of an engine's transaction. It holds the engine,
@@ -78,10 +76,10 @@ type PostgresTransaction struct {
 
 	state atomic.Int32 // txState; written under c.mu, read anywhere
 	// The fields below are guarded by c.mu.
-	abortErr   error // why this root or savepoint block became rollback-only
-	endedBy    error // why an enclosing block's end rolled this open block back
-	onCommit   []func(context.Context)
-	onRollback []func(context.Context)
+	abortErr error // why this root or savepoint block became rollback-only
+	endedBy  error // why an enclosing block's end rolled this open block back
+
+	hooks hookList // guarded by c.hookMu
 }
 
 // Committed reports whether this handle's Commit succeeded. For a joined
@@ -115,9 +113,22 @@ func (t *PostgresTransaction) unit() *PostgresTransaction {
 
 // usable returns nil when statements may run through t.
 func (t *PostgresTransaction) usable() error {
+	if err := t.lockUsable(); err != nil {
+		return err
+	}
+	t.c.mu.Unlock()
+	return nil
+}
+
+// lockUsable takes c.mu when statements may run through t; otherwise it
+// returns why, without holding c.mu.
+func (t *PostgresTransaction) lockUsable() error {
 	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	return t.usableLocked()
+	if err := t.usableLocked(); err != nil {
+		t.c.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // usableLocked is usable for a caller holding c.mu.
@@ -148,6 +159,9 @@ func (t *PostgresTransaction) doneErrLocked() error {
 	return ErrTransactionDone
 }
 
+// errEndedBySQL says why a transaction ended without Commit or Rollback.
+var errEndedBySQL = errors.New("a COMMIT or ROLLBACK sent as SQL ended the transaction")
+
 // errOutsideBlock is why a statement through a handle that is not inside
 // the innermost open NestSavepoint block is refused.
 var errOutsideBlock = fmt.Errorf("%w: a NestSavepoint block of this transaction is open: "+
@@ -166,90 +180,10 @@ func (t *PostgresTransaction) insideTopLocked() error {
 	return errOutsideBlock
 }
 
-// OnCommit registers fn to run after the outermost transaction commits,
-// with a context that no longer carries the transaction (fn may run
-// queries of its own). Hooks of a joined block wait for the outermost
-// transaction; hooks of a savepoint block that rolls back are dropped.
-// Registered on a transaction that has already committed, fn runs at once;
-// on one that rolled back, it is dropped.
-//
-// Hooks run only on a known outcome. After ErrAmbiguousCommit (the
-// connection died after COMMIT was sent) neither OnCommit nor OnRollback
-// hooks run, nor do hooks registered later; nor after a COMMIT or ROLLBACK
-// sent as SQL. The caller must then find out what happened, for example by
-// looking for a row the transaction wrote, and act on that.
-//
-// Hooks run with the context passed to the Commit or Rollback that ended
-// the block, stripped of its cancellation and deadline
-// (context.WithoutCancel: its values are kept), so that a hook can run
-// queries even when that context has ended; a hook that must be bounded
-// sets a deadline of its own. A hook run at once on registration gets
-// context.Background.
-//
-// OnCommit needs no connection: it may be called from anywhere, a scan
-// callback included.
-func (t *PostgresTransaction) OnCommit(fn func(ctx context.Context)) {
-	if fn == nil {
-		return
-	}
-	if u := t.addHook(fn, true); u != nil && txState(u.state.Load()) == txCommitted {
-		fn(t.hookContext(context.Background(), u))
-	}
-}
-
-// OnRollback registers fn to run after the outermost transaction rolls back:
-// by Rollback, by an error or panic in its closure, or by a Commit that
-// PostgreSQL turned into a rollback (ErrCommitRolledBack). When a savepoint
-// block rolls back, its OnRollback hooks run right away: that block's work
-// is gone. Registered on a transaction that has already rolled back, fn
-// runs at once; on one that committed, it is dropped. After
-// ErrAmbiguousCommit no hook runs: see OnCommit. The hooks of a block that
-// was still open when an enclosing block ended run then: that end rolled
-// the block back. Hooks get a context that cannot be cancelled: see
-// OnCommit.
-func (t *PostgresTransaction) OnRollback(fn func(ctx context.Context)) {
-	if fn == nil {
-		return
-	}
-	if u := t.addHook(fn, false); u != nil && txState(u.state.Load()) == txRolledBack {
-		fn(t.hookContext(context.Background(), u))
-	}
-}
-
-// addHook appends fn to the hooks of the block that decides t's fate. When
-// that block has finished, it returns the block instead, for the caller to
-// run or drop fn outside the lock.
-func (t *PostgresTransaction) addHook(fn func(context.Context), onCommit bool) (finished *PostgresTransaction) {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	u := t.unit()
-	// A released savepoint block handed its hooks to its parent.
-	for txState(u.state.Load()) == txCommitted && u.parent != nil {
-		u = u.parent.unit()
-	}
-	if txState(u.state.Load()) != txActive {
-		return u
-	}
-	if onCommit {
-		u.onCommit = append(u.onCommit, fn)
-	} else {
-		u.onRollback = append(u.onRollback, fn)
-	}
-	return nil
-}
-
-// hookContext is the context hooks of the finished block u run with: ctx
-// without its cancellation, carrying u's parent or no transaction of the
-// engine, so that queries the hooks run fail neither with
-// ErrTransactionDone nor because the caller's context ended.
-func (t *PostgresTransaction) hookContext(ctx context.Context, u *PostgresTransaction) context.Context {
-	return t.c.engine.withTx(context.WithoutCancel(ctx), u.parent)
-}
-
 // Begin starts a transaction and returns a context that carries it; run
 // queries with that context, then Commit or Rollback. Inside another
 // transaction of this engine, Nesting decides what happens (NestJoin by
-// default). Retry is ignored: only Transaction can re-run work.
+// default). Retry is refused: only Transaction can re-run work.
 //
 // Begin borrows a connection but sends nothing: BEGIN goes out before the
 // first statement. End a nested block before the block it is nested in:
@@ -259,6 +193,9 @@ func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.C
 	o, err := collectTxOptions(opts)
 	if err != nil {
 		return ctx, nil, err
+	}
+	if o.retry {
+		return ctx, nil, errors.New("piccolo: Begin does not take Retry: only Transaction can run its closure again")
 	}
 	return e.begin(ctx, o)
 }
@@ -296,11 +233,10 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		return nil, ErrNestedTransaction
 	}
 	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := t.usableLocked(); err != nil {
+	if err := t.lockUsable(); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	child := &PostgresTransaction{c: c, parent: t, kind: kindJoined}
 	if mode == NestSavepoint {
 		if t.unit() != c.top {
@@ -317,88 +253,4 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		return txState(x.state.Load()) != txActive
 	}), child)
 	return child, nil
-}
-
-// Transaction runs fn in a transaction carried by the context fn receives.
-// When fn returns nil the transaction commits; when it returns an error or
-// panics it rolls back, and the error is returned (the panic re-raised).
-// fn may Commit or Rollback by hand through CurrentTransaction; that is
-// honoured and nothing is sent twice.
-//
-// Inside another transaction of this engine, Nesting decides (NestJoin by
-// default). A nested block must end before the block it is nested in: one
-// still open then (fn running on in another goroutine) is rolled back, and
-// Transaction returns ErrTransactionDone (see Commit). With Retry, the closure is run again from BEGIN after a
-// serialization failure or deadlock; fn must then be safe to re-run.
-func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
-	o, err := collectTxOptions(opts)
-	if err != nil {
-		return err
-	}
-	if fn == nil {
-		return errors.New("piccolo: Transaction: nil function")
-	}
-	attempts := o.maxAttempts
-	if e.txFrom(ctx) != nil {
-		attempts = 1 // only the outermost transaction can start over
-	}
-	for attempt := 1; ; attempt++ {
-		err := e.runTx(ctx, fn, o)
-		if err == nil || attempt >= attempts || !IsRetryable(err) {
-			if err != nil && attempts > 1 && attempt == attempts && IsRetryable(err) {
-				return fmt.Errorf("piccolo: transaction failed after %d attempts: %w", attempts, err)
-			}
-			return err
-		}
-		if waitErr := sleepBackoff(ctx, attempt); waitErr != nil {
-			return fmt.Errorf("piccolo: context ended before retry %d: %w (last failure: %w)", attempt+1, waitErr, err)
-		}
-	}
-}
-
-// errEndedBySQL says why a transaction ended without Commit or Rollback.
-var errEndedBySQL = errors.New("a COMMIT or ROLLBACK sent as SQL ended the transaction")
-
-// errPanicked is the rollback cause recorded when a closure panics.
-var errPanicked = errors.New("piccolo: transaction closure panicked")
-
-func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) error {
-	txCtx, tx, err := e.begin(ctx, o)
-	if err != nil {
-		return err
-	}
-	returned := false
-	defer func() {
-		if !returned { // panic or runtime.Goexit: roll back, let it go on
-			_ = tx.abort(ctx, errPanicked)
-		}
-	}()
-	err = fn(txCtx)
-	returned = true
-	if err != nil {
-		if rbErr := tx.abort(ctx, err); rbErr != nil {
-			return errors.Join(err, rbErr)
-		}
-		return err
-	}
-	if !tx.active() {
-		// Committed or rolled back by hand (nil), or rolled back because an
-		// enclosing block ended while fn ran: that is not a success.
-		return tx.endedByEnclosing()
-	}
-	return tx.Commit(ctx)
-}
-
-// sleepBackoff waits before retry number attempt: exponential from 10ms,
-// capped at 1s, with full jitter so that conflicting clients spread out.
-func sleepBackoff(ctx context.Context, attempt int) error {
-	ceiling := min(10*time.Millisecond<<min(attempt-1, 10), time.Second)
-	timer := time.NewTimer(rand.N(ceiling) + time.Millisecond)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
 )
@@ -144,10 +143,8 @@ func TestFinishedTransactionRefusesStatements(t *testing.T) {
 			t.Parallel()
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			table := newTable(t, e)
-			ctx, tx, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			ctx, tx := mustBegin(t, e)
+			var err error
 			mustInsert(t, ctx, e, table, "a")
 			if finish == "commit" {
 				err = tx.Commit(ctx)
@@ -232,210 +229,6 @@ func TestEmptyTransactionSendsNothing(t *testing.T) {
 	}
 }
 
-func TestNestJoin(t *testing.T) {
-	t.Parallel()
-	t.Run("inner commit does nothing, outer decides", func(t *testing.T) {
-		t.Parallel()
-		e := newEngine(t, true, piccolo.PostgresConfig{})
-		table := newTable(t, e)
-		err := e.Transaction(context.Background(), func(ctx context.Context) error {
-			outerTxid := scalar[int64](t, ctx, e, "SELECT txid_current()")
-			err := e.Transaction(ctx, func(ctx context.Context) error {
-				if got := scalar[int64](t, ctx, e, "SELECT txid_current()"); got != outerTxid {
-					t.Errorf("joined block ran in txid %d, outer %d", got, outerTxid)
-				}
-				return insert(ctx, e, table, "inner")
-			})
-			if err != nil {
-				return err
-			}
-			// The outer transaction still runs and can roll everything back.
-			return errBoom
-		})
-		if !errors.Is(err, errBoom) {
-			t.Fatal(err)
-		}
-		if got := names(t, e, table); len(got) != 0 {
-			t.Fatalf("joined block's row survived the outer rollback: %v", got)
-		}
-	})
-	for _, failure := range []string{"error", "panic", "rollback"} {
-		t.Run("inner "+failure+" makes the transaction rollback-only", func(t *testing.T) {
-			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
-			var committed atomic.Bool
-			err := e.Transaction(context.Background(), func(ctx context.Context) error {
-				e.CurrentTransaction(ctx).OnCommit(func(context.Context) { committed.Store(true) })
-				mustInsert(t, ctx, e, table, "outer")
-				func() {
-					defer func() { _ = recover() }()
-					_ = e.Transaction(ctx, func(ctx context.Context) error {
-						mustInsert(t, ctx, e, table, "inner")
-						switch failure {
-						case "panic":
-							panic("inner")
-						case "rollback":
-							return e.CurrentTransaction(ctx).Rollback(ctx)
-						}
-						return errBoom
-					})
-				}()
-				// The outer block swallows the failure and goes on.
-				if err := insert(ctx, e, table, "after"); !errors.Is(err, piccolo.ErrTransactionDone) {
-					t.Errorf("statement after a failed joined block: %v, want ErrTransactionDone", err)
-				}
-				return nil
-			})
-			if !errors.Is(err, piccolo.ErrCommitRolledBack) {
-				t.Fatalf("outer commit: %v, want ErrCommitRolledBack", err)
-			}
-			if got := names(t, e, table); len(got) != 0 {
-				t.Fatalf("half of the transaction was committed: %v", got)
-			}
-			if committed.Load() {
-				t.Fatal("OnCommit ran for a transaction that rolled back")
-			}
-			assertNoBorrowed(t, e)
-		})
-	}
-}
-
-func TestNestRefuse(t *testing.T) {
-	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
-	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Nesting(piccolo.NestRefuse))
-		if !errors.Is(err, piccolo.ErrNestedTransaction) {
-			t.Errorf("nested Transaction: %v", err)
-		}
-		if _, _, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestRefuse)); !errors.Is(err, piccolo.ErrNestedTransaction) {
-			t.Errorf("nested Begin: %v", err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if logs.String() != "" {
-		t.Fatalf("refusing a nested transaction did I/O:\n%s", logs)
-	}
-	// Outside a transaction, NestRefuse starts one as usual.
-	if err := e.Transaction(context.Background(), func(context.Context) error { return nil }, piccolo.Nesting(piccolo.NestRefuse)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestNestSavepoint(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	sp := piccolo.Nesting(piccolo.NestSavepoint)
-	var hooks []string
-	var mu sync.Mutex
-	hook := func(name string) func(context.Context) {
-		return func(context.Context) { mu.Lock(); hooks = append(hooks, name); mu.Unlock() }
-	}
-	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		mustInsert(t, ctx, e, table, "outer")
-		// A failing savepoint block rolls back only its own work.
-		err := e.Transaction(ctx, func(ctx context.Context) error {
-			e.CurrentTransaction(ctx).OnCommit(hook("dropped"))
-			e.CurrentTransaction(ctx).OnRollback(hook("inner rolled back"))
-			mustInsert(t, ctx, e, table, "lost")
-			return errBoom
-		}, sp)
-		if !errors.Is(err, errBoom) {
-			t.Errorf("failing savepoint block: %v", err)
-		}
-		// A server error inside a savepoint block does not poison the outer one.
-		err = e.Transaction(ctx, func(ctx context.Context) error {
-			return insert(ctx, e, table, "outer") // unique violation
-		}, sp)
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-			t.Errorf("unique violation in savepoint block: %v", err)
-		}
-		// A block that swallows its error cannot commit its half.
-		err = e.Transaction(ctx, func(ctx context.Context) error {
-			mustInsert(t, ctx, e, table, "swallowed")
-			_ = insert(ctx, e, table, "outer")
-			return nil
-		}, sp)
-		if !errors.Is(err, piccolo.ErrCommitRolledBack) {
-			t.Errorf("savepoint block with a swallowed error: %v", err)
-		}
-		// A succeeding block keeps its work and its hooks go to the parent.
-		err = e.Transaction(ctx, func(ctx context.Context) error {
-			e.CurrentTransaction(ctx).OnCommit(hook("kept"))
-			return insert(ctx, e, table, "kept")
-		}, sp)
-		if err != nil {
-			return err
-		}
-		// Nested savepoint blocks.
-		return e.Transaction(ctx, func(ctx context.Context) error {
-			mustInsert(t, ctx, e, table, "level2")
-			_ = e.Transaction(ctx, func(ctx context.Context) error {
-				mustInsert(t, ctx, e, table, "level3")
-				return errBoom
-			}, sp)
-			return nil
-		}, sp)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(t, e, table), []string{"outer", "kept", "level2"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-	if want := []string{"inner rolled back", "kept"}; !slices.Equal(hooks, want) {
-		t.Fatalf("hooks ran: %v, want %v", hooks, want)
-	}
-}
-
-func TestBeginNesting(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	ctx, outer, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outer.Rollback(ctx)
-	mustInsert(t, ctx, e, table, "outer")
-
-	spCtx, sp, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, spCtx, e, table, "inner")
-	if err := sp.Rollback(spCtx); err != nil {
-		t.Fatal(err)
-	}
-	if err := insert(spCtx, e, table, "x"); !errors.Is(err, piccolo.ErrTransactionDone) {
-		t.Fatalf("statement through a rolled-back savepoint block: %v", err)
-	}
-	joinCtx, joined, err := e.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, joinCtx, e, table, "joined")
-	if err := joined.Commit(joinCtx); err != nil {
-		t.Fatal(err)
-	}
-	if !e.TransactionExists(ctx) {
-		t.Fatal("committing a joined block ended the outer transaction")
-	}
-	if err := outer.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(t, e, table), []string{"outer", "joined"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-}
-
 func TestIsolationAndReadOnly(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
@@ -460,68 +253,6 @@ func TestIsolationAndReadOnly(t *testing.T) {
 	}
 	if err := e.Transaction(context.Background(), func(context.Context) error { return nil }, piccolo.Isolation("chaos")); err == nil {
 		t.Fatal("unknown isolation level accepted")
-	}
-}
-
-func TestGoroutinesShareATransaction(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		var wg sync.WaitGroup
-		errs := make(chan error, 20)
-		for i := range 20 {
-			wg.Go(func() { errs <- insert(ctx, e, table, fmt.Sprint(i)) })
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("goroutines sharing a transaction: %v", err)
-	}
-	if got := names(t, e, table); len(got) != 20 {
-		t.Fatalf("%d rows, want 20", len(got))
-	}
-}
-
-func TestHooks(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	var commits, rollbacks atomic.Int32
-	ctx := context.Background()
-	err := e.Transaction(ctx, func(ctx context.Context) error {
-		e.CurrentTransaction(ctx).OnCommit(nil) // ignored, not a panic at commit
-		e.CurrentTransaction(ctx).OnRollback(nil)
-		e.CurrentTransaction(ctx).OnCommit(func(context.Context) { commits.Add(1) })
-		return e.Transaction(ctx, func(ctx context.Context) error {
-			// A joined block's hook waits for the outermost commit.
-			e.CurrentTransaction(ctx).OnCommit(func(context.Context) { commits.Add(1) })
-			if commits.Load() != 0 {
-				t.Error("hook ran before the outermost commit")
-			}
-			return insert(ctx, e, table, "a")
-		})
-	})
-	if err != nil || commits.Load() != 2 || rollbacks.Load() != 0 {
-		t.Fatalf("after commit: err %v, %d commit hooks, %d rollback hooks", err, commits.Load(), rollbacks.Load())
-	}
-	// A failed COMMIT runs the rollback hooks, not the commit hooks.
-	err = e.Transaction(ctx, func(ctx context.Context) error {
-		tx := e.CurrentTransaction(ctx)
-		tx.OnCommit(func(context.Context) { commits.Add(1) })
-		tx.OnRollback(func(context.Context) { rollbacks.Add(1) })
-		_ = insert(ctx, e, table, "a") // duplicate, swallowed
-		return nil
-	})
-	if !errors.Is(err, piccolo.ErrCommitRolledBack) || commits.Load() != 2 || rollbacks.Load() != 1 {
-		t.Fatalf("after failed commit: err %v, %d commit hooks, %d rollback hooks", err, commits.Load(), rollbacks.Load())
 	}
 }
 
@@ -554,16 +285,13 @@ func TestCommitOnDeadConnection(t *testing.T) {
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	killer := newEngine(t, false, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
 	pid := scalar[int32](t, ctx, e, "SELECT pg_backend_pid()")
 	if !scalar[bool](t, context.Background(), killer, "SELECT pg_terminate_backend($1)", pid) {
 		t.Fatal("could not terminate the backend")
 	}
-	err = tx.Commit(ctx)
+	err := tx.Commit(ctx)
 	if !errors.Is(err, piccolo.ErrAmbiguousCommit) && !errors.Is(err, piccolo.ErrCommitRolledBack) {
 		t.Fatalf("commit on a dead connection: %v", err)
 	}
@@ -576,89 +304,6 @@ func TestCommitOnDeadConnection(t *testing.T) {
 	assertNoBorrowed(t, e)
 	// The pool replaced the connection.
 	mustInsert(t, context.Background(), e, table, "b")
-}
-
-func TestRetryOnSerializationFailure(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	ctx := context.Background()
-	mustInsert(t, ctx, e, table, "counter")
-
-	// Two goroutines read-modify-write the same row under SERIALIZABLE; a
-	// barrier makes both read before either writes, so one must fail with
-	// 40001 on its first attempt and win on a retry.
-	var attempts atomic.Int32
-	barrier := make(chan struct{})
-	var once sync.Once
-	var ready sync.WaitGroup
-	ready.Add(2)
-	increment := func() error {
-		first := true
-		return e.Transaction(ctx, func(ctx context.Context) error {
-			attempts.Add(1)
-			n := scalar[int32](t, ctx, e, "SELECT n FROM "+table+" WHERE name = 'counter'")
-			if first {
-				first = false
-				ready.Done()
-				once.Do(func() { go func() { ready.Wait(); close(barrier) }() })
-				<-barrier
-			}
-			_, err := e.Exec(ctx, piccolo.Querystring{SQL: "UPDATE " + table + " SET n = $1 WHERE name = 'counter'", Args: []any{n + 1}})
-			return err
-		}, piccolo.Isolation(piccolo.Serializable), piccolo.Retry(5))
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for range 2 {
-		wg.Go(func() { errs <- increment() })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("increment: %v", err)
-		}
-	}
-	if n := scalar[int32](t, ctx, e, "SELECT n FROM "+table+" WHERE name = 'counter'"); n != 2 {
-		t.Fatalf("counter = %d, want 2: an increment was lost", n)
-	}
-	if a := attempts.Load(); a < 3 {
-		t.Fatalf("%d attempts: the conflict did not happen or was not retried", a)
-	}
-}
-
-func TestRetryLimits(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	serializationFailure := &pgconn.PgError{Code: "40001", Message: "could not serialize"}
-	ctx := context.Background()
-
-	var calls int
-	err := e.Transaction(ctx, func(context.Context) error {
-		calls++
-		return serializationFailure
-	}, piccolo.Retry(3))
-	if calls != 3 || !errors.Is(err, serializationFailure) || !strings.Contains(err.Error(), "3 attempts") {
-		t.Fatalf("%d calls, err %v; want 3 attempts ending in the 40001", calls, err)
-	}
-
-	calls = 0
-	err = e.Transaction(ctx, func(context.Context) error { calls++; return errBoom }, piccolo.Retry(3))
-	if calls != 1 || !errors.Is(err, errBoom) {
-		t.Fatalf("a non-retryable error ran %d times: %v", calls, err)
-	}
-
-	calls = 0
-	_ = e.Transaction(ctx, func(ctx context.Context) error {
-		return e.Transaction(ctx, func(context.Context) error { calls++; return serializationFailure }, piccolo.Retry(3))
-	})
-	if calls != 1 {
-		t.Fatalf("a joined block was retried %d times; retry is for the outermost transaction", calls)
-	}
-	if err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Retry(0)); err == nil {
-		t.Fatal("Retry(0) accepted")
-	}
 }
 
 // TransactionExists says whether statements can run through the context:
@@ -730,134 +375,28 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 	})
 }
 
-// A scan callback runs while its transaction's connection is held: a
-// statement or a Commit it sends through that same transaction fails at
-// once with ErrConnBusy instead of hanging, while hooks and nested blocks
-// (bookkeeping, no I/O) work. QueryFunc and Batch.NextFunc alike.
-func TestScanCallbackCannotRunStatementsInItsTransaction(t *testing.T) {
+// runtime.Goexit inside a Transaction closure (t.FailNow in a helper)
+// rolls back, runs OnRollback hooks and releases the connection.
+func TestGoexitInClosureRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	table := newTable(t, e)
-	var hooks atomic.Int32
-	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		tx := e.CurrentTransaction(ctx)
-		callback := func(pgx.Rows) error {
-			start := time.Now()
-			if err := insert(ctx, e, table, "from the callback"); !errors.Is(err, piccolo.ErrConnBusy) {
-				t.Errorf("statement from a scan callback: %v, want ErrConnBusy", err)
+	var rolledBack atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Transaction(context.Background(), func(ctx context.Context) error {
+			e.CurrentTransaction(ctx).OnRollback(func(context.Context) { rolledBack.Store(true) })
+			if err := insert(ctx, e, table, "a"); err != nil {
+				return err
 			}
-			if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
-				t.Errorf("Commit from a scan callback: %v, want ErrConnBusy", err)
-			}
-			tx.OnCommit(func(context.Context) { hooks.Add(1) })
-			if !e.TransactionExists(ctx) {
-				t.Error("TransactionExists false in a scan callback")
-			}
-			if err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
-				t.Errorf("empty savepoint block from a scan callback: %v", err)
-			}
-			err := e.Transaction(ctx, func(ctx context.Context) error {
-				return insert(ctx, e, table, "from a block in the callback")
-			}, piccolo.Nesting(piccolo.NestSavepoint))
-			if !errors.Is(err, piccolo.ErrConnBusy) {
-				t.Errorf("statement in a savepoint block from a scan callback: %v, want ErrConnBusy", err)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("the callback's calls took %v", d)
-			}
-			return nil
-		}
-		if err := e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, callback); err != nil {
-			return err
-		}
-		b, err := e.Batch(ctx, seriesQuery(1))
-		if err != nil {
-			return err
-		}
-		if _, err := b.NextFunc(ctx, callback); err != nil {
-			return err
-		}
-		if err := b.Close(ctx); err != nil {
-			return err
-		}
-		return insert(ctx, e, table, "after")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := names(t, e, table), []string{"after"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-	if hooks.Load() != 2 {
-		t.Fatalf("%d OnCommit hooks registered in scan callbacks ran, want 2", hooks.Load())
-	}
-}
-
-// While a scan callback runs, another goroutine's statement in the same
-// transaction waits for the connection and then succeeds.
-func TestScanCallbackMakesOtherGoroutinesWait(t *testing.T) {
-	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		done := make(chan error, 1)
-		err := e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, func(pgx.Rows) error {
-			go func() { done <- insert(ctx, e, table, "other goroutine") }()
-			select {
-			case err := <-done:
-				t.Errorf("another goroutine's statement ran during the callback: %v", err)
-			case <-time.After(300 * time.Millisecond):
-			}
+			runtime.Goexit()
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		return <-done
-	})
-	if err != nil {
-		t.Fatal(err)
+	}()
+	<-done
+	if got := names(t, e, table); len(got) != 0 || !rolledBack.Load() {
+		t.Fatalf("after Goexit: rows %v, rollback hook ran %v", got, rolledBack.Load())
 	}
-	if got, want := names(t, e, table), []string{"other goroutine"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
-}
-
-// Hooks run only on a known outcome: after ErrAmbiguousCommit (the
-// connection died after COMMIT was sent) neither OnCommit nor OnRollback
-// runs, nor does a hook registered afterwards. The caller resolves the
-// outcome, here by the row the transaction wrote.
-func TestHooksRunOnlyOnAKnownOutcome(t *testing.T) {
-	t.Parallel()
-	var armed atomic.Pointer[[]byte]
-	cut := make(chan struct{}, 1)
-	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
-	table := newTable(t, e)
-	var ran atomic.Int32
-	hook := func(context.Context) { ran.Add(1) }
-	ctx, tx, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx.OnCommit(hook)
-	tx.OnRollback(hook)
-	mustInsert(t, ctx, e, table, "maybe")
-	armed.Store(&commit)
-	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrAmbiguousCommit) {
-		t.Fatalf("Commit: %v, want ErrAmbiguousCommit", err)
-	}
-	<-cut
-	tx.OnCommit(hook)
-	tx.OnRollback(hook)
-	if ran.Load() != 0 {
-		t.Fatalf("%d hooks ran after an ambiguous commit, want none", ran.Load())
-	}
-	// Resolving the outcome: the row is there, so it committed.
-	eventually(t, "the ambiguous commit's row", func() error {
-		if got := names(t, e, table); !slices.Equal(got, []string{"maybe"}) {
-			return fmt.Errorf("rows %v", got)
-		}
-		return nil
-	})
+	assertNoBorrowed(t, e)
 }

@@ -35,6 +35,10 @@ type txConn struct {
 	conn  *pgx.Conn // lease.conn until the transaction ends, then nil
 	lease lease
 
+	// hookMu guards every block's hooks. It is taken alone (registering a
+	// hook) or inside mu (ending a block), never the other way round.
+	hookMu sync.Mutex
+
 	mu sync.Mutex
 	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
 	// before the next statement, so a transaction that runs nothing costs no
@@ -140,11 +144,6 @@ func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
 	return t.onConn(ctx, 0, fn)
 }
 
-// withScan is withConn for work that calls the caller's scan callbacks.
-func (t *PostgresTransaction) withScan(ctx context.Context, fn connFunc) error {
-	return t.onConn(ctx, useScans, fn)
-}
-
 // onConn is withConn for the use use.
 func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFunc) error {
 	c := t.c
@@ -162,23 +161,6 @@ func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFu
 	err := fn(ctx, c.conn)
 	c.checkEndedLocked()
 	return markLost(c.conn, err)
-}
-
-// statement runs q through t; it also returns how many rows scan saw.
-func (t *PostgresTransaction) statement(ctx context.Context, q Querystring, scan func(pgx.Rows) error) (tag pgconn.CommandTag, seen int, err error) {
-	if err := refuseInTransaction(q.SQL); err != nil {
-		return tag, 0, err
-	}
-	run := func(ctx context.Context, conn *pgx.Conn) error {
-		tag, seen, err = runStatement(ctx, conn, q, scan)
-		return err
-	}
-	if scan == nil {
-		err = t.withConn(ctx, run)
-	} else {
-		err = t.withScan(ctx, run)
-	}
-	return tag, seen, err
 }
 
 // checkEndedLocked notices a transaction that a statement sent as SQL
@@ -226,20 +208,14 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 	}
 	sql := strings.Join(stmts, "; ")
 	_, err = c.conn.Exec(ctx, sql)
-	if err != nil && withBegin && sessionEnded(err) && c.lease.pooled != nil && ctx.Err() == nil {
-		// The session of the transaction's pooled connection ended before
-		// the transaction began: start it on a fresh connection. Sending
-		// the pending statements again is safe however far they got: BEGIN
-		// and SAVEPOINT have no effect outside the session that ended.
-		// (Statements are never sent again: see acquire.)
-		c.engine.resetPool()
-		l, acqErr := c.engine.acquire(ctx)
-		if acqErr == nil {
-			c.lease.release()
-			c.lease, c.conn = l, l.conn
+	if err != nil && withBegin {
+		// A session that ended before the transaction began is replaced:
+		// BEGIN and SAVEPOINT have no effect outside it, however far they
+		// got (see replaceEnded).
+		var replaced bool
+		if replaced, err = c.engine.replaceEnded(ctx, &c.lease, err); replaced {
+			c.conn = c.lease.conn
 			_, err = c.conn.Exec(ctx, sql)
-		} else {
-			err = errors.Join(err, acqErr)
 		}
 	}
 	var pgErr *pgconn.PgError
@@ -256,7 +232,7 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 		if withBegin {
 			what = "begin"
 		}
-		return fmt.Errorf("piccolo: %s: %w", what, err)
+		return wrapErr(what, err)
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The rules for ending blocks. They are the engine's promise, and what the
@@ -254,77 +252,11 @@ func (t *PostgresTransaction) endUnsentLocked(ctx context.Context, commit bool, 
 	c.top = t.parent.unit()
 	if commit && t.abortErr == nil && ctx.Err() == nil {
 		t.state.Store(int32(txCommitted))
-		t.moveHooksLocked(t.parent.unit())
+		t.moveHooks(t.parent.unit())
 		return nil, nil
 	}
 	t.state.Store(int32(txRolledBack))
-	return t.onRollback, commitRolledBack(commit, firstErr(t.abortErr, ctx.Err()))
-}
-
-// rollBackSavepoint rolls back to block s's savepoint and releases it,
-// with a cleanup context when ctx has ended. When that fails, the block
-// enclosing s becomes rollback-only, so that s's work can never be
-// committed with it. The caller holds the turn.
-func (c *txConn) rollBackSavepoint(ctx context.Context, s *PostgresTransaction) error {
-	cleanup, cancel := cleanupContext(ctx)
-	defer cancel()
-	_, err := c.conn.Exec(cleanup, "ROLLBACK TO SAVEPOINT "+s.savepoint+"; RELEASE SAVEPOINT "+s.savepoint)
-	if err == nil {
-		return nil
-	}
-	err = fmt.Errorf("piccolo: rollback to savepoint: %w", err)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if u := s.parent.unit(); u.abortErr == nil {
-		u.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", err)
-	}
-	return err
-}
-
-// endSavepoint releases or rolls back a savepoint block whose SAVEPOINT
-// reached the server, and returns the hooks to run. The caller holds the
-// turn. A block that reports rolled back is rolled back on the server:
-// when ROLLBACK TO fails (the connection died, the savepoint was destroyed
-// by hand) the enclosing block becomes rollback-only, so that its work
-// cannot be committed either.
-func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]func(context.Context), error) {
-	c := t.c
-	parent := t.parent.unit()
-	c.mu.Lock()
-	// The SAVEPOINT was sent, so was everything queued before it; what is
-	// queued after it belongs inside the block, and its end destroys it.
-	c.pending = nil
-	c.top = parent
-	cause := t.abortErr
-	c.mu.Unlock()
-	if cause == nil && c.conn.PgConn().TxStatus() == 'E' {
-		cause = errors.New("a statement inside the savepoint block failed")
-	}
-	if commit && cause == nil {
-		cause = ctx.Err()
-	}
-	if commit && cause == nil {
-		_, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint)
-		if err == nil {
-			c.mu.Lock()
-			t.state.Store(int32(txCommitted))
-			t.moveHooksLocked(parent)
-			c.mu.Unlock()
-			return nil, nil
-		}
-		cause = fmt.Errorf("release savepoint: %w", err)
-	}
-	rbErr := c.rollBackSavepoint(ctx, t)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t.state.Store(int32(txRolledBack))
-	if rbErr != nil && !commit {
-		return t.onRollback, fmt.Errorf("%w; the enclosing transaction is now rollback-only", rbErr)
-	}
-	if !commit {
-		return t.onRollback, nil
-	}
-	return t.onRollback, errors.Join(commitRolledBack(true, cause), rbErr)
+	return t.takeHooks(txRolledBack), commitRolledBack(commit, firstErr(t.abortErr, ctx.Err()))
 }
 
 // firstErr returns the first non-nil error.
@@ -337,12 +269,6 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-func (t *PostgresTransaction) moveHooksLocked(to *PostgresTransaction) {
-	to.onCommit = append(to.onCommit, t.onCommit...)
-	to.onRollback = append(to.onRollback, t.onRollback...)
-	t.onCommit, t.onRollback = nil, nil
-}
-
 // commitRolledBack is the error of a Commit that ended in a rollback.
 func commitRolledBack(commit bool, cause error) error {
 	if !commit {
@@ -352,86 +278,4 @@ func commitRolledBack(commit bool, cause error) error {
 		return ErrCommitRolledBack
 	}
 	return fmt.Errorf("%w: %w", ErrCommitRolledBack, cause)
-}
-
-// endRoot sends COMMIT or ROLLBACK, releases the connection and returns
-// the hooks to run: those of the outcome, none when it is unknown. The
-// caller holds the turn.
-func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks []func(context.Context), err error) {
-	c := t.c
-	c.mu.Lock()
-	begun, endedBySQL, abortErr := c.begun, c.endedBySQL, t.abortErr
-	c.mu.Unlock()
-	outcome := txRolledBack
-	defer func() {
-		c.lease.release()
-		c.conn = nil
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		t.state.Store(int32(outcome))
-		switch outcome {
-		case txCommitted:
-			hooks = t.onCommit
-		case txRolledBack:
-			hooks = t.onRollback
-		}
-	}()
-	if endedBySQL {
-		// A statement sent as SQL ended it: what happened is not ours to tell.
-		outcome = txUnknown
-		return nil, fmt.Errorf("%w: %w", ErrTransactionDone, errEndedBySQL)
-	}
-	cause := firstErr(abortErr, ctx.Err())
-	if !begun {
-		// No statement ran: there is nothing to commit or roll back.
-		if commit && cause == nil {
-			outcome = txCommitted
-			return nil, nil
-		}
-		return nil, commitRolledBack(commit, cause)
-	}
-	if !commit || cause != nil {
-		cleanup, cancel := cleanupContext(ctx)
-		defer cancel()
-		_, rbErr := c.conn.Exec(cleanup, "ROLLBACK")
-		if commit {
-			return nil, commitRolledBack(true, cause)
-		}
-		if rbErr != nil {
-			return nil, fmt.Errorf("piccolo: rollback: %w", rbErr)
-		}
-		return nil, nil
-	}
-	if c.conn.IsClosed() {
-		// The connection died before COMMIT: the server rolled back.
-		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
-	}
-	tag, err := c.conn.Exec(ctx, "COMMIT")
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil && tag.String() == "ROLLBACK":
-		return nil, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
-	case err == nil:
-		outcome = txCommitted
-		return nil, nil
-	case errors.As(err, &pgErr):
-		// The server refused the commit (a deferred constraint, a
-		// serialization failure): the transaction is gone.
-		return nil, commitRolledBack(true, err)
-	default:
-		// COMMIT was handed to a live connection that then failed: pgx may
-		// call the failure safe to retry, but the server may have
-		// committed. Only the caller can find out.
-		outcome = txUnknown
-		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
-	}
-}
-
-// cleanupContext returns a context for statements that must run even when
-// ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
-func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx.Err() == nil {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 }

@@ -72,10 +72,7 @@ func (t *PostgresTransaction) endNestedLocked(nested []*PostgresTransaction) (ho
 			}
 			continue
 		}
-		if outcome == txRolledBack {
-			hooks = append(hooks, x.onRollback...)
-		}
-		x.onCommit, x.onRollback = nil, nil
+		hooks = append(hooks, x.takeHooks(outcome)...)
 		if i := slices.Index(c.pending, "SAVEPOINT "+x.savepoint); i >= 0 {
 			c.pending = c.pending[:i]
 		} else {

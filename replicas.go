@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ReadRouting sends reads made outside a transaction to healthy extra
@@ -92,7 +89,7 @@ func newRouter(cfg ReadRouting, nodes map[string]*PostgresEngine) (*router, erro
 	for _, name := range names {
 		node, ok := nodes[name]
 		if !ok {
-			return nil, fmt.Errorf("piccolo: ReadRouting: %w: %q", ErrUnknownNode, name)
+			return nil, wrapErr("ReadRouting", fmt.Errorf("%w: %q", ErrUnknownNode, name))
 		}
 		r.nodes = append(r.nodes, routedNode{name: name, engine: node})
 	}
@@ -207,87 +204,4 @@ func (r *router) probe(ctx context.Context, node *PostgresEngine) error {
 		return fmt.Errorf("%w: %.3fs behind", errLagging, lagSeconds)
 	}
 	return nil
-}
-
-// onTarget calls do with the engine the options send the work to. do must
-// hand the caller nothing when it fails: a routed read whose replica fails
-// at the connection level (nodeDown) marks the replica down and runs again
-// on the primary. Errors name the node.
-func (e *PostgresEngine) onTarget(ctx context.Context, ro runOptions, do func(target *PostgresEngine) error) error {
-	target, node, err := e.target(ctx, ro)
-	if err != nil {
-		return err
-	}
-	err = do(target)
-	if err != nil && node != "" && !ro.onNode && ctx.Err() == nil && nodeDown(err) {
-		e.router.markDown(node)
-		node = ""
-		err = do(e)
-	}
-	return onNode(node, err)
-}
-
-// target picks the engine a statement runs on: the node OnNode names, a
-// healthy replica for a routed read, else e. node is "" for e.
-func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *PostgresEngine, node string, err error) {
-	if ro.onNode {
-		n, err := e.Node(ro.node)
-		return n, ro.node, err
-	}
-	if ro.read && e.router != nil && e.txFrom(ctx) == nil {
-		if n, ok := e.router.pick(); ok {
-			return n.engine, n.name, nil
-		}
-	}
-	return e, "", nil
-}
-
-// nodeDown reports whether err says a node could not serve at all, as
-// opposed to an error about the statement. It positively identifies
-// connection-level failures: connecting failed (even with a server error
-// such as 53300 too many connections or 57P03 starting up), or the
-// connection broke (a network error, the end of the stream, a closed
-// connection). Errors pgx raises before sending (an argument it cannot
-// encode, a wrong argument count), errors of the caller's scan function and
-// errors PostgreSQL sent about the statement are not. (Its own function so
-// that the error targets escape only on the error path.)
-func nodeDown(err error) bool {
-	var connErr *pgconn.ConnectError
-	var lost lostConn
-	if errors.As(err, &connErr) || errors.As(err, &lost) || errors.Is(err, errSessionsEnded) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return false
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
-
-// lostConn marks an error after which the connection was closed although
-// PostgreSQL sent no error: the network or the server failed under the
-// statement (pgx then often says no more than "conn closed"). It reads as
-// the error it wraps.
-type lostConn struct{ error }
-
-func (l lostConn) Unwrap() error { return l.error }
-
-// markLost wraps err in lostConn when conn closed under it without an error
-// from PostgreSQL. A nil conn (a transaction that ended and gave its
-// connection back) lost nothing.
-func markLost(conn *pgx.Conn, err error) error {
-	var pgErr *pgconn.PgError
-	if err == nil || conn == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
-		return err
-	}
-	return lostConn{err}
-}
-
-// onNode says which node an error came from.
-func onNode(node string, err error) error {
-	if node == "" || err == nil {
-		return err
-	}
-	return fmt.Errorf("piccolo: node %q: %w", node, err)
 }

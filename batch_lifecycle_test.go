@@ -1,0 +1,160 @@
+package piccolo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/piccolo-go/piccolo"
+)
+
+// Leaving an All loop by a panic closes the batch and gives its
+// connection back.
+func TestBatchAllClosesWhenTheLoopPanics(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	b, err := e.Batch(context.Background(), seriesQuery(100), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) }) // runs before e.Close
+	func() {
+		defer func() { _ = recover() }()
+		for range b.All(context.Background()) {
+			panic("loop body")
+		}
+	}()
+	assertNoBorrowed(t, e)
+}
+
+// Cursors on one connection get unique names, so a later batch whose
+// columns have other types never meets a stale cached description.
+func TestBatchCursorNamesAreUniqueOnAConnection(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+	ctx := context.Background()
+	for i, q := range []piccolo.Query{
+		piccolo.Raw("SELECT g::int AS x FROM generate_series(1, 3) g"),
+		piccolo.Raw("SELECT 'v' || g AS x FROM generate_series(1, 3) g"),
+		piccolo.Raw("SELECT g::float8 AS x FROM generate_series(1, 3) g"),
+	} {
+		b, err := e.Batch(ctx, q, piccolo.BatchSize(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []any
+		for rows, err := range b.All(ctx) {
+			if err != nil {
+				t.Fatalf("batch %d: %v", i, err)
+			}
+			for _, r := range rows {
+				got = append(got, r["x"])
+			}
+		}
+		if len(got) != 3 || fmt.Sprintf("%T", got[0]) != []string{"int32", "string", "float64"}[i] {
+			t.Fatalf("batch %d read %v", i, got)
+		}
+	}
+	assertNoBorrowed(t, e)
+}
+
+func TestBatchCloseAndEarlyBreak(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+
+	b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows, err := range b.All(ctx) {
+		if err != nil || len(rows) != 10 {
+			t.Fatalf("first batch: %d rows, %v", len(rows), err)
+		}
+		break
+	}
+	assertNoBorrowed(t, e)
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after an early break: %v, want ErrBatchClosed", err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close is idempotent: %v", err)
+	}
+
+	b, err = e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after Close: %v", err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+func TestBatchCancelledMidStream(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := e.Batch(ctx, seriesQuery(1000), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotErr error
+	batches := 0
+	for _, err := range b.All(ctx) {
+		if err != nil {
+			gotErr = err
+			break
+		}
+		batches++
+		if batches == 2 {
+			cancel()
+		}
+	}
+	if !errors.Is(gotErr, context.Canceled) || batches != 2 {
+		t.Fatalf("after cancel: %d batches, err %v", batches, gotErr)
+	}
+	assertNoBorrowed(t, e)
+	if got := scalar[int32](t, context.Background(), e, "SELECT 1::int4"); got != 1 {
+		t.Fatal("pool unusable after a cancelled batch")
+	}
+}
+
+func TestBatchNeverClosedIsReclaimed(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e := newEngine(t, true, piccolo.PostgresConfig{Logger: logger})
+	ctx := context.Background()
+	func() {
+		b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Dropped here without Close.
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().AcquiredConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection of a batch that was never closed was not reclaimed")
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "never closed") {
+		t.Fatalf("no warning about the leaked batch:\n%s", logs)
+	}
+}

@@ -1,0 +1,218 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// This file owns the engine's connections: borrowing one (lease, acquire),
+// giving it back (release), the one rule for a session the server ended,
+// the bounded contexts that clean up, and running one statement on a
+// connection and reading its rows. Where a statement runs is route.go's
+// business; the transaction's own connection is txconn.go's.
+
+// connFunc is work done on one connection.
+type connFunc func(ctx context.Context, conn *pgx.Conn) error
+
+// lease is a connection borrowed from the pool, or opened for one use.
+type lease struct {
+	conn   *pgx.Conn
+	pooled *pgxpool.Conn // nil for a one-shot connection
+}
+
+// release gives a pooled connection back, or closes a one-shot one even
+// when ctx has ended (bounded by closeTimeout).
+func (l lease) release(ctx context.Context) {
+	if l.pooled != nil {
+		l.pooled.Release()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	_ = l.conn.Close(ctx)
+}
+
+// acquire borrows a connection from the pool, or opens a one-shot
+// connection when no pool is running.
+//
+// A pooled connection whose session the server ended while it sat idle
+// (pg_terminate_backend, a server restart, idle_session_timeout) is
+// discarded before anything is sent on it, and another one is taken: that
+// work provably never reached the server. With replaceEnded, this is the
+// engine's only transparent retry of a failed session; a statement that
+// meets the end of its session after it was sent is never sent again.
+func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
+	if pool := e.pool.Load(); pool != nil {
+		if e.acquireTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, e.acquireTimeout)
+			defer cancel()
+		}
+		// Every connection the pool held may be dead (a restart ends them
+		// all): one more attempt than it holds reaches a fresh one.
+		for range e.poolConfig.MaxConns + 1 {
+			pc, err := pool.Acquire(ctx)
+			if err != nil {
+				return lease{}, fmt.Errorf("piccolo: acquire connection: %w", err)
+			}
+			if sessionAlive(pc.Conn().PgConn()) {
+				return lease{conn: pc.Conn(), pooled: pc}, nil
+			}
+			pc.Release() // closed: the pool destroys it
+		}
+		return lease{}, fmt.Errorf("piccolo: acquire connection: %w", errSessionsEnded)
+	}
+	conn, err := pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
+	if err != nil {
+		return lease{}, fmt.Errorf("piccolo: connect: %w", err)
+	}
+	return lease{conn: conn}, nil
+}
+
+// withLease runs fn on a connection of its own, pooled or one-shot, and
+// gives it back. Work that fails once sent is not sent again, whatever the
+// failure: the server may have run it, or part of it (acquire has already
+// set aside pooled connections whose session had ended before).
+func (e *PostgresEngine) withLease(ctx context.Context, fn connFunc) error {
+	l, err := e.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	return markLost(l.conn, fn(ctx, l.conn))
+}
+
+// errSessionsEnded is why acquire gave up: the server had ended the
+// session of every pooled connection it tried.
+var errSessionsEnded = errors.New("the server ended the session of every connection tried; is it restarting?")
+
+// replaceEnded handles err, the failure of work sent on *l that has no
+// effect outside its session (a BEGIN and SAVEPOINTs, nothing else): when
+// err says the server ended the pooled session, it resets the pool (a
+// server restart ends every idle session too), borrows a fresh connection
+// in place of *l and reports true, so the caller sends the same work
+// again. Otherwise it returns err, joined with the reason no fresh
+// connection could be had.
+func (e *PostgresEngine) replaceEnded(ctx context.Context, l *lease, err error) (bool, error) {
+	if !sessionEnded(err) || l.pooled == nil || ctx.Err() != nil {
+		return false, err
+	}
+	e.resetPool()
+	fresh, acqErr := e.acquire(ctx)
+	if acqErr != nil {
+		return false, errors.Join(err, acqErr)
+	}
+	l.release(ctx)
+	*l = fresh
+	return true, nil
+}
+
+// sessionEnded reports whether err is the server ending the session: the
+// backend was terminated (57P01), the server shut down (57P02) or is
+// starting (57P03). It does not say when: before the statement was sent,
+// or while it ran (then the statement may have taken effect: a nextval, a
+// commit whose answer was lost). Only work that has no effect outside the
+// session (BEGIN) may be sent again after it.
+func sessionEnded(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case pgerrcode.AdminShutdown, pgerrcode.CrashShutdown, pgerrcode.CannotConnectNow:
+		return true
+	}
+	return false
+}
+
+// resetPool closes the pool's idle connections, which a session that ended
+// under one of them says are likely dead too (a server restart ends them
+// all); connections in use close when they come back. acquire would find
+// each dead one before use; resetting spares it the attempts.
+func (e *PostgresEngine) resetPool() {
+	if p := e.pool.Load(); p != nil {
+		p.Reset()
+	}
+}
+
+// closeTimeout bounds the statements that clean up after a failure or a
+// cancelled context (ROLLBACK, CLOSE, Terminate): they run even when the
+// caller's context has ended, but never hang.
+const closeTimeout = 5 * time.Second
+
+// cleanupContext returns a context for statements that must run even when
+// ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+}
+
+// runStatement runs q on conn and hands its rows to scan (nil: Exec).
+// It also returns how many rows scan saw.
+func runStatement(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
+	if scan == nil {
+		tag, err := conn.Exec(ctx, q.SQL, q.Args...)
+		return tag, 0, err
+	}
+	rows, err := conn.Query(ctx, q.SQL, q.Args...)
+	if err != nil {
+		return pgconn.CommandTag{}, 0, err
+	}
+	return readRows(rows, scan)
+}
+
+// readRows hands each row of rows to scan and closes rows. It returns the
+// command tag and how many rows scan saw.
+func readRows(rows pgx.Rows, scan func(pgx.Rows) error) (pgconn.CommandTag, int, error) {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		if err := scan(rows); err != nil {
+			return pgconn.CommandTag{}, n, err
+		}
+	}
+	rows.Close()
+	return rows.CommandTag(), n, rows.Err()
+}
+
+// appendMaps is a scan function that appends each row to out as a map
+// from column name to value.
+func appendMaps(out *[]map[string]any) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		row, err := pgx.RowToMap(rows)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, row)
+		return nil
+	}
+}
+
+// lostConn marks an error after which the connection was closed although
+// PostgreSQL sent no error: the network or the server failed under the
+// statement (pgx then often says no more than "conn closed"). It reads as
+// the error it wraps.
+type lostConn struct{ error }
+
+func (l lostConn) Unwrap() error { return l.error }
+
+// markLost wraps err in lostConn when conn closed under it without an error
+// from PostgreSQL. A nil conn (a transaction that ended and gave its
+// connection back) lost nothing.
+func markLost(conn *pgx.Conn, err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || conn == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
+		return err
+	}
+	return lostConn{err}
+}

@@ -1,0 +1,156 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// RunQuerystring runs one statement and returns its rows as maps from
+// column name to value.
+//
+// RunQuerystring, RunDDL, Exec and QueryFunc take OnNode and Read (a
+// statement marked Read may go to a replica, see ReadRouting); BatchSize
+// means nothing for them and is refused before any I/O.
+func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts ...Option) ([]map[string]any, error) {
+	var out []map[string]any
+	if _, err := e.statement(ctx, "RunQuerystring", opts, q, appendMaps(&out)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunDDL runs a DDL string. It may hold several statements separated by
+// semicolons; it takes no arguments. Inside a transaction of the engine, a
+// script that would begin or end that transaction (BEGIN, COMMIT,
+// ROLLBACK... anywhere in it) is refused with ErrTransactionControl before
+// anything is sent; outside one, a script may hold its own BEGIN and COMMIT.
+func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option) error {
+	_, err := e.statement(ctx, "RunDDL", opts, Querystring{SQL: ddl}, nil)
+	return err
+}
+
+// Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
+// Without arguments it may hold several statements. Inside a transaction of
+// the engine it refuses SQL that would begin or end that transaction, as
+// RunDDL does.
+func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
+	return e.statement(ctx, "Exec", opts, q, nil)
+}
+
+// QueryFunc runs one statement and calls scan once per row (after
+// rows.Next) while the connection is held. scan must not keep rows after
+// it returns; a statement it runs in the same transaction returns
+// ErrConnBusy (collect the rows first).
+func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
+	if scan == nil {
+		return errors.New("piccolo: QueryFunc: nil scan function")
+	}
+	_, err := e.statement(ctx, "QueryFunc", opts, q, scan)
+	return err
+}
+
+// statement runs q where route sends it; scan nil means the rows are not
+// wanted. Its path reads one way: route picks the engine, onConn the
+// connection (the context's transaction's, else a lease), runStatement
+// runs q there.
+func (e *PostgresEngine) statement(ctx context.Context, call string, opts []Option, q Querystring, scan func(pgx.Rows) error) (pgconn.CommandTag, error) {
+	ro, err := collectRunOptions(call, opts, optNode, optRead)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	if err := checkSize(q); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	scan, logRows := e.logScan(scan)
+	use := connUse(0)
+	if scan != nil {
+		use = useScans
+	}
+	var tag pgconn.CommandTag
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+		if on.txFrom(ctx) != nil {
+			if err := refuseInTransaction(q.SQL); err != nil {
+				return false, statementError(q.SQL, err)
+			}
+		}
+		seen := 0
+		err := on.onConn(ctx, use, func(ctx context.Context, conn *pgx.Conn) (err error) {
+			tag, seen, err = runStatement(ctx, conn, q, scan)
+			return err
+		})
+		if err != nil {
+			return seen > 0, statementError(q.SQL, err)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return tag, err
+	}
+	if scan != nil {
+		logRows(ctx)
+	}
+	return tag, nil
+}
+
+// CopyFrom copies rows into table with PostgreSQL's COPY protocol, the
+// fastest way to load many rows, and returns how many it copied. It routes
+// like Exec: inside the context's transaction if there is one, else to the
+// primary or the node OnNode names. It takes OnNode only: Read and
+// BatchSize are refused before any I/O (COPY writes; it has no batches). COPY
+// returns no generated ids; use an INSERT ... RETURNING when you need them.
+func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error) {
+	ro, err := collectRunOptions("CopyFrom", opts, optNode)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+		// src runs the caller's code.
+		err := on.onConn(ctx, useScans, func(ctx context.Context, conn *pgx.Conn) (err error) {
+			n, err = conn.CopyFrom(ctx, table, columns, src)
+			return err
+		})
+		if err != nil {
+			return false, wrapErr("copy into "+table.Sanitize(), err)
+		}
+		return false, nil
+	})
+	return n, err
+}
+
+// maxMessage is PostgreSQL's limit on one protocol message (1 GB less a
+// byte): a statement and its arguments travel in one.
+const maxMessage = 1<<30 - 1
+
+// checkSize refuses, before any copying or I/O, a statement that cannot
+// fit in one protocol message: sending it would only cost seconds and
+// gigabytes before pgx or the server refused it.
+func checkSize(q Querystring) error {
+	size := len(q.SQL)
+	for _, a := range q.Args {
+		switch a := a.(type) {
+		case string:
+			size += len(a)
+		case []byte:
+			size += len(a)
+		}
+	}
+	if size > maxMessage {
+		return fmt.Errorf("piccolo: statement too large: %d bytes of SQL and arguments, PostgreSQL takes at most %d in one message", size, maxMessage)
+	}
+	return nil
+}
+
+// statementError names the statement that failed, keeping the cause
+// reachable. Errors of the engine's own (ErrTransactionDone...) pass as
+// they are.
+func statementError(sql string, err error) error {
+	if errors.Is(err, ErrTransactionDone) || errors.Is(err, ErrUnknownNode) {
+		return err
+	}
+	return &StatementError{SQL: sql, Err: err}
+}
