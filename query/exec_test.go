@@ -287,13 +287,13 @@ func TestErrorsNameTheOperationOnce(t *testing.T) {
 		{"Remove of an unsaved object", first(Bands.Remove(zero).Run(ctx, eng)),
 			`query: Remove from "band": zero primary key`, "Delete", query.ErrZeroKey},
 		{"Save of a duplicate", Bands.Save(dup).Run(ctx, eng),
-			`piccolo: "INSERT INTO`, "query:", nil},
+			`piccolo: INSERT INTO "band"`, "query:", nil},
 		{"Get of a missing row", first(Bands.Objects().Get(ctx, eng, BandName.Eq("none"))),
 			`query: Get from "band": no rows`, "Select", sql.ErrNoRows},
 		{"First of no row", first(Bands.Select().Where(BandName.Eq("none")).First(ctx, eng)),
 			`query: First from "band": no rows`, "Select", sql.ErrNoRows},
 		{"Count of a missing table", first(Venues.Count().Run(ctx, eng)),
-			`piccolo: "SELECT count(*) FROM`, "query:", nil},
+			`piccolo: SELECT count(*) FROM "venue"`, "query:", nil},
 	} {
 		if tt.err == nil || !strings.HasPrefix(tt.err.Error(), tt.prefix) || strings.Contains(tt.err.Error(), tt.without) {
 			t.Errorf("%s: %v\nwant it to start %q and not to contain %q", tt.name, tt.err, tt.prefix, tt.without)
