@@ -70,3 +70,14 @@ func TestAtomicErrorIndexOfPrepareAndEncodeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAtomicErrorTextIsUnambiguous pins that an AtomicError's text counts
+// queries as people do (from one) and also shows the zero-based Index, so
+// neither reading is a guess.
+func TestAtomicErrorTextIsUnambiguous(t *testing.T) {
+	t.Parallel()
+	err := &piccolo.AtomicError{Index: 1, Err: errors.New("boom")}
+	if got, want := err.Error(), "piccolo: Atomic: query #2 (Index 1) failed: boom"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

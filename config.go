@@ -57,6 +57,11 @@ type PostgresConfig struct {
 	MaxConnLifetime   time.Duration
 	MaxConnIdleTime   time.Duration
 	HealthCheckPeriod time.Duration
+	// ConnectTimeout bounds opening a connection (TCP, TLS and the startup
+	// exchange), so that a server that accepts and never answers cannot
+	// hang StartConnectionPool or a query. Zero keeps the DSN's
+	// connect_timeout (or PGCONNECT_TIMEOUT), else DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// AcquireTimeout bounds the wait for a pooled connection when the pool
 	// is exhausted (the context's deadline applies too); zero waits as long
 	// as the context allows.
@@ -69,6 +74,10 @@ type PostgresConfig struct {
 	// ConnConfig.Tracer after Configure runs.
 	Configure func(*pgxpool.Config)
 }
+
+// DefaultConnectTimeout bounds opening a connection when neither
+// PostgresConfig.ConnectTimeout nor the DSN's connect_timeout says otherwise.
+const DefaultConnectTimeout = 10 * time.Second
 
 // NewPostgresEngine parses cfg and returns an engine. It does no I/O: the
 // first query, Version or StartConnectionPool connects.
@@ -97,6 +106,15 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	}
 	if cfg.HealthCheckPeriod > 0 {
 		poolConfig.HealthCheckPeriod = cfg.HealthCheckPeriod
+	}
+	if cfg.ConnectTimeout < 0 {
+		return nil, fmt.Errorf("piccolo: negative ConnectTimeout %v", cfg.ConnectTimeout)
+	}
+	switch {
+	case cfg.ConnectTimeout > 0:
+		poolConfig.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	case poolConfig.ConnConfig.ConnectTimeout == 0:
+		poolConfig.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.AcquireTimeout < 0 {
 		return nil, fmt.Errorf("piccolo: negative AcquireTimeout %v", cfg.AcquireTimeout)

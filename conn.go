@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -49,6 +50,9 @@ func (l lease) release(ctx context.Context) {
 // engine's only transparent retry of a failed session; a statement that
 // meets the end of its session after it was sent is never sent again.
 func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
+	if e.closed.Load() {
+		return lease{}, ErrEngineClosed
+	}
 	if pool := e.pool.Load(); pool != nil {
 		if e.acquireTimeout > 0 {
 			var cancel context.CancelFunc
@@ -68,6 +72,10 @@ func (e *PostgresEngine) acquire(ctx context.Context) (lease, error) {
 			pc.Release() // closed: the pool destroys it
 		}
 		return lease{}, fmt.Errorf("piccolo: acquire connection: %w", errSessionsEnded)
+	}
+	if e.oneShotWarned.CompareAndSwap(false, true) {
+		e.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: no connection pool is running, so every query opens and closes a connection of its own "+
+			"(a few milliseconds each); call StartConnectionPool (logged once per engine)")
 	}
 	conn, err := pgx.ConnectConfig(ctx, e.poolConfig.ConnConfig.Copy())
 	if err != nil {

@@ -62,6 +62,9 @@ type PostgresEngine struct {
 	described      sync.Map     // SQL → *pgconn.StatementDescription, for Atomic's checks
 	describedCount atomic.Int64 // bounds described
 
+	closed        atomic.Bool // Close was called: nothing runs any more
+	oneShotWarned atomic.Bool // the warning about running without a pool was logged
+
 	queryID  atomic.Uint64 // numbers logged statements
 	cursorID atomic.Uint64 // makes cursor names unique per engine
 }

@@ -67,6 +67,10 @@ var (
 	// PostgresConfig.ExtraNodes.
 	ErrUnknownNode = errors.New("piccolo: unknown node")
 
+	// ErrEngineClosed is returned by every call that would run something on
+	// an engine after its Close: create a new engine instead.
+	ErrEngineClosed = errors.New("piccolo: the engine is closed")
+
 	// ErrNoPool is returned by CloseConnectionPool when no pool is running.
 	ErrNoPool = errors.New("piccolo: no connection pool is running")
 
@@ -94,7 +98,7 @@ type AtomicError struct {
 
 // Error implements error.
 func (e *AtomicError) Error() string {
-	return fmt.Sprintf("piccolo: atomic query %d failed: %s", e.Index, causeText(e.Err))
+	return fmt.Sprintf("piccolo: Atomic: query #%d (Index %d) failed: %s", e.Index+1, e.Index, causeText(e.Err))
 }
 
 // Unwrap returns the cause.

@@ -151,11 +151,11 @@ func assertNoBorrowed(t testing.TB, e *piccolo.PostgresEngine) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		s := e.Stats()
-		if s == nil || s.AcquiredConns() == 0 {
+		if s.AcquiredConns == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still borrowed after 2s", s.AcquiredConns())
+			t.Fatalf("%d connections still borrowed after 2s", s.AcquiredConns)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

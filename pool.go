@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -26,6 +27,9 @@ func (e *PostgresEngine) Node(name string) (*PostgresEngine, error) {
 // returns the connection error. ctx bounds the start: if it ends, the call
 // fails. A second call keeps the running pools and logs a warning.
 func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrEngineClosed
+	}
 	started, err := e.startPool(ctx, func(err error) error {
 		return wrapErr("start pool", err)
 	})
@@ -125,7 +129,16 @@ func (e *PostgresEngine) CloseConnectionPool(ctx context.Context) error {
 // Close closes the engine's and its nodes' pools, waiting for every
 // borrowed connection to come back. It is safe to call more than once and
 // when no pool is running.
+//
+// After Close the engine refuses to run anything (ErrEngineClosed), its
+// extra nodes included; transactions begun before it may still end. Use
+// CloseConnectionPool to close the pools and go on with one-shot
+// connections.
 func (e *PostgresEngine) Close() {
+	e.closed.Store(true)
+	for _, n := range e.nodes {
+		n.closed.Store(true)
+	}
 	e.closeAll()
 }
 
@@ -164,10 +177,43 @@ func (e *PostgresEngine) nodeList() []*PostgresEngine {
 	return nodes
 }
 
-// Stats returns the pool's statistics, or nil when no pool is running.
-func (e *PostgresEngine) Stats() *pgxpool.Stat {
-	if p := e.pool.Load(); p != nil {
-		return p.Stat()
+// PoolStats is a snapshot of an engine's connection pool. Without a running
+// pool it is the zero value: Running is false and every count is zero.
+type PoolStats struct {
+	Running bool // a pool is running (StartConnectionPool, and no Close since)
+
+	AcquiredConns     int32 // borrowed right now
+	IdleConns         int32 // open and waiting to be borrowed
+	ConstructingConns int32 // being opened
+	TotalConns        int32 // all of the above
+	MaxConns          int32 // the pool's limit
+
+	AcquireCount         int64         // successful borrows since the pool started
+	EmptyAcquireCount    int64         // borrows that had to wait or open a connection
+	CanceledAcquireCount int64         // borrows whose context ended first
+	NewConnsCount        int64         // connections opened
+	AcquireDuration      time.Duration // time spent borrowing, in total
+}
+
+// Stats returns a snapshot of the pool's statistics; it is safe to call at
+// any time, with or without a pool.
+func (e *PostgresEngine) Stats() PoolStats {
+	p := e.pool.Load()
+	if p == nil {
+		return PoolStats{}
 	}
-	return nil
+	s := p.Stat()
+	return PoolStats{
+		Running:              true,
+		AcquiredConns:        s.AcquiredConns(),
+		IdleConns:            s.IdleConns(),
+		ConstructingConns:    s.ConstructingConns(),
+		TotalConns:           s.TotalConns(),
+		MaxConns:             s.MaxConns(),
+		AcquireCount:         s.AcquireCount(),
+		EmptyAcquireCount:    s.EmptyAcquireCount(),
+		CanceledAcquireCount: s.CanceledAcquireCount(),
+		NewConnsCount:        s.NewConnsCount(),
+		AcquireDuration:      s.AcquireDuration(),
+	}
 }

@@ -234,6 +234,11 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 	}
 	c := t.c
 	if err := t.lockUsable(); err != nil {
+		if !t.active() {
+			// Most often a context kept from inside a finished transaction.
+			return nil, fmt.Errorf("%w: the context carries a transaction that has ended, so nothing can nest in it; "+
+				"start the new transaction from the context the finished one was started with", err)
+		}
 		return nil, err
 	}
 	defer c.mu.Unlock()
