@@ -21,12 +21,12 @@ import (
 // *PostgresEngine is the implementation; the interface keeps the query layer
 // free of the engine's internals.
 type Engine interface {
-	// Exec runs one statement and returns its command tag.
-	Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error)
-	// QueryFunc runs one statement and calls scan once per row (after
+	// Exec runs q (a Querystring or any Query) and returns its command tag.
+	Exec(ctx context.Context, q Query, opts ...Option) (pgconn.CommandTag, error)
+	// QueryFunc runs q, which must be one statement, and calls scan once per row (after
 	// rows.Next) while the connection is held; scan must not keep rows
 	// after it returns.
-	QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error
+	QueryFunc(ctx context.Context, q Query, scan func(pgx.Rows) error, opts ...Option) error
 	// CopyFrom loads rows with the COPY protocol and returns how many.
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource, opts ...Option) (int64, error)
 	// Batch opens a server-side cursor over q.

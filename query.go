@@ -12,11 +12,18 @@ type Querystring struct {
 	Args []any
 }
 
-// Query is anything the engine can run: Raw and every builder of the query
-// layer. Querystrings renders the statements in the order they must run; it
-// needs no database.
+// Query is anything the engine can run: a Querystring, Raw and every
+// builder of the query layer. Querystrings renders the statements in the
+// order they must run; it needs no database.
 type Query interface {
 	Querystrings() ([]Querystring, error)
+}
+
+// Querystrings implements Query: a Querystring is a query of one statement,
+// so it goes wherever a Query goes (Batch, Atomic), as a builder goes
+// wherever a Querystring does (Exec, QueryFunc, RunQuerystring).
+func (q Querystring) Querystrings() ([]Querystring, error) {
+	return []Querystring{q}, nil
 }
 
 // Runner is a Query whose effect is more than sending its statements (a

@@ -15,9 +15,13 @@ import (
 // RunQuerystring, RunDDL, Exec and QueryFunc take OnNode and Read (a
 // statement marked Read may go to a replica, see ReadRouting); BatchSize
 // means nothing for them and is refused before any I/O.
-func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Querystring, opts ...Option) ([]map[string]any, error) {
+func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Query, opts ...Option) ([]map[string]any, error) {
+	one, err := oneStatement("RunQuerystring", q)
+	if err != nil {
+		return nil, err
+	}
 	var out []map[string]any
-	if _, err := e.statement(ctx, "RunQuerystring", opts, q, appendMaps(&out)); err != nil {
+	if _, err := e.statement(ctx, "RunQuerystring", opts, one, appendMaps(&out)); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -33,23 +37,82 @@ func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option)
 	return err
 }
 
-// Exec runs one statement and returns its command tag (e.g. "INSERT 0 3").
-// Without arguments it may hold several statements. Inside a transaction of
-// the engine it refuses SQL that would begin or end that transaction, as
-// RunDDL does.
-func (e *PostgresEngine) Exec(ctx context.Context, q Querystring, opts ...Option) (pgconn.CommandTag, error) {
-	return e.statement(ctx, "Exec", opts, q, nil)
+// Exec runs q and returns its command tag (e.g. "INSERT 0 3"). q is a
+// Querystring, Raw or a builder of the query layer. A Querystring without
+// arguments may hold several statements separated by semicolons. A query
+// that renders several statements (a table's Create with its indexes) runs
+// them in order in one transaction, joining the context's, all or nothing,
+// and returns the last one's tag; it takes no options then. A Runner (such
+// as GetOrCreate) runs its own logic. Inside a transaction of the engine,
+// Exec refuses SQL that would begin or end that transaction, as RunDDL does.
+func (e *PostgresEngine) Exec(ctx context.Context, q Query, opts ...Option) (pgconn.CommandTag, error) {
+	if one, ok := q.(Querystring); ok { // the common case, rendered already
+		return e.statement(ctx, "Exec", opts, one, nil)
+	}
+	if q == nil {
+		return pgconn.CommandTag{}, errors.New("piccolo: Exec: nil query")
+	}
+	if r, ok := q.(Runner); ok {
+		if len(opts) > 0 {
+			return pgconn.CommandTag{}, errors.New("piccolo: Exec: a Runner takes no options: it runs its own statements")
+		}
+		return pgconn.CommandTag{}, r.Run(ctx, e)
+	}
+	list, err := q.Querystrings()
+	if err != nil {
+		return pgconn.CommandTag{}, fmt.Errorf("piccolo: Exec: render query: %w", err)
+	}
+	switch {
+	case len(list) == 0:
+		return pgconn.CommandTag{}, errors.New("piccolo: Exec: the query renders no statement")
+	case len(list) == 1:
+		return e.statement(ctx, "Exec", opts, list[0], nil)
+	case len(opts) > 0:
+		return pgconn.CommandTag{}, fmt.Errorf("piccolo: Exec: a query of %d statements takes no options: it runs in one transaction on the primary", len(list))
+	}
+	var tag pgconn.CommandTag
+	err = e.Transaction(ctx, func(ctx context.Context) error {
+		for _, s := range list {
+			if tag, err = e.statement(ctx, "Exec", nil, s, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return tag, err
+}
+
+// oneStatement renders q, which must be one statement, for call.
+func oneStatement(call string, q Query) (Querystring, error) {
+	if one, ok := q.(Querystring); ok {
+		return one, nil
+	}
+	if q == nil {
+		return Querystring{}, fmt.Errorf("piccolo: %s: nil query", call)
+	}
+	list, err := q.Querystrings()
+	if err != nil {
+		return Querystring{}, fmt.Errorf("piccolo: %s: render query: %w", call, err)
+	}
+	if len(list) != 1 {
+		return Querystring{}, fmt.Errorf("piccolo: %s runs one statement and the query renders %d: use Exec or an Atomic", call, len(list))
+	}
+	return list[0], nil
 }
 
 // QueryFunc runs one statement and calls scan once per row (after
 // rows.Next) while the connection is held. scan must not keep rows after
 // it returns; a statement it runs in the same transaction returns
 // ErrConnBusy (collect the rows first).
-func (e *PostgresEngine) QueryFunc(ctx context.Context, q Querystring, scan func(pgx.Rows) error, opts ...Option) error {
+func (e *PostgresEngine) QueryFunc(ctx context.Context, q Query, scan func(pgx.Rows) error, opts ...Option) error {
 	if scan == nil {
 		return errors.New("piccolo: QueryFunc: nil scan function")
 	}
-	_, err := e.statement(ctx, "QueryFunc", opts, q, scan)
+	one, err := oneStatement("QueryFunc", q)
+	if err != nil {
+		return err
+	}
+	_, err = e.statement(ctx, "QueryFunc", opts, one, scan)
 	return err
 }
 
