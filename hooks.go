@@ -23,7 +23,9 @@ import "context"
 // (context.WithoutCancel: its values are kept), so that a hook can run
 // queries even when that context has ended; a hook that must be bounded
 // sets a deadline of its own. A hook run at once on registration gets
-// context.Background.
+// context.Background carrying the ended block's parent transaction, like
+// hooks registered before the end: its queries run in that parent and share
+// its fate.
 //
 // OnCommit needs no connection: it may be called from anywhere, a scan
 // callback included.

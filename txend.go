@@ -82,7 +82,8 @@ import (
 //     outcome, with context.WithoutCancel of the ending call's context,
 //     carrying the ended block's parent (or no transaction). A hook
 //     registered on a unit that has ended runs at once (with
-//     context.Background) or is dropped, as the outcome says.
+//     context.Background carrying that unit's parent, or no transaction)
+//     or is dropped, as the outcome says.
 
 // Commit commits the transaction. For the outermost transaction it sends
 // COMMIT (nothing, if no statement ran) and releases the connection; a
