@@ -31,7 +31,9 @@ func (s *Savepoint) Name() string { return s.name }
 // savepoint_2...; other names must be letters, digits and underscores, not
 // starting with a digit, at most 63 bytes (ErrInvalidSavepointName). The
 // SAVEPOINT statement is sent just before the next statement of the
-// transaction.
+// transaction. In a transaction a failed statement aborted, the server
+// refuses it (25P02) and the savepoint never exists: RollbackTo to it then
+// fails with 3B001; roll back to a savepoint made before the failure.
 func (t *PostgresTransaction) Savepoint(ctx context.Context, name string) (*Savepoint, error) {
 	if name != "" {
 		if err := validSavepointName(name); err != nil {

@@ -341,3 +341,96 @@ func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing
 		t.Fatalf("rows %v, want none", got)
 	}
 }
+
+// A savepoint block opened in a transaction that PostgreSQL had already
+// aborted (a statement failed) never existed: the server refused its
+// SAVEPOINT (25P02). Its statements are refused, its end sends nothing for
+// it (no ROLLBACK TO, no 3B001), it reports rolled back (its Commit:
+// ErrCommitRolledBack with the cause) and runs its OnRollback hooks, and
+// the transaction stays as the server has it: aborted, and recoverable by
+// RollbackTo to a savepoint made before the failure. A Savepoint handle
+// refused the same way names no savepoint: its RollbackTo gets 3B001.
+func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	for _, end := range []string{"closure error", "Commit", "Rollback"} {
+		t.Run(end, func(t *testing.T) {
+			table := newTable(t, e)
+			ctx, tx := mustBegin(t, e)
+			defer func() { _ = tx.Rollback(ctx) }()
+			before, err := tx.Savepoint(ctx, "before")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustInsert(t, ctx, e, table, "undone")
+			if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1/0"}); err == nil {
+				t.Fatal("SELECT 1/0 succeeded")
+			}
+			var hookRan atomic.Bool
+			var blockErr error
+			var block *piccolo.PostgresTransaction
+			body := func(ctx context.Context) error {
+				block = e.CurrentTransaction(ctx)
+				block.OnRollback(func(context.Context) { hookRan.Store(true) })
+				var pgErr *pgconn.PgError
+				if err := insert(ctx, e, table, "refused"); !errors.As(err, &pgErr) || pgErr.Code != "25P02" {
+					t.Errorf("first statement in the block: %v, want 25P02", err)
+				}
+				if err := block.RollbackTo(ctx, "before"); !errors.Is(err, piccolo.ErrTransactionDone) {
+					t.Errorf("RollbackTo through the refused block: %v, want ErrTransactionDone", err)
+				}
+				return errBoom
+			}
+			nest := piccolo.Nesting(piccolo.NestSavepoint)
+			if end == "closure error" {
+				blockErr = e.Transaction(ctx, body, nest)
+			} else {
+				blockCtx, b, err := e.Begin(ctx, nest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = body(blockCtx)
+				if end == "Commit" {
+					blockErr = b.Commit(blockCtx)
+				} else {
+					blockErr = b.Rollback(blockCtx)
+				}
+			}
+			var pgErr *pgconn.PgError
+			switch {
+			case end == "closure error" && !errors.Is(blockErr, errBoom),
+				end == "Commit" && (!errors.Is(blockErr, piccolo.ErrCommitRolledBack) || !errors.As(blockErr, &pgErr) || pgErr.Code != "25P02"),
+				end == "Rollback" && blockErr != nil,
+				strings.Contains(fmt.Sprint(blockErr), "3B001"):
+				t.Errorf("block's end: %v", blockErr)
+			}
+			if !block.RolledBack() || !hookRan.Load() {
+				t.Errorf("block RolledBack %v, OnRollback ran %v; want both", block.RolledBack(), hookRan.Load())
+			}
+			if !e.TransactionExists(ctx) {
+				t.Fatal("the transaction became rollback-only")
+			}
+			manual, err := tx.Savepoint(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := insert(ctx, e, table, "refused too"); err == nil {
+				t.Fatal("a statement in the aborted transaction succeeded")
+			}
+			if err := manual.RollbackTo(ctx); !errors.As(err, &pgErr) || pgErr.Code != "3B001" {
+				t.Errorf("RollbackTo of a refused Savepoint handle: %v, want 3B001", err)
+			}
+			if err := before.RollbackTo(ctx); err != nil {
+				t.Fatalf("RollbackTo a savepoint made before the failure: %v", err)
+			}
+			mustInsert(t, ctx, e, table, "recovered")
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+			if got := names(t, e, table); !slices.Equal(got, []string{"recovered"}) {
+				t.Fatalf("rows %v, want [recovered]", got)
+			}
+		})
+	}
+	assertNoBorrowed(t, e)
+}

@@ -78,6 +78,7 @@ type PostgresTransaction struct {
 	// The fields below are guarded by c.mu.
 	abortErr error // why this root or savepoint block became rollback-only
 	endedBy  error // why an enclosing block's end rolled this open block back
+	refused  bool  // kindSavepoint: the server refused its SAVEPOINT (rule 12 of txend.go)
 
 	hooks hookList // guarded by c.hookMu
 }
@@ -140,7 +141,10 @@ func (t *PostgresTransaction) usableLocked() error {
 		return fmt.Errorf("%w: %w; use Commit and Rollback", ErrTransactionDone, errEndedBySQL)
 	}
 	for x := t; x != nil; x = x.parent {
-		if x.abortErr != nil {
+		switch {
+		case x.refused: // its abortErr says why
+			return fmt.Errorf("%w: %w", ErrTransactionDone, x.abortErr)
+		case x.abortErr != nil:
 			return fmt.Errorf("%w: rollback-only after a nested block failed: %w", ErrTransactionDone, x.abortErr)
 		}
 	}

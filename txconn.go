@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -187,7 +188,9 @@ func (c *txConn) checkEndedLocked() {
 // endWithoutIO). Pending statements are dropped only once the server has
 // them: they ran, the server answered with an error, or the connection
 // closed (taking the transaction with it). A failure before any I/O (an
-// ended context) keeps them for the next statement.
+// ended context) keeps them for the next statement. SAVEPOINTs the server
+// refused because the transaction was already aborted never existed: the
+// blocks they opened are marked refused (rule 12 of txend.go).
 func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) error {
 	c := t.c
 	c.mu.Lock()
@@ -225,6 +228,11 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 	if delivered {
 		c.pending = c.pending[len(stmts):]
 		c.begun = c.begun || withBegin
+		if !withBegin && pgErr != nil && pgErr.Code == pgerrcode.InFailedSQLTransaction {
+			// The transaction was already aborted: the server ran none of
+			// stmts, so their savepoints never existed (rule 12).
+			c.refuseLocked(stmts, err)
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {

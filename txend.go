@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // The rules for ending blocks. They are the engine's promise, and what the
@@ -84,6 +83,19 @@ import (
 //     registered on a unit that has ended runs at once (with
 //     context.Background carrying that unit's parent, or no transaction)
 //     or is dropped, as the outcome says.
+//  12. A SAVEPOINT that PostgreSQL refused because the transaction was
+//     already aborted (a statement had failed; the statement that sent it
+//     returns the server's 25P02) never existed, nor did anything queued
+//     with it. The savepoint block it opened is rollback-only (statements
+//     through it or inside it: ErrTransactionDone), and its end sends
+//     nothing for it: no ROLLBACK TO. It reports RolledBack, its Commit
+//     returns ErrCommitRolledBack wrapping the cause, its OnRollback hooks
+//     run, and its parent is not made rollback-only: the transaction stays
+//     as the server has it, aborted and recoverable by RollbackTo to a
+//     savepoint made before the failure. A Savepoint handle refused so
+//     names no savepoint: the server answers its RollbackTo with 3B001
+//     (or, as PostgreSQL resolves names, rolls back to an older savepoint
+//     of the same name).
 
 // Commit commits the transaction. For the outermost transaction it sends
 // COMMIT (nothing, if no statement ran) and releases the connection; a
@@ -248,8 +260,9 @@ func (t *PostgresTransaction) endUnsentLocked(ctx context.Context, commit bool, 
 		return nil, nil
 	}
 	// Nothing inside the savepoint block reached the server: forget its
-	// SAVEPOINT and every statement queued after it.
-	c.pending = c.pending[:slices.Index(c.pending, "SAVEPOINT "+t.savepoint)]
+	// SAVEPOINT (unless the server refused it) and every statement queued
+	// after it.
+	c.forgetLocked(t)
 	c.top = t.parent.unit()
 	if commit && t.abortErr == nil && ctx.Err() == nil {
 		t.state.Store(int32(txCommitted))

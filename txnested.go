@@ -44,9 +44,39 @@ func outermostSavepoint(nested []*PostgresTransaction) *PostgresTransaction {
 }
 
 // sentLocked reports whether the SAVEPOINT of block s has been sent, or is
-// being sent. The caller holds c.mu.
+// being sent, and was not refused (rule 12). The caller holds c.mu.
 func (c *txConn) sentLocked(s *PostgresTransaction) bool {
-	return slices.Index(c.pending, "SAVEPOINT "+s.savepoint) < c.inFlight
+	return !s.refused && slices.Index(c.pending, "SAVEPOINT "+s.savepoint) < c.inFlight
+}
+
+// forgetLocked drops the pending SAVEPOINT of block s and every statement
+// queued after it: they belong inside s, which is ending. When s's
+// SAVEPOINT is no longer pending (sent, or refused), everything pending was
+// queued inside s. The caller holds c.mu.
+func (c *txConn) forgetLocked(s *PostgresTransaction) {
+	if i := slices.Index(c.pending, "SAVEPOINT "+s.savepoint); i >= 0 {
+		c.pending = c.pending[:i]
+	} else {
+		c.pending = nil
+	}
+}
+
+// refuseLocked records that the server refused the SAVEPOINTs stmts
+// because the transaction had been aborted by a failed statement (rule
+// 12): their savepoints never existed. Each savepoint block among them is
+// refused: rollback-only, so nothing runs inside it, and ending without
+// I/O, so its end sends no ROLLBACK TO and leaves its parent as the server
+// has it. The caller holds c.mu.
+func (c *txConn) refuseLocked(stmts []string, err error) {
+	for _, x := range c.open {
+		if x.kind != kindSavepoint || txState(x.state.Load()) != txActive || !slices.Contains(stmts, "SAVEPOINT "+x.savepoint) {
+			continue
+		}
+		x.refused = true
+		x.abortErr = fmt.Errorf("piccolo: the savepoint block never began: PostgreSQL refused its SAVEPOINT "+
+			"because an earlier statement had failed; end the block, then roll back to an earlier savepoint "+
+			"or end the transaction: %w", err)
+	}
 }
 
 // endNestedLocked ends the open blocks nested (innermost first) as rolled
@@ -73,11 +103,7 @@ func (t *PostgresTransaction) endNestedLocked(nested []*PostgresTransaction) (ho
 			continue
 		}
 		hooks = append(hooks, x.takeHooks(outcome)...)
-		if i := slices.Index(c.pending, "SAVEPOINT "+x.savepoint); i >= 0 {
-			c.pending = c.pending[:i]
-		} else {
-			c.pending = nil // sent: what was queued since belongs inside it
-		}
+		c.forgetLocked(x)
 		c.top = x.parent.unit()
 	}
 	return hooks

@@ -86,7 +86,7 @@ func (m *model) endSavepoint(h *handle, commit bool, ctxErr Class) (Class, []int
 	sent := c.sent(h)
 	c.forget(h) // what was queued inside goes with it
 	switch {
-	case !sent && keep: // nothing inside reached the server
+	case !sent && keep: // nothing inside reached the server (a refused block is rollback-only)
 		handOver(h)
 		return OK, nil
 	case !sent:

@@ -49,6 +49,15 @@ func TestModelStatesTheRules(t *testing.T) {
 			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: Atomic, Items: []Item{{Kind: Insert, Row: 2}, {Kind: SQLCommit}}})}, []int{0, 1}, TxControl, "1.2"},
 		{"rule 11: a hook runs its query although the Commit's ctx ended",
 			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: OnRollback, Ref: 1, Row: 2}, Op{Kind: Commit, Expired: true})}, []int{0, 2}, CommitRolledBack | Deadline, "1.3"},
+		{"rule 12: a savepoint block refused in an aborted transaction ends alone, and RollbackTo still recovers",
+			Program{tx(NestJoin, ReturnNil, Op{Kind: Savepoint, Ref: 1, Name: "a"}, ins(1), Op{Kind: DivZero},
+				tx(NestSavepoint, ReturnErr, ins(2), ins(4)), Op{Kind: RollbackToName, Name: "a"}, ins(3))}, []int{0, 3}, Boom, "1.4"},
+		{"rule 12: a statement through a refused savepoint block is refused",
+			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: DivZero},
+				tx(NestSavepoint, ReturnNil, ins(2), Op{Kind: RollbackToName, Name: "a"}))}, []int{0}, TxDone, "1.3.2"},
+		{"rule 12: a refused savepoint block's Commit rolls back",
+			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: DivZero},
+				Op{Kind: Begin, Mode: NestSavepoint, End: CommitEnd, Body: []Op{ins(2)}})}, []int{0}, CommitRolledBack, "1.3.end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := Run(tc.p)

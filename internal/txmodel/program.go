@@ -12,7 +12,8 @@
 // the top of txend.go; comments name them by number ("rule 3"): opening
 // blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
 // 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
-// batch.go; state.go is the server side.
+// batch.go; state.go is the server side, with the SAVEPOINTs an aborted
+// transaction refuses (rule 12).
 package txmodel
 
 import (

@@ -29,10 +29,13 @@ type handle struct {
 	state  status
 	// rbOnly: this root or savepoint block can only roll back (a joined
 	// block of it failed or was left open, a block inside could not be
-	// rolled back).
+	// rolled back, its own SAVEPOINT was refused).
 	rbOnly bool
 	// endedBy: an enclosing block's end ended this one (rule 3).
-	endedBy    bool
+	endedBy bool
+	// refused: the server refused this savepoint block's SAVEPOINT, the
+	// transaction being aborted (rule 12): its savepoint never existed.
+	refused    bool
 	sp         string // savepointBlock: its savepoint's name on the server
 	onCommit   []int
 	onRollback []int
@@ -133,13 +136,19 @@ func (h *handle) openInside() []*handle {
 }
 
 // flush sends pending SAVEPOINTs before a statement; in an aborted
-// transaction the server refuses them and they are gone.
+// transaction the server refuses them and they are gone (rule 12): a
+// savepoint block whose SAVEPOINT it refused is refused, and rollback-only.
 func (c *conn) flush() Class {
 	c.begun = true
 	if len(c.pending) == 0 {
 		return 0
 	}
 	if c.aborted {
+		for _, x := range c.open {
+			if x.kind == savepointBlock && x.state == active && slices.Contains(c.pending, x.sp) {
+				x.refused, x.rbOnly = true, true
+			}
+		}
 		c.pending = nil
 		return InFailedTx
 	}
@@ -148,9 +157,10 @@ func (c *conn) flush() Class {
 	return 0
 }
 
-// sent reports whether savepoint block h's SAVEPOINT reached the server.
+// sent reports whether savepoint block h's SAVEPOINT reached the server
+// and created its savepoint: a refused one did not (rule 12).
 func (c *conn) sent(h *handle) bool {
-	return slices.Index(c.pending, h.sp) < 0
+	return !h.refused && slices.Index(c.pending, h.sp) < 0
 }
 
 // forget drops h's pending SAVEPOINT and every one queued after it: they
