@@ -14,8 +14,7 @@ import (
 
 func TestSavepoints(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
@@ -277,8 +276,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			ctx, tx := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "before")
 			sp, err := tx.Savepoint(ctx, "try")
@@ -307,8 +305,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 // send RollbackTo to the wrong point.
 func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
 	mine, err := tx.Savepoint(ctx, "savepoint_1")
