@@ -27,8 +27,14 @@ func TestMain(m *testing.M) {
 // standard output and standard error.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCLIContext(t.Context(), stdin, args...)
+}
+
+// runCLIContext is runCLI with the context run gets: cancelling it is the
+// CLI's Ctrl-C.
+func runCLIContext(ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+	code = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
