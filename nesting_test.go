@@ -175,11 +175,7 @@ func TestNestSavepoint(t *testing.T) {
 func TestBeginNesting(t *testing.T) {
 	t.Parallel()
 	e, table := pooledTable(t)
-	ctx, outer, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outer.Rollback(ctx)
+	ctx, outer := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
 
 	spCtx, sp, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))

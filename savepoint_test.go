@@ -132,11 +132,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t, e)
-			ctx, outer, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer outer.Rollback(ctx)
+			ctx, outer := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "outer")
 			blockCtx, cancel := context.WithCancel(ctx)
 			blockCtx, block, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint))
