@@ -16,8 +16,7 @@ import (
 
 func TestAtomicAllOrNothing(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ins := func(name string) piccolo.Query {
 		return piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", name)
 	}
@@ -84,8 +83,7 @@ func TestFailedAtomicLeavesNoTables(t *testing.T) {
 
 func TestAtomicJoinsOuterTransaction(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {
 		if err := e.Atomic().Add(piccolo.Raw("INSERT INTO " + table + " (name) VALUES ('in atomic')")).Run(ctx); err != nil {
@@ -122,8 +120,7 @@ func (r countRunner) Run(ctx context.Context, e piccolo.Engine) error {
 
 func TestAtomicRunsRunners(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	var seen int64
 	err := e.Atomic().Add(
 		piccolo.Raw("INSERT INTO "+table+" (name) VALUES ('a')"),
@@ -208,8 +205,7 @@ func TestFailedAtomicCommitsNothing(t *testing.T) {
 // Words that only look like transaction control are not refused.
 func TestAtomicAcceptsScriptsThatOnlyMentionTransactionControl(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	fn := fmt.Sprintf("atomic_fn_%d", tableSeq.Add(1))
 	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP FUNCTION IF EXISTS "+fn) })
 	err := e.Atomic().Add(
@@ -349,4 +345,78 @@ func TestAtomicRunsMultiStatementDDL(t *testing.T) {
 	if err := e.Atomic().Add(piccolo.Raw(ddl)).Run(ctx); err != nil {
 		t.Fatalf("multi-statement DDL in an Atomic: %v", err)
 	}
+}
+
+// AtomicError.Index is the position of the failing query in the order of
+// Add, past queries that render several statements and statements that
+// return rows; the pipeline stops at the failure and nothing commits.
+func TestAtomicErrorIndexCountsQueriesNotStatements(t *testing.T) {
+	t.Parallel()
+	e, table := pooledTable(t)
+	ctx := context.Background()
+	ins := func(name string) piccolo.Query {
+		return piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1) RETURNING id", name)
+	}
+	err := e.Atomic().Add(
+		ins("a"),
+		piccolo.Raw("SELECT g FROM generate_series(1, 50) g"),
+		multi{}, // two statements: index 2
+		ins("b"),
+		piccolo.Raw("SELECT 1/0"), // index 4
+		ins("c"),
+	).Run(ctx)
+	assertAtomicFailedAt(t, e, table, err, 4)
+	if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+		t.Fatalf("Run: %v, want AtomicError{Index: 4} wrapping 22012", err)
+	}
+}
+
+// A prepare error or a client-side encode error in the middle of a run
+// of data statements is reported at the query that caused it, not at the
+// first of the run.
+func TestAtomicErrorIndexOfPrepareAndEncodeErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		bad  piccolo.Query
+	}{
+		{"prepare error", piccolo.Raw("INSERT INTO no_such_table VALUES ($1)", 1)},
+		{"encode error", piccolo.Raw("SELECT $1::int2", 70000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, table := pooledTable(t)
+			ins := func(name string) piccolo.Query {
+				return piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", name)
+			}
+			err := e.Atomic().Add(ins("a"), ins("b"), tc.bad, ins("c")).Run(context.Background())
+			assertAtomicFailedAt(t, e, table, err, 2)
+		})
+	}
+}
+
+// TestAtomicErrorTextIsUnambiguous pins that an AtomicError's text counts
+// queries as people do (from one) and also shows the zero-based Index, so
+// neither reading is a guess.
+func TestAtomicErrorTextIsUnambiguous(t *testing.T) {
+	t.Parallel()
+	err := &piccolo.AtomicError{Index: 1, Err: errors.New("boom")}
+	if got, want := err.Error(), "piccolo: Atomic: query #2 (Index 1) failed: boom"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// assertAtomicFailedAt fails the test unless err is an *AtomicError at
+// index and the Atomic, rolled back, left table empty and no connection
+// borrowed.
+func assertAtomicFailedAt(t *testing.T, e *piccolo.PostgresEngine, table string, err error, index int) {
+	t.Helper()
+	var ae *piccolo.AtomicError
+	if !errors.As(err, &ae) || ae.Index != index {
+		t.Fatalf("Run: %v, want AtomicError at index %d", err, index)
+	}
+	if got := names(t, e, table); len(got) != 0 {
+		t.Fatalf("rows %v", got)
+	}
+	assertNoBorrowed(t, e)
 }

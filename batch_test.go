@@ -68,8 +68,7 @@ func TestBatchSizes(t *testing.T) {
 
 func TestBatchInsideTransactionSeesUncommittedRows(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		for _, n := range []string{"a", "b", "c"} {
 			mustInsert(t, ctx, e, table, n)
@@ -241,8 +240,7 @@ func TestBatchCloseLeavesNoCursorInCallersTransaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			err := e.Transaction(context.Background(), func(ctx context.Context) error {
 				mustInsert(t, ctx, e, table, "a")
 				b, err := e.Batch(ctx, seriesQuery(100), piccolo.BatchSize(10))
@@ -284,8 +282,7 @@ func TestBatchLivesAsLongAsItsCursor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			err := e.Transaction(context.Background(), func(ctx context.Context) error {
 				mustInsert(t, ctx, e, table, "outer")
 				var b *piccolo.Batch

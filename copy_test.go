@@ -7,13 +7,11 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/piccolo-go/piccolo"
 )
 
 func TestCopyFrom(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ident := pgx.Identifier{table[1 : len(table)-1]}
 	rows := make([][]any, 1000)
 	for i := range rows {

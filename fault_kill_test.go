@@ -102,16 +102,19 @@ func warmPool(t testing.TB, e *piccolo.PostgresEngine, n int) {
 
 // idlePoolKilled starts an engine whose pool holds maxConns idle
 // connections, then terminates their backends: every session in the pool
-// has ended. It returns the engine, a table of its own and how many
-// backends it killed.
-func idlePoolKilled(t *testing.T, maxConns int32) (*piccolo.PostgresEngine, string, int64) {
+// has ended; it fails the test unless it killed exactly those maxConns
+// idle ones. It returns the engine and a table of its own.
+func idlePoolKilled(t *testing.T, maxConns int32) (*piccolo.PostgresEngine, string) {
 	t.Helper()
 	dsn, app := faultAppName(t)
 	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: maxConns})
 	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
 	table := newTable(t, e)
 	warmPool(t, e, int(maxConns))
-	return e, table, killBackends(t, watcher, app)
+	if killed := killBackends(t, watcher, app); killed != int64(maxConns) {
+		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
+	}
+	return e, table
 }
 
 // Scenario 9: every idle connection killed. Before sending, the engine sees
@@ -121,10 +124,7 @@ func idlePoolKilled(t *testing.T, maxConns int32) (*piccolo.PostgresEngine, stri
 func TestFaultIdleConnectionsKilled(t *testing.T) {
 	t.Parallel()
 	const maxConns = 4
-	e, table, killed := idlePoolKilled(t, maxConns)
-	if killed != maxConns {
-		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
-	}
+	e, table := idlePoolKilled(t, maxConns)
 	bg := context.Background()
 	var failures []error
 	for i := range maxConns + 1 {
@@ -145,7 +145,7 @@ func TestFaultIdleConnectionsKilled(t *testing.T) {
 func TestFaultIdleConnectionsKilledThenPinged(t *testing.T) {
 	t.Parallel()
 	const maxConns = 3
-	e, table, _ := idlePoolKilled(t, maxConns)
+	e, table := idlePoolKilled(t, maxConns)
 	// Nothing can say when: the connections must sit idle for pgxpool's
 	// one second before it pings them on acquire.
 	time.Sleep(1100 * time.Millisecond)
@@ -162,10 +162,7 @@ func TestFaultIdleConnectionsKilledThenPinged(t *testing.T) {
 func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
 	t.Parallel()
 	const maxConns = 3
-	e, table, killed := idlePoolKilled(t, maxConns)
-	if killed != maxConns {
-		t.Fatalf("killed %d backends, want the %d idle ones", killed, maxConns)
-	}
+	e, table := idlePoolKilled(t, maxConns)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		if err := insert(ctx, e, table, "first"); err != nil {
 			return err

@@ -55,6 +55,14 @@ func newEngine(t testing.TB, pooled bool, cfg piccolo.PostgresConfig) *piccolo.P
 	return e
 }
 
+// pooledTable returns a pooled engine on the package's database and a
+// table of the test's own (see newTable), both cleaned up when the test ends.
+func pooledTable(t testing.TB) (*piccolo.PostgresEngine, string) {
+	t.Helper()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	return e, newTable(t, e)
+}
+
 var tableSeq atomic.Int64
 
 // newTable creates a table of its own for a test: (id serial, name text

@@ -20,8 +20,7 @@ func TestOnCommitHookCanRunQueries(t *testing.T) {
 	for _, form := range []string{"begin", "manual commit in closure", "closure"} {
 		t.Run(form, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			hookErr := errors.New("hook did not run")
 			hook := func(ctx context.Context) {
 				hookErr = e.Transaction(ctx, func(ctx context.Context) error {
@@ -80,8 +79,7 @@ func TestHookOnCommittedTransactionRunsAtOnce(t *testing.T) {
 
 func TestHooks(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	var commits, rollbacks atomic.Int32
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {

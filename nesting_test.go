@@ -16,8 +16,7 @@ func TestNestJoin(t *testing.T) {
 	t.Parallel()
 	t.Run("inner commit does nothing, outer decides", func(t *testing.T) {
 		t.Parallel()
-		e := newEngine(t, true, piccolo.PostgresConfig{})
-		table := newTable(t, e)
+		e, table := pooledTable(t)
 		err := e.Transaction(context.Background(), func(ctx context.Context) error {
 			outerTxid := scalar[int64](t, ctx, e, "SELECT txid_current()")
 			err := e.Transaction(ctx, func(ctx context.Context) error {
@@ -42,8 +41,7 @@ func TestNestJoin(t *testing.T) {
 	for _, failure := range []string{"error", "panic", "rollback"} {
 		t.Run("inner "+failure+" makes the transaction rollback-only", func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			var committed atomic.Bool
 			err := e.Transaction(context.Background(), func(ctx context.Context) error {
 				e.CurrentTransaction(ctx).OnCommit(func(context.Context) { committed.Store(true) })
@@ -109,8 +107,7 @@ func TestNestRefuse(t *testing.T) {
 
 func TestNestSavepoint(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	sp := piccolo.Nesting(piccolo.NestSavepoint)
 	var hooks []string
 	var mu sync.Mutex
@@ -177,13 +174,8 @@ func TestNestSavepoint(t *testing.T) {
 
 func TestBeginNesting(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
-	ctx, outer, err := e.Begin(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer outer.Rollback(ctx)
+	e, table := pooledTable(t)
+	ctx, outer := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
 
 	spCtx, sp, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))

@@ -14,8 +14,7 @@ import (
 // BatchSize everywhere but Batch, Read for CopyFrom, Retry for Begin.
 func TestOptionsAreRefusedWhereTheyMeanNothing(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx := context.Background()
 	q := piccolo.Querystring{SQL: "INSERT INTO " + table + " (name) VALUES ('refused')"}
 	batch := piccolo.BatchSize(10)

@@ -37,8 +37,7 @@ func TestRetryNeverRunsAgainAfterAnAmbiguousCommit(t *testing.T) {
 
 func TestRetryOnSerializationFailure(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx := context.Background()
 	mustInsert(t, ctx, e, table, "counter")
 

@@ -14,8 +14,7 @@ import (
 
 func TestSavepoints(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
@@ -133,11 +132,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t, e)
-			ctx, outer, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer outer.Rollback(ctx)
+			ctx, outer := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "outer")
 			blockCtx, cancel := context.WithCancel(ctx)
 			blockCtx, block, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint))
@@ -277,8 +272,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			ctx, tx := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "before")
 			sp, err := tx.Savepoint(ctx, "try")
@@ -307,8 +301,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 // send RollbackTo to the wrong point.
 func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
 	mine, err := tx.Savepoint(ctx, "savepoint_1")

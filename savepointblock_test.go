@@ -156,8 +156,7 @@ func TestOuterBatchReadableInsideSavepointBlock(t *testing.T) {
 // goes on with its work intact.
 func TestSavepointBlockWhoseFirstStatementFailsRollsBackOnlyItself(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		mustInsert(t, ctx, e, table, "outer")
 		inner := e.Transaction(ctx, func(ctx context.Context) error {
@@ -187,8 +186,7 @@ func TestSavepointBlockWhoseFirstStatementFailsRollsBackOnlyItself(t *testing.T)
 // (savepoint_1): the block's savepoint has a name no caller can choose.
 func TestRolledBackSavepointBlockKeepsNothing(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		mustInsert(t, ctx, e, table, "outer")
 		inner := e.Transaction(ctx, func(ctx context.Context) error {
@@ -246,8 +244,7 @@ func TestSavepointBlockOnRollbackHooksRunWhenItsConnectionDies(t *testing.T) {
 // released work); it never waits. Joined blocks are unaffected.
 func TestSavepointBlocksFormAStack(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	sp := piccolo.Nesting(piccolo.NestSavepoint)
 	ctx, tx := mustBegin(t, e)
 	aCtx, a, err := e.Begin(ctx, sp)
@@ -310,8 +307,7 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 // block's work is never committed.
 func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
 	if _, err := tx.Savepoint(ctx, "before"); err != nil {

@@ -94,8 +94,7 @@ func TestTransactionOutcome(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			err := e.Transaction(context.Background(), func(ctx context.Context) error {
 				return tc.fn(ctx, e, table)
 			})
@@ -112,8 +111,7 @@ func TestTransactionOutcome(t *testing.T) {
 
 func TestTransactionPanicRollsBackAndRepanics(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	var rolledBack atomic.Bool
 	func() {
 		defer func() {
@@ -141,8 +139,7 @@ func TestFinishedTransactionRefusesStatements(t *testing.T) {
 	for _, finish := range []string{"commit", "rollback"} {
 		t.Run(finish, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			ctx, tx := mustBegin(t, e)
 			var err error
 			mustInsert(t, ctx, e, table, "a")
@@ -231,8 +228,7 @@ func TestEmptyTransactionSendsNothing(t *testing.T) {
 
 func TestIsolationAndReadOnly(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	for _, level := range []piccolo.IsoLevel{piccolo.ReadCommitted, piccolo.RepeatableRead, piccolo.Serializable} {
 		err := e.Transaction(context.Background(), func(ctx context.Context) error {
 			if got := scalar[string](t, ctx, e, "SHOW transaction_isolation"); got != string(level) {
@@ -379,8 +375,7 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 // rolls back, runs OnRollback hooks and releases the connection.
 func TestGoexitInClosureRollsBack(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	var rolledBack atomic.Bool
 	done := make(chan struct{})
 	go func() {

@@ -81,8 +81,7 @@ func TestStatementCancelledInTransactionFailsTheTransaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, true, piccolo.PostgresConfig{})
-			table := newTable(t, e)
+			e, table := pooledTable(t)
 			var tx *piccolo.PostgresTransaction
 			err := e.Transaction(context.Background(), func(ctx context.Context) error {
 				tx = e.CurrentTransaction(ctx)

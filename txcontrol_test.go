@@ -64,8 +64,7 @@ func TestTransactionRefusesTransactionControlSQL(t *testing.T) {
 // BEGIN and COMMIT.
 func TestTransactionControlSQLAllowedWhereItCannotHide(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {
 		return e.RunDDL(ctx, "SAVEPOINT s; INSERT INTO "+table+" (name) VALUES ('undone'); ROLLBACK TO SAVEPOINT s; RELEASE s; INSERT INTO "+table+" (name) VALUES ('kept')")

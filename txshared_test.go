@@ -20,18 +20,10 @@ func TestWaitingForTheTransactionsConnectionHonoursContext(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		var wg sync.WaitGroup
-		sleeper := "SELECT pg_sleep(1.5) -- " + t.Name()
-		wg.Go(func() {
-			_, _ = e.Exec(ctx, piccolo.Querystring{SQL: sleeper})
+		waited, err := whileConnHeld(t, ctx, e, func(short context.Context) error {
+			_, err := e.Exec(short, piccolo.Querystring{SQL: "SELECT 1"})
+			return err
 		})
-		waitRunning(t, e, sleeper) // the sleeper holds the connection
-		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := e.Exec(short, piccolo.Querystring{SQL: "SELECT 1"})
-		waited := time.Since(start)
-		wg.Wait()
 		if !errors.Is(err, context.DeadlineExceeded) || waited > 700*time.Millisecond {
 			t.Errorf("waited %v for the connection with a 100ms deadline (err %v)", waited, err)
 		}
@@ -49,16 +41,10 @@ func TestNestedBeginNeedsNoConnection(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		var wg sync.WaitGroup
-		sleeper := "SELECT pg_sleep(1.5) -- " + t.Name()
-		wg.Go(func() { _, _ = e.Exec(ctx, piccolo.Querystring{SQL: sleeper}) })
-		waitRunning(t, e, sleeper) // the sleeper holds the connection
-		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, _, err := e.Begin(short, piccolo.Nesting(piccolo.NestSavepoint))
-		waited := time.Since(start)
-		wg.Wait()
+		waited, err := whileConnHeld(t, ctx, e, func(short context.Context) error {
+			_, _, err := e.Begin(short, piccolo.Nesting(piccolo.NestSavepoint))
+			return err
+		})
 		if waited > 700*time.Millisecond {
 			t.Errorf("nested Begin with a 100ms deadline waited %v (err %v)", waited, err)
 		}
@@ -69,6 +55,23 @@ func TestNestedBeginNeedsNoConnection(t *testing.T) {
 	}
 }
 
+// whileConnHeld runs call with a 100ms deadline while another goroutine's
+// pg_sleep holds the connection of the transaction in ctx, and returns how
+// long call took and its error, once the sleeper is done.
+func whileConnHeld(t *testing.T, ctx context.Context, e *piccolo.PostgresEngine, call func(short context.Context) error) (time.Duration, error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sleeper := "SELECT pg_sleep(1.5) -- " + t.Name()
+	wg.Go(func() { _, _ = e.Exec(ctx, piccolo.Querystring{SQL: sleeper}) })
+	waitRunning(t, e, sleeper) // the sleeper holds the connection
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := call(short)
+	return time.Since(start), err
+}
+
 // Goroutines sharing a transaction (statements, hooks, savepoints,
 // batches, Atomics) while another goroutine commits it: no data race, no
 // panic, no ErrConnBusy, and nothing started after Commit returned
@@ -76,8 +79,7 @@ func TestNestedBeginNeedsNoConnection(t *testing.T) {
 // back.
 func TestTransactionSharedByGoroutinesWhileCommitted(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	var committedAt atomic.Int64
 	var seq atomic.Int64
@@ -147,8 +149,7 @@ func TestTransactionSharedByGoroutinesWhileCommitted(t *testing.T) {
 // connection goes back, nothing is committed.
 func TestCommitWithEndedContextStillEndsTheTransaction(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var tx *piccolo.PostgresTransaction
 	var wg sync.WaitGroup
@@ -223,8 +224,7 @@ func TestBatchReadWhileAnotherGoroutineCommits(t *testing.T) {
 
 func TestGoroutinesShareATransaction(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make(chan error, 20)
@@ -254,8 +254,7 @@ func TestGoroutinesShareATransaction(t *testing.T) {
 // (bookkeeping, no I/O) work. QueryFunc and Batch.NextFunc alike.
 func TestScanCallbackCannotRunStatementsInItsTransaction(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	var hooks atomic.Int32
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		tx := e.CurrentTransaction(ctx)
@@ -315,8 +314,7 @@ func TestScanCallbackCannotRunStatementsInItsTransaction(t *testing.T) {
 // transaction waits for the connection and then succeeds.
 func TestScanCallbackMakesOtherGoroutinesWait(t *testing.T) {
 	t.Parallel()
-	e := newEngine(t, true, piccolo.PostgresConfig{})
-	table := newTable(t, e)
+	e, table := pooledTable(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		done := make(chan error, 1)
 		err := e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, func(pgx.Rows) error {

@@ -164,7 +164,7 @@ func (u Update[T]) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Op
 // RunReturning runs the Update and returns the RETURNING rows, scanned
 // into T (fields of columns not returned stay zero).
 func (u Update[T]) RunReturning(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
-	return returningAll[T](ctx, e, u, u.t.def, u.returning, opts)
+	return returningAll[T](ctx, e, u, u.t.def, u.rows.returning, opts)
 }
 
 // Run runs the Delete and returns the number of rows it removed.
@@ -175,7 +175,7 @@ func (d Delete[T]) Run(ctx context.Context, e piccolo.Engine, opts ...piccolo.Op
 // RunReturning runs the Delete and returns the RETURNING rows, scanned
 // into T.
 func (d Delete[T]) RunReturning(ctx context.Context, e piccolo.Engine, opts ...piccolo.Option) ([]T, error) {
-	return returningAll[T](ctx, e, d, d.t.def, d.returning, opts)
+	return returningAll[T](ctx, e, d, d.t.def, d.rows.returning, opts)
 }
 
 // execOne runs a single-statement query and returns its rows affected.

@@ -294,50 +294,54 @@ func (r *renderer) orderBy(order []Order) {
 	}
 }
 
-// Count counts rows: SELECT count(*). Build it with Table.Count.
-type Count struct {
+// filtered is what Count and Exists share: a table and the conditions its
+// rows must meet, rendered between a statement's head and tail.
+type filtered struct {
 	t     *tableDef
 	where []Expr
 }
 
+// and returns a copy with exprs joined with AND to any given before.
+func (f filtered) and(exprs []Expr) filtered {
+	f.where = slices.Concat(f.where, exprs)
+	return f
+}
+
+// render writes head, the quoted table, the WHERE clause and tail; what
+// names the statement in errors.
+func (f filtered) render(what, head, tail string) ([]piccolo.Querystring, error) {
+	r := newRenderer(f.t)
+	r.write(head, f.t.quoted)
+	r.where(f.where)
+	r.write(tail)
+	return one(r.querystring(what))
+}
+
+// Count counts rows: SELECT count(*). Build it with Table.Count.
+type Count struct{ f filtered }
+
 // Count starts a SELECT count(*) over the table.
-func (t *Table[T]) Count() Count { return Count{t: t.def} }
+func (t *Table[T]) Count() Count { return Count{filtered{t: t.def}} }
 
 // Where adds conditions, joined with AND to any given before.
-func (c Count) Where(exprs ...Expr) Count {
-	c.where = slices.Concat(c.where, exprs)
-	return c
-}
+func (c Count) Where(exprs ...Expr) Count { return Count{c.f.and(exprs)} }
 
 // Querystrings implements piccolo.Query.
 func (c Count) Querystrings() ([]piccolo.Querystring, error) {
-	r := newRenderer(c.t)
-	r.write("SELECT count(*) FROM ", c.t.quoted)
-	r.where(c.where)
-	return one(r.querystring("Count"))
+	return c.f.render("Count", "SELECT count(*) FROM ", "")
 }
 
 // Exists asks whether any row matches: SELECT EXISTS (...), which stops at
 // the first match. Build it with Table.Exists.
-type Exists struct {
-	t     *tableDef
-	where []Expr
-}
+type Exists struct{ f filtered }
 
 // Exists starts a SELECT EXISTS over the table.
-func (t *Table[T]) Exists() Exists { return Exists{t: t.def} }
+func (t *Table[T]) Exists() Exists { return Exists{filtered{t: t.def}} }
 
 // Where adds conditions, joined with AND to any given before.
-func (e Exists) Where(exprs ...Expr) Exists {
-	e.where = slices.Concat(e.where, exprs)
-	return e
-}
+func (e Exists) Where(exprs ...Expr) Exists { return Exists{e.f.and(exprs)} }
 
 // Querystrings implements piccolo.Query.
 func (e Exists) Querystrings() ([]piccolo.Querystring, error) {
-	r := newRenderer(e.t)
-	r.write("SELECT EXISTS (SELECT 1 FROM ", e.t.quoted)
-	r.where(e.where)
-	r.write(")")
-	return one(r.querystring("Exists"))
+	return e.f.render("Exists", "SELECT EXISTS (SELECT 1 FROM ", ")")
 }

@@ -17,11 +17,9 @@ var ErrNoWhere = errors.New("no Where condition; call All() to change every row"
 // Update changes rows: UPDATE ... SET. Build it with Table.Update; it is a
 // value, so every method returns a modified copy.
 type Update[T any] struct {
-	t         *Table[T]
-	set       []Assignment
-	where     []Expr
-	all       bool
-	returning []colRef
+	t    *Table[T]
+	set  []Assignment
+	rows rowFilter
 }
 
 // Update starts an UPDATE of the assignments set (made by Column.Set).
@@ -37,20 +35,20 @@ func (u Update[T]) Set(set ...Assignment) Update[T] {
 
 // Where adds conditions, joined with AND to any given before.
 func (u Update[T]) Where(exprs ...Expr) Update[T] {
-	u.where = slices.Concat(u.where, exprs)
+	u.rows.where = slices.Concat(u.rows.where, exprs)
 	return u
 }
 
 // All allows the Update to render without a Where condition, changing
 // every row.
 func (u Update[T]) All() Update[T] {
-	u.all = true
+	u.rows.all = true
 	return u
 }
 
 // Returning adds a RETURNING clause with cols.
 func (u Update[T]) Returning(cols ...Col) Update[T] {
-	u.returning = refs(cols)
+	u.rows.returning = refs(cols)
 	return u
 }
 
@@ -73,29 +71,36 @@ func (u Update[T]) Querystrings() ([]piccolo.Querystring, error) {
 			r.param(a.val)
 		}
 	}
-	guardAll(r, u.where, u.all)
-	r.where(u.where)
-	r.returning(u.returning)
+	u.rows.render(r)
 	return one(r.querystring("Update"))
 }
 
-// guardAll records ErrNoWhere for a statement that was not told All and
-// whose conditions match every row unconditionally: none, nil ones, or
-// only empty Ands, at any depth, however wrapped (Or(And()) is TRUE).
-func guardAll(r *renderer, where []Expr, all bool) {
-	if !all && truthOf(boolExpr{"AND", where}) == alwaysTrue {
+// rowFilter is what Update and Delete share: the conditions that pick
+// their rows, whether All opted in to every row, and the RETURNING columns.
+type rowFilter struct {
+	where     []Expr
+	all       bool
+	returning []colRef
+}
+
+// render writes the WHERE and RETURNING clauses. Without All, conditions
+// that match every row unconditionally (none, nil ones, or only empty
+// Ands, at any depth, however wrapped: Or(And()) is TRUE) record
+// ErrNoWhere.
+func (f rowFilter) render(r *renderer) {
+	if !f.all && truthOf(boolExpr{"AND", f.where}) == alwaysTrue {
 		r.fail(ErrNoWhere)
 	}
+	r.where(f.where)
+	r.returning(f.returning)
 }
 
 // Delete removes rows: DELETE FROM. Build it with Table.Delete; it is a
 // value, so every method returns a modified copy.
 type Delete[T any] struct {
-	t         *Table[T]
-	op        string // "" for Delete from; Remove from
-	where     []Expr
-	all       bool
-	returning []colRef
+	t    *Table[T]
+	op   string // "" for Delete from; Remove from
+	rows rowFilter
 }
 
 // Delete starts a DELETE; it renders only with a Where condition or All.
@@ -103,20 +108,20 @@ func (t *Table[T]) Delete() Delete[T] { return Delete[T]{t: t} }
 
 // Where adds conditions, joined with AND to any given before.
 func (d Delete[T]) Where(exprs ...Expr) Delete[T] {
-	d.where = slices.Concat(d.where, exprs)
+	d.rows.where = slices.Concat(d.rows.where, exprs)
 	return d
 }
 
 // All allows the Delete to render without a Where condition, deleting
 // every row.
 func (d Delete[T]) All() Delete[T] {
-	d.all = true
+	d.rows.all = true
 	return d
 }
 
 // Returning adds a RETURNING clause with cols.
 func (d Delete[T]) Returning(cols ...Col) Delete[T] {
-	d.returning = refs(cols)
+	d.rows.returning = refs(cols)
 	return d
 }
 
@@ -124,9 +129,7 @@ func (d Delete[T]) Returning(cols ...Col) Delete[T] {
 func (d Delete[T]) Querystrings() ([]piccolo.Querystring, error) {
 	r := newRenderer(d.t.def)
 	r.write("DELETE FROM ", d.t.def.quoted)
-	guardAll(r, d.where, d.all)
-	r.where(d.where)
-	r.returning(d.returning)
+	d.rows.render(r)
 	op := d.op
 	if op == "" {
 		op = "Delete from"

@@ -27,9 +27,40 @@ func TestMain(m *testing.M) {
 // standard output and standard error.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCLIContext(t.Context(), stdin, args...)
+}
+
+// runCLIContext is runCLI with the context run gets: cancelling it is the
+// CLI's Ctrl-C.
+func runCLIContext(ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+	code = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// runCLIOK is runCLI for a run that must succeed: it fails the test unless
+// the CLI exits 0.
+func runCLIOK(t *testing.T, stdin string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, stdin, args...)
+	if code != exitOK {
+		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	return stdout, stderr
+}
+
+// checkOutput reports each of wants that got, the output called name,
+// lacks; a want of "" means got must be empty.
+func checkOutput(t *testing.T, name, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if want == "" && got != "" {
+			t.Errorf("%s = %q, want it empty", name, got)
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %q:\n%s", name, want, got)
+		}
+	}
 }
 
 func TestUsage(t *testing.T) {
@@ -76,16 +107,6 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func checkOutput(t *testing.T, name, got, want string) {
-	t.Helper()
-	if want == "" && got != "" {
-		t.Errorf("%s = %q, want it empty", name, got)
-	}
-	if !strings.Contains(got, want) {
-		t.Errorf("%s lacks %q:\n%s", name, want, got)
-	}
-}
-
 func TestReadAnswer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -127,9 +148,5 @@ func TestTourStopsAtFailingStep(t *testing.T) {
 	if ran != 2 {
 		t.Errorf("%d steps ran, want 2", ran)
 	}
-	for _, want := range []string{"1/3  First", "✓ fine", "2/3  Second", "✗ unexpected EOF"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
+	checkOutput(t, "output", out.String(), "1/3  First", "✓ fine", "2/3  Second", "✗ unexpected EOF")
 }

@@ -32,11 +32,8 @@ func TestPlaygroundOnDSN(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, stdout, stderr := runCLI(t, "", "playground", "--dsn", dsn, "--rows", "20000", "--no-color")
-	if code != exitOK {
-		t.Fatalf("exit code %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
-	}
-	for _, want := range []string{
+	stdout, stderr := runCLIOK(t, "", "playground", "--dsn", dsn, "--rows", "20000", "--no-color")
+	checkOutput(t, "stdout", stdout,
 		"on --dsn",
 		"── 1/13  Create the schema atomically",
 		"✓ 5 tables with 5 foreign keys in schema piccolo_playground, created in one transaction",
@@ -66,11 +63,7 @@ func TestPlaygroundOnDSN(t *testing.T) {
 		"✓ 2 venues: tickets counted",
 		"✓ schema piccolo_playground dropped",
 		"All 13 steps behaved as expected.",
-	} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("stdout lacks %q", want)
-		}
-	}
+	)
 	// Every goroutine of the get-or-create step looks the band up first.
 	if m := regexp.MustCompile(`sql> SELECT "id", "name", "manager", "popularity" FROM "band" WHERE "name" = \$1  \(×(\d+)\)`).FindStringSubmatch(stdout); m == nil {
 		t.Error("stdout lacks the get-or-create lookups, counted")
@@ -187,13 +180,12 @@ func TestPlaygroundUnreachableServer(t *testing.T) {
 	l.Close() // nothing listens there now
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	var out, errOut strings.Builder
-	code := run(ctx, []string{"playground", "--dsn", "postgres://postgres@" + addr + "/x?connect_timeout=5"}, strings.NewReader(""), &out, &errOut)
+	code, _, stderr := runCLIContext(ctx, "", "playground", "--dsn", "postgres://postgres@"+addr+"/x?connect_timeout=5")
 	if code != exitFailure {
 		t.Errorf("exit code %d, want %d", code, exitFailure)
 	}
-	if !strings.Contains(errOut.String(), "piccolo playground: connect to --dsn:") {
-		t.Errorf("stderr does not explain the failure:\n%s", errOut.String())
+	if !strings.Contains(stderr, "piccolo playground: connect to --dsn:") {
+		t.Errorf("stderr does not explain the failure:\n%s", stderr)
 	}
 }
 
@@ -202,13 +194,12 @@ func TestPlaygroundInterrupted(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel() // as if Ctrl-C came first
-	var out, errOut strings.Builder
-	code := run(ctx, []string{"playground", "--dsn", dsn}, strings.NewReader(""), &out, &errOut)
+	code, _, stderr := runCLIContext(ctx, "", "playground", "--dsn", dsn)
 	if code != exitInterrupted {
-		t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitInterrupted, errOut.String())
+		t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitInterrupted, stderr)
 	}
-	if !strings.Contains(errOut.String(), "interrupted") {
-		t.Errorf("stderr does not say it was interrupted:\n%s", errOut.String())
+	if !strings.Contains(stderr, "interrupted") {
+		t.Errorf("stderr does not say it was interrupted:\n%s", stderr)
 	}
 }
 
@@ -224,12 +215,10 @@ func TestPlaygroundInterruptedMidStatementSaysSoPlainly(t *testing.T) {
 		waitForQuery(t, dsn, "FETCH FORWARD %")
 		cancel()
 	}()
-	var out, errOut strings.Builder
-	code := run(ctx, []string{"playground", "--no-color", "--dsn", dsn, "--rows", "20000000"}, strings.NewReader(""), &out, &errOut)
+	code, stdout, stderr := runCLIContext(ctx, "", "playground", "--no-color", "--dsn", dsn, "--rows", "20000000")
 	if code != exitInterrupted {
-		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitInterrupted, errOut.String())
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitInterrupted, stderr)
 	}
-	stdout := out.String()
 	stdout = stdout[strings.LastIndex(stdout, "── "):] // the interrupted step (the retry step fails on purpose)
 	for _, alarming := range []string{"failed", "✗", "conn closed", "context canceled"} {
 		if strings.Contains(stdout, alarming) {
@@ -239,7 +228,7 @@ func TestPlaygroundInterruptedMidStatementSaysSoPlainly(t *testing.T) {
 	if !strings.Contains(stdout, "■ interrupted: the step stopped part-way") {
 		t.Errorf("stdout does not say the step was interrupted:\n%s", stdout)
 	}
-	if got := errOut.String(); got != "piccolo playground: interrupted (context canceled); cleaned up\n" {
-		t.Errorf("stderr = %q", got)
+	if stderr != "piccolo playground: interrupted (context canceled); cleaned up\n" {
+		t.Errorf("stderr = %q", stderr)
 	}
 }

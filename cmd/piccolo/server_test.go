@@ -57,11 +57,7 @@ func TestStartError(t *testing.T) {
 	if !errors.Is(err, pgcluster.ErrNoBinaries) {
 		t.Errorf("the error does not wrap ErrNoBinaries: %v", err)
 	}
-	for _, want := range []string{"apt-get install postgresql", "brew install", "--dsn", "DATABASE_URL"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("the error does not say %q:\n%v", want, err)
-		}
-	}
+	checkOutput(t, "the error", err.Error(), "apt-get install postgresql", "brew install", "--dsn", "DATABASE_URL")
 	other := startError(errors.New("initdb failed"))
 	if strings.Contains(other.Error(), "apt-get") || !strings.Contains(other.Error(), "initdb failed") {
 		t.Errorf("another start failure is explained as missing binaries: %v", other)

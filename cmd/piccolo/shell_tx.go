@@ -159,11 +159,8 @@ func (s *session) savepoint(name string) error {
 
 // rollbackTo rolls back to savepoint name; success un-fails the transaction.
 func (s *session) rollbackTo(name string) error {
-	if s.tx == nil {
-		return errNoTransaction
-	}
-	if name == "" {
-		return errors.New(`\rollback_to needs a savepoint name`)
+	if err := s.needSavepoint(`\rollback_to`, name); err != nil {
+		return err
 	}
 	err := s.tx.RollbackTo(s.txCtx, name)
 	s.noteOutcome(err)
@@ -175,11 +172,8 @@ func (s *session) rollbackTo(name string) error {
 
 // release releases savepoint name.
 func (s *session) release(name string) error {
-	if s.tx == nil {
-		return errNoTransaction
-	}
-	if name == "" {
-		return errors.New(`\release needs a savepoint name`)
+	if err := s.needSavepoint(`\release`, name); err != nil {
+		return err
 	}
 	quoted, err := piccolo.QuoteIdentifier(name)
 	if err != nil {
@@ -191,4 +185,16 @@ func (s *session) release(name string) error {
 		fmt.Fprintln(s.out, "RELEASE")
 	}
 	return err
+}
+
+// needSavepoint refuses the meta-command cmd, which acts on the savepoint
+// name of the open transaction, when there is no transaction or no name.
+func (s *session) needSavepoint(cmd, name string) error {
+	if s.tx == nil {
+		return errNoTransaction
+	}
+	if name == "" {
+		return errors.New(cmd + " needs a savepoint name")
+	}
+	return nil
 }

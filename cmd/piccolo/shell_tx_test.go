@@ -161,15 +161,8 @@ ROLLBACK;
 SELECT 1/0;
 SELECT pg_backend_pid() AS pid;
 `
-	code, stdout, stderr := runCLI(t, script, "shell", pgtest.DSN(t))
-	if code != exitOK {
-		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-	}
-	for _, want := range []string{" two\n-----\n   2\n", " application_name\n------------------\n shell_state\n", " rows\n------\n    2\n"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, stdout)
-		}
-	}
+	stdout, stderr := runCLIOK(t, script, "shell", pgtest.DSN(t))
+	checkOutput(t, "stdout", stdout, " two\n-----\n   2\n", " application_name\n------------------\n shell_state\n", " rows\n------\n    2\n")
 	pids := strings.Split(stdout, " pid\n")
 	if len(pids) != 3 || pids[1][:strings.Index(pids[1], "(1 row)")] != pids[2][:strings.Index(pids[2], "(1 row)")] {
 		t.Errorf("the session changed connections:\n%s", stdout)
