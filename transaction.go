@@ -185,8 +185,8 @@ func (t *PostgresTransaction) insideTopLocked() error {
 // transaction of this engine, Nesting decides what happens (NestJoin by
 // default). Retry is refused: only Transaction can re-run work.
 //
-// Begin borrows a connection but sends nothing: BEGIN goes out before the
-// first statement. End a nested block before the block it is nested in:
+// Begin borrows a connection but sends nothing: BEGIN goes out with the
+// first statement (in its pipeline, see README's "Transactions"). End a nested block before the block it is nested in:
 // that end rolls back blocks still open inside it (see Commit, and the
 // rules at the top of txend.go).
 func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {

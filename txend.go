@@ -20,7 +20,7 @@ import (
 // open one, or the root when none is open.
 //
 //  1. Opening sends nothing (BEGIN and SAVEPOINT are queued and go out
-//     before the next statement). A savepoint block opens only inside top,
+//     with the next statement, in its pipeline when it can ride). A savepoint block opens only inside top,
 //     else ErrNestedTransaction; nothing opens in a transaction that has
 //     ended or is rollback-only (ErrTransactionDone).
 //  2. A statement (Savepoint, RollbackTo and Release included) runs through
