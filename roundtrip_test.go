@@ -143,7 +143,7 @@ func roundTripCases() []roundTripCase {
 		{"transaction of 10 INSERTs", [2]int{11, 11}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			return e.Transaction(ctx, func(ctx context.Context) error { return insertN(ctx, e, table, run, 10) })
 		}, nil},
-		{"INSERT, then a savepoint block with one INSERT", [2]int{4, 4}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+		{"INSERT, then a savepoint block with one INSERT", [2]int{3, 3}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			return e.Transaction(ctx, func(ctx context.Context) error {
 				if err := insert(ctx, e, table, fmt.Sprintf("r%d-outer", run)); err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo/internal/sqltext"
 )
 
 // RunQuerystring runs one statement and returns its rows as maps from
@@ -72,9 +73,12 @@ func (e *PostgresEngine) statement(ctx context.Context, call string, opts []Opti
 	}
 	var tag pgconn.CommandTag
 	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
-		if on.txFrom(ctx) != nil {
+		if tx := on.txFrom(ctx); tx != nil {
 			if err := refuseInTransaction(q.SQL); err != nil {
 				return false, statementError(q.SQL, err)
+			}
+			if i, _, _ := sqltext.FirstControl(q.SQL, sqltext.TxSavepoint); i >= 0 {
+				tx.c.noteHandSavepoint()
 			}
 		}
 		r := &rider{q: q, scan: scan}

@@ -73,6 +73,8 @@ type PostgresTransaction struct {
 	parent    *PostgresTransaction
 	kind      txKind
 	savepoint string // kindSavepoint: its quoted savepoint name
+	// handSavepoints is c.handSavepoints when the savepoint block opened.
+	handSavepoints int
 
 	state atomic.Int32 // txState; written under c.mu, read anywhere
 	// The fields below are guarded by c.mu.
@@ -253,6 +255,7 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		c.savepoints++
 		child.savepoint = fmt.Sprintf(`"piccolo nested %d"`, c.savepoints)
 		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
+		child.handSavepoints = c.handSavepoints
 	}
 	c.open = append(slices.DeleteFunc(c.open, func(x *PostgresTransaction) bool {
 		return txState(x.state.Load()) != txActive

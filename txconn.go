@@ -59,6 +59,11 @@ type txConn struct {
 	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
 	// ended the transaction behind the engine's back.
 	endedBySQL bool
+	// handSavepoints counts the savepoint statements run by hand
+	// (RollbackTo, Release, SQL): one may have destroyed a savepoint block's
+	// savepoint, whose RELEASE then fails, so that block sends it at once
+	// (see deferRelease).
+	handSavepoints int
 }
 
 func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {

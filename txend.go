@@ -51,7 +51,11 @@ import (
 //     died before COMMIT. ErrAmbiguousCommit: the connection died after
 //     COMMIT was sent; neither Committed nor RolledBack, no hook runs.
 //  5. Savepoint block Commit: RELEASE; Committed, and its hooks move to its
-//     parent's unit and run on that unit's outcome. It rolls back instead
+//     parent's unit and run on that unit's outcome. When no savepoint
+//     statement ran by hand (RollbackTo, Release, SQL) since the block
+//     opened, RELEASE cannot fail while the session lives: it is queued
+//     and rides with the next statement, and the end of the transaction
+//     or of an enclosing savepoint block makes it needless. It rolls back instead
 //     (ErrCommitRolledBack, RolledBack, OnRollback hooks run at once) when
 //     it is rollback-only, a statement inside failed, ctx had ended, or
 //     RELEASE failed. A block whose SAVEPOINT was never sent ends without
