@@ -221,9 +221,6 @@ func runBatch(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, er
 	return 0, br.Close()
 }
 
-// maxDescribed bounds the engine's cache of statement descriptions.
-const maxDescribed = 4096
-
 // checkStatements describes statements of stmts (from the engine's cache,
 // or with a round trip) and encodes their arguments, without running
 // anything. It returns how many of the first statements are ready to run
@@ -243,9 +240,7 @@ func (e *PostgresEngine) checkStatements(ctx context.Context, conn *pgx.Conn, st
 				if err != nil {
 					return i, err
 				}
-				if e.describedCount.Add(1) <= maxDescribed {
-					e.described.Store(q.SQL, d)
-				}
+				e.rememberDescription(q.SQL, d)
 				sd = d
 			}
 			err := eqb.Build(conn.TypeMap(), sd.(*pgconn.StatementDescription), q.Args)

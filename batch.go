@@ -150,7 +150,7 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 	scan, logRows := b.engine.logScan(scan)
 	defer func() { logRows(ctx) }()
 	// A cursor opened outside a savepoint block can be read inside it.
-	err := tx.onConn(ctx, useScans|useCursor, func(ctx context.Context, conn *pgx.Conn) error {
+	err := tx.onConn(ctx, useScans|useCursor, nil, func(ctx context.Context, conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -266,7 +266,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := tx.onConn(cleanup, useCursor, func(ctx context.Context, conn *pgx.Conn) error {
+	err := tx.onConn(cleanup, useCursor, nil, func(ctx context.Context, conn *pgx.Conn) error {
 		if conn.IsClosed() || conn.PgConn().TxStatus() != 'T' {
 			return nil // the transaction failed or is lost: its end removes the cursor
 		}

@@ -31,7 +31,9 @@
 // re-runs the closure from BEGIN after a serialization failure or deadlock.
 //
 // BEGIN and SAVEPOINT are sent only when the first statement needs them,
-// so a transaction that runs nothing costs no round trip.
+// so a transaction that runs nothing costs no round trip; they ride in
+// one pipeline with that statement when it is a data statement the engine
+// has described before and whose arguments encode.
 //
 // # Streaming and atomic runs
 //

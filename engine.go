@@ -59,7 +59,7 @@ type PostgresEngine struct {
 	poolMu sync.Mutex // serialises starting and closing the pool
 	pool   atomic.Pointer[pgxpool.Pool]
 
-	described      sync.Map     // SQL → *pgconn.StatementDescription, for Atomic's checks
+	described      sync.Map     // SQL → *pgconn.StatementDescription: Atomic's checks, statements riding with BEGIN
 	describedCount atomic.Int64 // bounds described
 
 	closed        atomic.Bool // Close was called: nothing runs any more

@@ -256,26 +256,42 @@ func killOnceSequenceUsed(ctx context.Context, watcher *piccolo.PostgresEngine, 
 // Scenario 9, in a transaction whose connection was borrowed (Begin) but
 // whose BEGIN was not sent yet when the server ended the session: BEGIN has
 // no effect outside its session, so it is sent again on a fresh connection
-// and the transaction commits.
+// and the transaction commits. Warm, the first statement rides in BEGIN's
+// pipeline, where the server's FATAL error answers BEGIN and the statement
+// never ran.
 func TestFaultSessionEndedBeforeBeginStartsAfresh(t *testing.T) {
 	t.Parallel()
-	dsn, app := faultAppName(t)
-	e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: 2})
-	watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
-	table := newTable(t, e)
-	bg := context.Background()
-	ctx, tx := mustBegin(t, e)
-	if killed := killBackends(t, watcher, app); killed != 1 {
-		t.Fatalf("killed %d backends, want the transaction's", killed)
+	for _, warm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("warm=%v", warm), func(t *testing.T) {
+			t.Parallel()
+			dsn, app := faultAppName(t)
+			e := newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: 2})
+			watcher := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 1})
+			table := newTable(t, e)
+			bg := context.Background()
+			if warm {
+				if err := e.Transaction(bg, func(ctx context.Context) error { return insert(ctx, e, table, "warm") }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, tx := mustBegin(t, e)
+			if killed := killBackends(t, watcher, app); killed != 1 {
+				t.Fatalf("killed %d backends, want the transaction's", killed)
+			}
+			if err := insert(ctx, e, table, "after the kill"); err != nil {
+				t.Fatalf("first statement of the transaction: %v", err)
+			}
+			if err := tx.Commit(bg); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"after the kill"}
+			if warm {
+				want = []string{"warm", "after the kill"}
+			}
+			if got := names(t, e, table); !slices.Equal(got, want) {
+				t.Fatalf("rows %v, want %v", got, want)
+			}
+			faultStillWorks(t, e, table)
+		})
 	}
-	if err := insert(ctx, e, table, "after the kill"); err != nil {
-		t.Fatalf("first statement of the transaction: %v", err)
-	}
-	if err := tx.Commit(bg); err != nil {
-		t.Fatal(err)
-	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"after the kill"}) {
-		t.Fatalf("rows %v", got)
-	}
-	faultStillWorks(t, e, table)
 }

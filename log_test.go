@@ -18,7 +18,7 @@ func TestLogQueriesCoversEveryStatement(t *testing.T) {
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {
 		mustInsert(t, ctx, e, table, "logged-arg")
-		return e.Transaction(ctx, func(ctx context.Context) error {
+		err := e.Transaction(ctx, func(ctx context.Context) error {
 			b, err := e.Batch(ctx, piccolo.Raw("SELECT name FROM "+table), piccolo.BatchSize(5))
 			if err != nil {
 				return err
@@ -26,6 +26,12 @@ func TestLogQueriesCoversEveryStatement(t *testing.T) {
 			_, err = b.Next(ctx)
 			return err
 		}, piccolo.Nesting(piccolo.NestSavepoint))
+		if err != nil {
+			return err
+		}
+		// The block's RELEASE rides with the next statement (COMMIT alone
+		// would make it needless).
+		return insert(ctx, e, table, "after-release")
 	})
 	if err != nil {
 		t.Fatal(err)

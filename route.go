@@ -60,9 +60,11 @@ func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *Pos
 // onConn runs fn on the connection ctx gives e's work: that of the
 // context's transaction of e (after its pending BEGIN and SAVEPOINTs,
 // taking turns with the goroutines sharing it), else a lease of e's own.
-func (e *PostgresEngine) onConn(ctx context.Context, use connUse, fn connFunc) error {
+// r, when not nil, is the statement fn runs, which may ride with the
+// pending BEGIN and SAVEPOINTs (see PostgresTransaction.onConn).
+func (e *PostgresEngine) onConn(ctx context.Context, use connUse, r *rider, fn connFunc) error {
 	if tx := e.txFrom(ctx); tx != nil {
-		return tx.onConn(ctx, use, fn)
+		return tx.onConn(ctx, use, r, fn)
 	}
 	return e.withLease(ctx, fn)
 }

@@ -84,8 +84,10 @@ func (t *PostgresTransaction) RollbackTo(ctx context.Context, name string) error
 	return t.exec(ctx, `ROLLBACK TO SAVEPOINT "`+name+`"`)
 }
 
-// exec runs one of the transaction's own statements on its connection.
+// exec runs one of the transaction's own statements on its connection:
+// a savepoint statement by hand.
 func (t *PostgresTransaction) exec(ctx context.Context, sql string) error {
+	t.c.noteHandSavepoint()
 	err := t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, sql)
 		return err

@@ -308,16 +308,7 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing.T) {
 	t.Parallel()
 	e, table := pooledTable(t)
-	ctx, tx := mustBegin(t, e)
-	mustInsert(t, ctx, e, table, "outer")
-	if _, err := tx.Savepoint(ctx, "before"); err != nil {
-		t.Fatal(err)
-	}
-	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustInsert(t, blockCtx, e, table, "inner")
+	ctx, tx, blockCtx, block := blockAfterSavepoint(t, e, table)
 	if err := block.RollbackTo(blockCtx, "before"); err != nil { // destroys the block's savepoint
 		t.Fatal(err)
 	}
@@ -429,4 +420,94 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 		})
 	}
 	assertNoBorrowed(t, e)
+}
+
+// A released savepoint block's RELEASE is queued: it rides with the next
+// statement, or the outermost COMMIT makes it needless. Work after it, a
+// failing sibling block and the commit behave as if it had been sent at
+// once.
+func TestReleasedSavepointBlockReleaseRidesWithTheNextStatement(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	table := newTable(t, e)
+	mustInsert(t, context.Background(), e, table, "seed")
+	sp := piccolo.Nesting(piccolo.NestSavepoint)
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		if err := e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "a") }, sp); err != nil {
+			return err
+		}
+		if err := insert(ctx, e, table, "b"); err != nil { // RELEASE rides with it
+			return err
+		}
+		if err := e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "seed") }, sp); err == nil {
+			return errors.New("a duplicate INSERT in a savepoint block succeeded")
+		}
+		if err := insert(ctx, e, table, "c"); err != nil {
+			return err
+		}
+		// Released, then the COMMIT: its RELEASE is never sent.
+		return e.Transaction(ctx, func(ctx context.Context) error { return insert(ctx, e, table, "d") }, sp)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(t, e, table), []string{"seed", "a", "b", "c", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
+	}
+}
+
+// A savepoint block whose savepoint a statement by hand destroyed (a
+// RollbackTo, or the same in SQL, to a savepoint made before the block)
+// sends its RELEASE at once on Commit: it fails there, the Commit returns
+// ErrCommitRolledBack and the transaction becomes rollback-only, as rule 5
+// says; the failure never waits for a later statement.
+func TestSavepointBlockCommitAfterItsSavepointWasDestroyedRollsBack(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	for _, byHand := range []struct {
+		name string
+		run  func(ctx context.Context, block *piccolo.PostgresTransaction) error
+	}{
+		{"RollbackTo", func(ctx context.Context, block *piccolo.PostgresTransaction) error {
+			return block.RollbackTo(ctx, "before")
+		}},
+		{"SQL", func(ctx context.Context, _ *piccolo.PostgresTransaction) error {
+			_, err := e.Exec(ctx, piccolo.Querystring{SQL: "ROLLBACK TO SAVEPOINT before"})
+			return err
+		}},
+	} {
+		t.Run(byHand.name, func(t *testing.T) {
+			table := newTable(t, e)
+			ctx, tx, blockCtx, block := blockAfterSavepoint(t, e, table)
+			if err := byHand.run(blockCtx, block); err != nil { // destroys the block's savepoint
+				t.Fatal(err)
+			}
+			if err := block.Commit(blockCtx); !errors.Is(err, piccolo.ErrCommitRolledBack) || !block.RolledBack() {
+				t.Fatalf("Commit of a block whose savepoint is gone: %v (RolledBack %v), want ErrCommitRolledBack", err, block.RolledBack())
+			}
+			if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
+				t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
+			}
+			if got := names(t, e, table); len(got) != 0 {
+				t.Fatalf("rows %v, want none", got)
+			}
+		})
+	}
+}
+
+// blockAfterSavepoint begins a transaction that inserts "outer", makes the
+// savepoint "before", and opens a savepoint block that inserts "inner".
+func blockAfterSavepoint(t *testing.T, e *piccolo.PostgresEngine, table string) (context.Context, *piccolo.PostgresTransaction, context.Context, *piccolo.PostgresTransaction) {
+	t.Helper()
+	ctx, tx := mustBegin(t, e)
+	mustInsert(t, ctx, e, table, "outer")
+	if _, err := tx.Savepoint(ctx, "before"); err != nil {
+		t.Fatal(err)
+	}
+	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustInsert(t, blockCtx, e, table, "inner")
+	return ctx, tx, blockCtx, block
 }

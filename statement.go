@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/piccolo-go/piccolo/internal/sqltext"
 )
 
 // RunQuerystring runs one statement and returns its rows as maps from
@@ -135,18 +136,22 @@ func (e *PostgresEngine) statement(ctx context.Context, call string, opts []Opti
 	}
 	var tag pgconn.CommandTag
 	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
-		if on.txFrom(ctx) != nil {
+		if tx := on.txFrom(ctx); tx != nil {
 			if err := refuseInTransaction(q.SQL); err != nil {
 				return false, statementError(q.SQL, err)
 			}
+			if i, _, _ := sqltext.FirstControl(q.SQL, sqltext.TxSavepoint); i >= 0 {
+				tx.c.noteHandSavepoint()
+			}
 		}
-		seen := 0
-		err := on.onConn(ctx, use, func(ctx context.Context, conn *pgx.Conn) (err error) {
-			tag, seen, err = runStatement(ctx, conn, q, scan)
+		r := &rider{q: q, scan: scan}
+		err := on.onConn(ctx, use, r, func(ctx context.Context, conn *pgx.Conn) (err error) {
+			r.tag, r.seen, err = runStatement(ctx, conn, q, scan)
 			return err
 		})
+		tag = r.tag
 		if err != nil {
-			return seen > 0, statementError(q.SQL, err)
+			return r.seen > 0, statementError(q.SQL, err)
 		}
 		return false, nil
 	})
@@ -173,7 +178,7 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 	var n int64
 	err = e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
 		// src runs the caller's code.
-		err := on.onConn(ctx, useScans, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		err := on.onConn(ctx, useScans, nil, func(ctx context.Context, conn *pgx.Conn) (err error) {
 			n, err = conn.CopyFrom(ctx, table, columns, src)
 			return err
 		})

@@ -73,6 +73,8 @@ type PostgresTransaction struct {
 	parent    *PostgresTransaction
 	kind      txKind
 	savepoint string // kindSavepoint: its quoted savepoint name
+	// handSavepoints is c.handSavepoints when the savepoint block opened.
+	handSavepoints int
 
 	state atomic.Int32 // txState; written under c.mu, read anywhere
 	// The fields below are guarded by c.mu.
@@ -189,8 +191,8 @@ func (t *PostgresTransaction) insideTopLocked() error {
 // transaction of this engine, Nesting decides what happens (NestJoin by
 // default). Retry is refused: only Transaction can re-run work.
 //
-// Begin borrows a connection but sends nothing: BEGIN goes out before the
-// first statement. End a nested block before the block it is nested in:
+// Begin borrows a connection but sends nothing: BEGIN goes out with the
+// first statement (in its pipeline, see README's "Transactions"). End a nested block before the block it is nested in:
 // that end rolls back blocks still open inside it (see Commit, and the
 // rules at the top of txend.go).
 func (e *PostgresEngine) Begin(ctx context.Context, opts ...TxOption) (context.Context, *PostgresTransaction, error) {
@@ -257,6 +259,7 @@ func (t *PostgresTransaction) nest(mode NestMode) (*PostgresTransaction, error) 
 		c.savepoints++
 		child.savepoint = fmt.Sprintf(`"piccolo nested %d"`, c.savepoints)
 		c.pending = append(c.pending, "SAVEPOINT "+child.savepoint)
+		child.handSavepoints = c.handSavepoints
 	}
 	c.open = append(slices.DeleteFunc(c.open, func(x *PostgresTransaction) bool {
 		return txState(x.state.Load()) != txActive

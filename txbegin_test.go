@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,45 @@ func firstOrLater(t *testing.T, test func(t *testing.T, e *piccolo.PostgresEngin
 			e := newEngine(t, true, piccolo.PostgresConfig{})
 			test(t, e, newTable(t, e), first)
 		})
+	}
+}
+
+// A pending BEGIN, with its options, rides in one pipeline with the
+// transaction's first statement once that statement is described: one
+// round trip, the statement runs inside the transaction BEGIN opened, its
+// rows reach the scan callback, and the log shows both statements, each
+// with its own SQL and arguments.
+func TestBeginRidesWithTheFirstStatement(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e, _, counter := roundTripEngine(t, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	q := piccolo.Querystring{
+		SQL:  "SELECT current_setting('transaction_isolation') AS iso, current_setting('transaction_read_only') AS ro, $1::text AS arg",
+		Args: []any{"ridden-arg"},
+	}
+	for run := range 2 { // the first describes the statement
+		counter.reset()
+		var rows []map[string]any
+		err := e.Transaction(context.Background(), func(ctx context.Context) error {
+			var err error
+			rows, err = e.RunQuerystring(ctx, q)
+			return err
+		}, piccolo.Isolation(piccolo.Serializable), piccolo.ReadOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{"iso": "serializable", "ro": "on", "arg": "ridden-arg"}
+		if len(rows) != 1 || fmt.Sprint(rows[0]) != fmt.Sprint(want) {
+			t.Fatalf("run %d: rows %v, want [%v]", run, rows, want)
+		}
+	}
+	if n := counter.count(); n != 2 {
+		t.Fatalf("a described first statement: %d round trips, want 2 (BEGIN with it, COMMIT)", n)
+	}
+	out := logs.String()
+	begin := strings.LastIndex(out, "sql=\"BEGIN ISOLATION LEVEL serializable READ ONLY\"")
+	stmt := strings.LastIndex(out, "ridden-arg")
+	if begin < 0 || stmt < begin {
+		t.Fatalf("the log does not show BEGIN, then the statement with its argument:\n%s", out)
 	}
 }

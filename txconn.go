@@ -41,9 +41,10 @@ type txConn struct {
 	hookMu sync.Mutex
 
 	mu sync.Mutex
-	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go out
-	// before the next statement, so a transaction that runs nothing costs no
-	// round trip. A flush is sending the first inFlight of them.
+	// pending holds BEGIN and SAVEPOINT statements not sent yet: they go
+	// out with the next statement (see flushLocked), so a transaction that
+	// runs nothing costs no round trip. A flush is sending the first
+	// inFlight of them.
 	pending    []string
 	inFlight   int
 	begun      bool            // BEGIN has reached the server
@@ -59,6 +60,11 @@ type txConn struct {
 	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
 	// ended the transaction behind the engine's back.
 	endedBySQL bool
+	// handSavepoints counts the savepoint statements run by hand
+	// (RollbackTo, Release, SQL): one may have destroyed a savepoint block's
+	// savepoint, whose RELEASE then fails, so that block sends it at once
+	// (see deferRelease).
+	handSavepoints int
 }
 
 func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
@@ -142,24 +148,29 @@ const (
 // withConn runs fn on the transaction's connection after sending pending
 // statements, holding the turn so that goroutines take turns.
 func (t *PostgresTransaction) withConn(ctx context.Context, fn connFunc) error {
-	return t.onConn(ctx, 0, fn)
+	return t.onConn(ctx, 0, nil, fn)
 }
 
-// onConn is withConn for the use use.
-func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, fn connFunc) error {
+// onConn is withConn for the use use. r, when not nil, is the statement fn
+// runs: when pending statements are to be sent and r can ride with them
+// (see ride), it runs in their pipeline instead, and fn is not called.
+func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, r *rider, fn connFunc) error {
 	c := t.c
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
 	defer c.unlock()
-	if err := t.flushLocked(ctx, use); err != nil {
-		return markLost(c.conn, err)
-	}
 	if use&useScans != 0 {
 		c.scanner.Store(goroutineID())
 		defer c.scanner.Store(0)
 	}
-	err := fn(ctx, c.conn)
+	rode, err := t.flushLocked(ctx, use, r)
+	if err != nil && !rode {
+		return markLost(c.conn, err)
+	}
+	if !rode {
+		err = fn(ctx, c.conn)
+	}
 	c.checkEndedLocked()
 	return markLost(c.conn, err)
 }
@@ -177,40 +188,58 @@ func (c *txConn) checkEndedLocked() {
 	c.mu.Unlock()
 }
 
-// flushLocked checks that statements may run through t (for use) and sends pending
-// BEGIN and SAVEPOINT statements in one round trip, before the statement
-// that needs them. They travel alone so that a statement that fails to
-// parse or encode still finds them sent, as PostgreSQL's own transaction
-// rules expect. The caller holds the turn.
+// flushLocked checks that statements may run through t (for use) and sends
+// pending BEGIN and SAVEPOINT statements, before the statement that needs
+// them: with r in one pipeline when r can ride (rode then reports that r
+// ran, or failed on the server), else alone, in one round trip. Nothing is
+// half-sent: r rides only once described and encoded, so a statement that
+// fails to parse or encode still finds them sent, as PostgreSQL's own
+// transaction rules expect. The caller holds the turn.
 //
 // The check and the choice of what to send are one step under mu: a block
 // whose SAVEPOINT is being sent can end only with the turn (see
 // endWithoutIO). Pending statements are dropped only once the server has
-// them: they ran, the server answered with an error, or the connection
-// closed (taking the transaction with it). A failure before any I/O (an
-// ended context) keeps them for the next statement. SAVEPOINTs the server
-// refused because the transaction was already aborted never existed: the
-// blocks they opened are marked refused (rule 12 of txend.go).
-func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) error {
+// them (see delivered); SAVEPOINTs the server refused because the
+// transaction was already aborted never existed, and the blocks they opened
+// are marked refused (rule 12 of txend.go).
+func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse, r *rider) (rode bool, err error) {
+	c := t.c
+	stmts, withBegin, err := t.takePending(use)
+	if err != nil || len(stmts) == 0 {
+		return false, err
+	}
+	if r != nil {
+		var handled bool
+		if rode, handled, err = c.ride(ctx, stmts, withBegin, r); handled {
+			return rode, err
+		}
+	}
+	return false, c.sendPending(ctx, stmts, withBegin)
+}
+
+// takePending checks that statements may run through t (for use) and
+// returns the pending statements to send, marked in flight.
+func (t *PostgresTransaction) takePending(use connUse) (stmts []string, withBegin bool, err error) {
 	c := t.c
 	c.mu.Lock()
-	err := t.usableLocked()
+	defer c.mu.Unlock()
+	err = t.usableLocked()
 	if err == nil && use&useCursor == 0 {
 		err = t.insideTopLocked()
 	}
 	if err != nil {
-		c.mu.Unlock()
-		return err
+		return nil, false, err
 	}
-	stmts := c.pending[:len(c.pending):len(c.pending)]
-	withBegin := !c.begun
+	stmts = c.pending[:len(c.pending):len(c.pending)]
 	c.inFlight = len(stmts)
-	c.mu.Unlock()
-	if len(stmts) == 0 {
-		return nil
-	}
+	return stmts, !c.begun, nil
+}
+
+// sendPending sends stmts, the pending statements, alone in one round
+// trip.
+func (c *txConn) sendPending(ctx context.Context, stmts []string, withBegin bool) error {
 	sql := strings.Join(stmts, "; ")
-	_, err = c.conn.Exec(ctx, sql)
+	_, err := c.conn.Exec(ctx, sql)
 	if err != nil && withBegin {
 		// A session that ended before the transaction began is replaced:
 		// BEGIN and SAVEPOINT have no effect outside it, however far they
@@ -221,6 +250,16 @@ func (t *PostgresTransaction) flushLocked(ctx context.Context, use connUse) erro
 			_, err = c.conn.Exec(ctx, sql)
 		}
 	}
+	return c.delivered(stmts, withBegin, err)
+}
+
+// delivered settles stmts, the pending statements in flight, after err,
+// the outcome of sending them: they are dropped only once the server has
+// them: they ran, the server answered with an error, or the connection
+// closed (taking the transaction with it). A failure before any I/O (an
+// ended context) keeps them for the next statement. It returns err, saying
+// what failed.
+func (c *txConn) delivered(stmts []string, withBegin bool, err error) error {
 	var pgErr *pgconn.PgError
 	delivered := err == nil || errors.As(err, &pgErr) || c.conn.IsClosed()
 	c.mu.Lock()

@@ -19,7 +19,7 @@ import (
 // open one, or the root when none is open.
 //
 //  1. Opening sends nothing (BEGIN and SAVEPOINT are queued and go out
-//     before the next statement). A savepoint block opens only inside top,
+//     with the next statement, in its pipeline when it can ride). A savepoint block opens only inside top,
 //     else ErrNestedTransaction; nothing opens in a transaction that has
 //     ended or is rollback-only (ErrTransactionDone).
 //  2. A statement (Savepoint, RollbackTo and Release included) runs through
@@ -50,7 +50,11 @@ import (
 //     died before COMMIT. ErrAmbiguousCommit: the connection died after
 //     COMMIT was sent; neither Committed nor RolledBack, no hook runs.
 //  5. Savepoint block Commit: RELEASE; Committed, and its hooks move to its
-//     parent's unit and run on that unit's outcome. It rolls back instead
+//     parent's unit and run on that unit's outcome. When no savepoint
+//     statement ran by hand (RollbackTo, Release, SQL) since the block
+//     opened, RELEASE cannot fail while the session lives: it is queued
+//     and rides with the next statement, and the end of the transaction
+//     or of an enclosing savepoint block makes it needless. It rolls back instead
 //     (ErrCommitRolledBack, RolledBack, OnRollback hooks run at once) when
 //     it is rollback-only, a statement inside failed, ctx had ended, or
 //     RELEASE failed. A block whose SAVEPOINT was never sent ends without

@@ -102,6 +102,9 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 	if commit && cause == nil {
 		cause = ctx.Err()
 	}
+	if commit && cause == nil && c.deferRelease(t) {
+		return nil, nil
+	}
 	if commit && cause == nil {
 		_, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint)
 		if err == nil {
@@ -125,6 +128,32 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 		return hooks, nil
 	}
 	return hooks, errors.Join(commitRolledBack(true, cause), rbErr)
+}
+
+// deferRelease ends savepoint block t as released without I/O when no
+// savepoint statement ran by hand since it opened (none can have destroyed
+// its savepoint, so its RELEASE cannot fail while the session lives): its
+// RELEASE is queued, to ride with the next statement, and the outermost
+// COMMIT or ROLLBACK, or the end of an enclosing savepoint block, makes it
+// needless (pending statements are then dropped). It reports whether it
+// did. The caller holds the turn.
+func (c *txConn) deferRelease(t *PostgresTransaction) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handSavepoints != t.handSavepoints {
+		return false
+	}
+	c.pending = append(c.pending, "RELEASE SAVEPOINT "+t.savepoint)
+	t.state.Store(int32(txCommitted))
+	t.moveHooks(t.parent.unit())
+	return true
+}
+
+// noteHandSavepoint counts a savepoint statement run by hand.
+func (c *txConn) noteHandSavepoint() {
+	c.mu.Lock()
+	c.handSavepoints++
+	c.mu.Unlock()
 }
 
 // rollBackSavepoint rolls back to block s's savepoint and releases it,
