@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo/pgtest"
 )
 
@@ -106,9 +108,13 @@ func (term *terminal) send(s string) {
 func TestShellCtrlCOnATerminal(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.DSN(t)
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	term, cmd := startTerminal(t, "shell", dsn)
-	term.expect("piccolo shell: PostgreSQL 15")
-	term.expect("postgres@127.0.0.1:5432/")
+	term.expect("piccolo shell: PostgreSQL ")
+	term.expect(fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)) // the banner names the session
 	term.expect("piccolo=> ")
 	term.send("CREATE TABLE on_tty (id int);\r")
 	term.expect("CREATE TABLE\r\n")
@@ -144,7 +150,7 @@ func TestShellCtrlCOnATerminal(t *testing.T) {
 	term.send("SELECT 'kept' AS after_clear;\r")
 	term.expect(" after_clear\r\n-------------\r\n kept\r\n(1 row)")
 	term.send("\\q\r")
-	err := cmd.Wait()
+	err = cmd.Wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) || err != nil {
 		t.Errorf("the shell ended with %v, want exit status 0", err)
