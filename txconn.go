@@ -63,7 +63,7 @@ type txConn struct {
 	// handSavepoints counts the savepoint statements run by hand
 	// (RollbackTo, Release, SQL): one may have destroyed a savepoint block's
 	// savepoint, whose RELEASE then fails, so that block sends it at once
-	// (see deferRelease).
+	// (see deferReleaseLocked).
 	handSavepoints int
 }
 

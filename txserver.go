@@ -95,16 +95,21 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 	c.pending = nil
 	c.top = parent
 	cause := t.abortErr
-	c.mu.Unlock()
 	if cause == nil && c.conn.PgConn().TxStatus() == 'E' {
 		cause = errors.New("a statement inside the savepoint block failed")
 	}
 	if commit && cause == nil {
 		cause = ctx.Err()
 	}
-	if commit && cause == nil && c.deferRelease(t) {
+	// Deciding to defer the RELEASE and queueing it happen in the step that
+	// makes parent the top: a sibling block opened by another goroutine
+	// right after queues its SAVEPOINT behind this RELEASE, never before it
+	// (a RELEASE sent after a later SAVEPOINT would destroy that one too).
+	if commit && cause == nil && c.deferReleaseLocked(t) {
+		c.mu.Unlock()
 		return nil, nil
 	}
+	c.mu.Unlock()
 	if commit && cause == nil {
 		_, err := c.conn.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint)
 		if err == nil {
@@ -130,16 +135,14 @@ func (t *PostgresTransaction) endSavepoint(ctx context.Context, commit bool) ([]
 	return hooks, errors.Join(commitRolledBack(true, cause), rbErr)
 }
 
-// deferRelease ends savepoint block t as released without I/O when no
+// deferReleaseLocked ends savepoint block t as released without I/O when no
 // savepoint statement ran by hand since it opened (none can have destroyed
 // its savepoint, so its RELEASE cannot fail while the session lives): its
 // RELEASE is queued, to ride with the next statement, and the outermost
 // COMMIT or ROLLBACK, or the end of an enclosing savepoint block, makes it
 // needless (pending statements are then dropped). It reports whether it
-// did. The caller holds the turn.
-func (c *txConn) deferRelease(t *PostgresTransaction) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// did. The caller holds the turn and c.mu.
+func (c *txConn) deferReleaseLocked(t *PostgresTransaction) bool {
 	if c.handSavepoints != t.handSavepoints {
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -337,4 +338,60 @@ func TestScanCallbackMakesOtherGoroutinesWait(t *testing.T) {
 	if got, want := names(t, e, table), []string{"other goroutine"}; !slices.Equal(got, want) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
+}
+
+// Two goroutines sharing a transaction take turns with savepoint blocks:
+// a block one of them opens right as the other's released block ends keeps
+// its savepoint. (The released block's RELEASE is queued in the same step
+// that lets a sibling open; queued after the sibling's SAVEPOINT it would
+// destroy that savepoint, and the sibling's rollback would fail with
+// 3B001.) Found by TestModelConcurrent.
+func TestSiblingBlockOpenedAsAReleasedBlockEndsKeepsItsSavepoint(t *testing.T) {
+	t.Parallel()
+	e, table := pooledTable(t)
+	ctx := context.Background()
+	mustInsert(t, ctx, e, table, "taken")
+	var kept atomic.Int64
+	err := e.Transaction(ctx, func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		for g := range 2 {
+			wg.Go(func() {
+				for i := 0; i < 150; i++ {
+					err := e.Transaction(ctx, func(ctx context.Context) error {
+						if g == 0 {
+							return insert(ctx, e, table, fmt.Sprintf("g0-%d", i))
+						}
+						_ = insert(ctx, e, table, "taken") // fails: the block rolls back to its savepoint
+						return nil
+					}, piccolo.Nesting(piccolo.NestSavepoint))
+					switch {
+					case errors.Is(err, piccolo.ErrNestedTransaction):
+						i-- // the other goroutine's block was open: take another turn
+						runtime.Gosched()
+					case g == 0 && err == nil:
+						kept.Add(1)
+					case g == 1 && errors.Is(err, piccolo.ErrCommitRolledBack):
+					default:
+						errs <- fmt.Errorf("goroutine %d, block %d: %w", g, i, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		return errors.Join(all...)
+	})
+	if err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	if got := len(names(t, e, table)); int64(got) != kept.Load()+1 {
+		t.Fatalf("%d rows committed, want %d (every released block's row and the first)", got, kept.Load()+1)
+	}
+	assertNoBorrowed(t, e)
 }
