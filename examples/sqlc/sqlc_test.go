@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/piccolo-go/piccolo"
 	"github.com/piccolo-go/piccolo/examples/sqlc/db"
@@ -157,8 +158,8 @@ func TestSqlcOutsideTransactionUsesThePool(t *testing.T) {
 	if err := q.DeleteAuthor(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.GetAuthor(ctx, a.ID); err == nil {
-		t.Fatal("GetAuthor of a deleted author returned no error")
+	if _, err := q.GetAuthor(ctx, a.ID); !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatalf("GetAuthor of a deleted author: %v, want pgx.ErrNoRows", err)
 	}
 	if s := e.Stats(); s.AcquiredConns != 0 {
 		t.Fatalf("%d connections still borrowed", s.AcquiredConns)
