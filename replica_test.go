@@ -325,3 +325,44 @@ func TestReplicaDownAtStartPrimaryServes(t *testing.T) {
 	assertNoBorrowed(t, primary)
 	assertNoBorrowed(t, replica)
 }
+
+// The querier's statements go to a replica only under WithRead, with
+// ReadRouting and outside a transaction; Query without the marker (an
+// INSERT ... RETURNING) runs on the primary.
+func TestReplicaReadRoutingFollowsTheQuerierReadMarker(t *testing.T) {
+	t.Parallel()
+	pair := newReplicaPair(t)
+	e, _ := pair.engines(t, &piccolo.ReadRouting{CheckInterval: 100 * time.Millisecond})
+	ctx := context.Background()
+	q := e.Querier()
+	inRecovery := func(ctx context.Context) bool {
+		t.Helper()
+		var r bool
+		if err := q.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if !inRecovery(piccolo.WithRead(ctx)) {
+		t.Fatal("a read marked WithRead did not go to the replica")
+	}
+	if inRecovery(ctx) {
+		t.Fatal("a statement without the marker went to the replica")
+	}
+	if _, err := q.Exec(ctx, "CREATE TABLE band (id serial, name text)"); err != nil {
+		t.Fatal(err)
+	}
+	var id int32
+	if err := q.QueryRow(ctx, "INSERT INTO band (name) VALUES ('x') RETURNING id").Scan(&id); err != nil || id != 1 {
+		t.Fatalf("INSERT ... RETURNING through QueryRow: %d %v", id, err)
+	}
+	err := e.Transaction(ctx, func(ctx context.Context) error {
+		if inRecovery(piccolo.WithRead(ctx)) {
+			t.Error("a read marked WithRead inside a transaction went to the replica")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

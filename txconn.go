@@ -30,8 +30,12 @@ type txConn struct {
 	engine *PostgresEngine
 	sem    chan struct{} // the turn: holding it is having sent into it
 	// scanner is the id of the goroutine running scan callbacks while it
-	// holds the turn, else 0 (see lock).
+	// holds the turn, or reading a Querier's open results (querier_held.go),
+	// else 0 (see lock).
 	scanner atomic.Uint64
+	// results are a Querier's open rows or batch results, which hold the
+	// turn for the goroutine scanner names, else nil (querier_held.go).
+	results atomic.Pointer[held]
 
 	conn  *pgx.Conn // lease.conn until the transaction ends, then nil
 	lease lease
@@ -93,8 +97,9 @@ func (c *txConn) lock(ctx context.Context) error {
 
 func (c *txConn) unlock() { <-c.sem }
 
-// errScanBusy is why a scan callback cannot use its own transaction.
-var errScanBusy = fmt.Errorf("%w: a scan callback cannot run statements in its own transaction; collect the rows first", ErrConnBusy)
+// errScanBusy is why a scan callback, or the goroutine reading a
+// Querier's open rows or batch results, cannot use its own transaction.
+var errScanBusy = fmt.Errorf("%w: its rows are being read on this goroutine (a scan callback, or a Querier's rows or batch results not closed yet); collect the rows first, or close them", ErrConnBusy)
 
 // goroutineID returns the calling goroutine's id, parsed from the
 // "goroutine N [running]" header of its stack trace. Go has no API for it,

@@ -76,7 +76,9 @@ import (
 //     (ErrCommitRolledBack wrapping ctx's error), and rollbacks run with a
 //     cleanup context bounded by closeTimeout. Ending waits for statements
 //     other goroutines run; from a scan callback, an end that needs the
-//     connection returns ErrConnBusy and changes nothing.
+//     connection returns ErrConnBusy and changes nothing. An end from the
+//     goroutine whose Querier rows or batch results are still open closes
+//     them first (reading what is left), then ends as usual.
 //  10. After a COMMIT or ROLLBACK sent as SQL, ending any block sends
 //     nothing and returns ErrTransactionDone; the block and those open
 //     inside it are neither Committed nor RolledBack and no hook runs (the
@@ -159,7 +161,14 @@ func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause err
 	hooks, err, done := t.endWithoutIO(ctx, commit, cause)
 	if !done {
 		if err := c.lock(context.Background()); err != nil {
-			return err
+			// The ending goroutine's own open Querier results hold the
+			// turn: they close first (rule 9).
+			if !c.closeOwnResults() {
+				return err
+			}
+			if err := c.lock(context.Background()); err != nil {
+				return err
+			}
 		}
 		hooks, err, done = t.endWithoutIO(ctx, commit, cause)
 		if !done {

@@ -1,0 +1,19 @@
+module github.com/piccolo-go/piccolo/examples/sqlc
+
+go 1.26.0
+
+replace github.com/piccolo-go/piccolo => ../..
+
+require (
+	github.com/jackc/pgx/v5 v5.12.0
+	github.com/piccolo-go/piccolo v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/jackc/pgerrcode v0.0.0-20250907135507-afb5586c32a6 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
