@@ -66,7 +66,7 @@ func (q *Querier) hold(ctx context.Context, call string, sqls []string, open ope
 				}
 			}
 			handed := false
-			err := on.onConn(ctx, useScans, func(ctx context.Context, conn *pgx.Conn) error {
+			err := on.onConn(ctx, useScans, nil, func(ctx context.Context, conn *pgx.Conn) error {
 				finish, err := open(ctx, conn)
 				if err != nil {
 					return err
