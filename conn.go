@@ -218,9 +218,16 @@ func (l lostConn) Unwrap() error { return l.error }
 // from PostgreSQL. A nil conn (a transaction that ended and gave its
 // connection back) lost nothing.
 func markLost(conn *pgx.Conn, err error) error {
-	var pgErr *pgconn.PgError
-	if err == nil || conn == nil || !conn.IsClosed() || errors.As(err, &pgErr) {
+	if err == nil || conn == nil || !conn.IsClosed() || fromServer(err) {
 		return err
 	}
 	return lostConn{err}
+}
+
+// fromServer reports whether PostgreSQL sent err. (Its own function so that
+// the error target escapes to the heap only on the error path, not on every
+// statement.)
+func fromServer(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
