@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -108,26 +107,5 @@ func BenchmarkStream(b *testing.B) {
 			}
 			b.ReportMetric(float64(env.streamRows*int64(b.N))/b.Elapsed().Seconds(), "rows/s")
 		})
-	}
-}
-
-// TestJoinedProjectionAgainstPgx runs the joined-projection workload as
-// the command does, the query layer and pgx alternating over 9 rounds, and
-// logs the ratio of their medians (the target is 1.10x at most). It
-// fails only when the ratio shows a gross regression (over 2x), since a
-// loaded machine moves single runs.
-func TestJoinedProjectionAgainstPgx(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures for a few seconds")
-	}
-	res, err := runCases(t.Context(), env.peers, joined100Cases(env.peers), 9, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ratio := res[1].nsPerOp / res[0].nsPerOp
-	t.Logf("%s: %s %.0f ns/op %d allocs/op; %s %.0f ns/op %d allocs/op; ratio %.2fx",
-		wlJoin100, res[0].peer, res[0].nsPerOp, res[0].allocsPerOp, res[1].peer, res[1].nsPerOp, res[1].allocsPerOp, ratio)
-	if ratio > 2 {
-		t.Errorf("the query layer's joined projection takes %.2fx pgx's time", ratio)
 	}
 }

@@ -183,6 +183,7 @@ func (rep *report) targets() []target {
 	within("point reads", []string{wlPointTyped, wlPointMap}, piccolo, 1.10)
 	within("inserts", []string{wlInsert}, piccolo, 1.10)
 	within("transactions", []string{wlTx10, wlTxSP}, piccolo, 1.10)
+	within("a joined projection", []string{wlJoin100}, []string{peerPiccoloQ}, 1.10)
 
 	if at, ok := rep.find(wlAtomic, peerPiccoloAt+" (Raw)"); ok {
 		ratio := rep.ratio(at)
