@@ -19,6 +19,10 @@ type token struct {
 	start, end int
 }
 
+// sqlSpace is PostgreSQL's white space: ASCII only (its lexer reads other
+// bytes, U+3000 among them, as part of identifiers).
+const sqlSpace = " \t\n\r\f\v"
+
 // scanner yields the tokens of text, skipping white space and comments.
 type scanner struct {
 	text string
@@ -33,7 +37,7 @@ func (s *scanner) next() (token, bool) {
 	for s.pos < len(text) {
 		i := s.pos
 		switch c := text[i]; {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		case strings.IndexByte(sqlSpace, c) >= 0:
 			s.pos++
 		case c == '-' && strings.HasPrefix(text[i:], "--"):
 			end := strings.IndexByte(text[i:], '\n')

@@ -25,7 +25,7 @@ func Split(text string) (stmts []string, rest string) {
 			st.see(text, tok)
 			continue
 		}
-		if s := strings.TrimSpace(text[start:tok.start]); st.content {
+		if s := strings.Trim(text[start:tok.start], sqlSpace); st.content {
 			stmts = append(stmts, s)
 		}
 		start = tok.end
@@ -42,7 +42,7 @@ func Split(text string) (stmts []string, rest string) {
 // rest, if any.
 func Statements(script string) []string {
 	stmts, rest := Split(script)
-	if rest = strings.TrimSpace(rest); rest != "" {
+	if rest = strings.Trim(rest, sqlSpace); rest != "" {
 		stmts = append(stmts, rest)
 	}
 	return stmts
