@@ -25,6 +25,8 @@ type programRun struct {
 	prog  int // the program's rows are (prog, id) in table
 	sps   map[int]*piccolo.Savepoint
 	bats  map[int]*piccolo.Batch
+	q     *piccolo.Querier
+	rows  map[int]pgx.Rows // the Querier's rows the program opened
 
 	hooks *hookLog
 	res   []txmodel.Result // recorded by the one goroutine running the ops
@@ -49,8 +51,8 @@ func (l *hookLog) list() []string {
 }
 
 func newProgramRun(e *piccolo.PostgresEngine, table string, prog int, hooks *hookLog) *programRun {
-	return &programRun{e: e, table: table, prog: prog, hooks: hooks,
-		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}}
+	return &programRun{e: e, table: table, prog: prog, hooks: hooks, q: e.Querier(),
+		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}, rows: map[int]pgx.Rows{}}
 }
 
 // eframe is a block being run: its ctx, the cancel of the ctx the block
@@ -148,6 +150,15 @@ func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
 		h = nil
 	case txmodel.Cancel:
 		f.cancel()
+	case txmodel.RowsOpen:
+		res.Value, err = r.openRows(op, f)
+	case txmodel.RowsRead, txmodel.RowsClose:
+		rows := r.rows[op.Ref]
+		if rows == nil {
+			res.Skipped = true
+			break
+		}
+		res.Value, err = readRows(rows, op.Kind)
 	}
 	r.record(res, err, h, ctx)
 }
@@ -173,16 +184,83 @@ func (r *programRun) record(res txmodel.Result, err error, h *piccolo.PostgresTr
 
 func (r *programRun) statement(ctx context.Context, op txmodel.Op) (string, error) {
 	q := r.query(op.Kind, op.Row)
-	if op.Kind != txmodel.CountCursors {
-		_, err := r.e.Exec(ctx, q)
-		return "", err
-	}
 	var n int64
-	err := r.e.QueryFunc(ctx, q, func(rows pgx.Rows) error { return rows.Scan(&n) })
+	var err error
+	switch {
+	case op.Kind != txmodel.CountCursors && op.Querier:
+		_, err = r.q.Exec(ctx, q.SQL, q.Args...)
+		return "", err
+	case op.Kind != txmodel.CountCursors:
+		_, err = r.e.Exec(ctx, q)
+		return "", err
+	case op.Querier:
+		err = r.q.QueryRow(ctx, q.SQL).Scan(&n)
+	default:
+		err = r.e.QueryFunc(ctx, q, func(rows pgx.Rows) error { return rows.Scan(&n) })
+	}
 	if err != nil {
 		return "", err
 	}
 	return strconv.FormatInt(n, 10), nil
+}
+
+// openRows runs the Querier's Query of the program's rows and reads the
+// first, leaving the rows open. Its ctx is never canceled (see the
+// model's rowsCtx), but may have expired.
+func (r *programRun) openRows(op txmodel.Op, f *eframe) (string, error) {
+	ctx := f.ctx
+	if op.Outer && f.outer != nil {
+		ctx = f.outer.ctx
+	}
+	ctx = context.WithoutCancel(ctx)
+	if op.Expired {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(1, 0))
+		defer cancel()
+	}
+	rows, err := r.q.Query(ctx, "SELECT id FROM "+r.table+" WHERE prog = $1 ORDER BY id", r.prog)
+	if err != nil {
+		return "", err
+	}
+	ids, err := scanIDs(rows, 1)
+	if err != nil {
+		rows.Close()
+		return "", err // as the model, a program has no rows that failed to open
+	}
+	r.rows[op.Ref] = rows
+	return fmt.Sprint(ids), nil
+}
+
+// readRows reads rows to their end, or closes them.
+func readRows(rows pgx.Rows, k txmodel.Kind) (string, error) {
+	if k == txmodel.RowsClose {
+		rows.Close()
+		return "", nil
+	}
+	ids, err := scanIDs(rows, -1)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprint(ids), nil
+}
+
+// scanIDs reads up to n rows' ids (all of them when n < 0), and the rows'
+// error once they ended.
+func scanIDs(rows pgx.Rows, n int) ([]int, error) {
+	ids := []int{}
+	for n != 0 && rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+		n--
+	}
+	if n != 0 { // ended
+		return ids, rows.Err()
+	}
+	return ids, nil
 }
 
 // onTx runs an operation on CurrentTransaction(ctx).

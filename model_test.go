@@ -118,6 +118,9 @@ func (h *modelHarness) run(p txmodel.Program) (txmodel.Outcome, error) {
 	for _, b := range r.bats { // the program's deferred Close
 		_ = b.Close(ctx)
 	}
+	for _, rows := range r.rows {
+		rows.Close()
+	}
 	rows, err := r.committedRows(ctx)
 	if err != nil {
 		return txmodel.Outcome{}, fmt.Errorf("read committed rows: %w", err)

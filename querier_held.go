@@ -49,7 +49,11 @@ func (q *Querier) hold(ctx context.Context, call string, sqls []string, open ope
 	}
 	var reader uint64
 	if q.e.txFrom(ctx) != nil {
+		// The goroutine below takes the turn for this one: when this
+		// one's own open results hold it, that is ErrConnBusy, not a wait
+		// for ever (rule 13).
 		reader = goroutineID()
+		ctx = withCaller(ctx, reader)
 	}
 	text := statementsText(sqls)
 	h := &held{release: make(chan struct{}), done: make(chan error, 1)}

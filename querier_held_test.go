@@ -3,6 +3,7 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,6 +167,95 @@ func TestQuerierOpenRowsRefuseStatementsFromTheSameGoroutine(t *testing.T) {
 	}
 	if got := names(t, e, table); len(got) != 2 || got[0] != "turn" || got[1] != "after" {
 		t.Fatalf("rows: %v, want [turn after]", got)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule 13: while rows of a transaction are open, every call of the
+// Querier that needs the connection (Query, QueryRow and SendBatch take it
+// from a goroutine of their own, on the reader's behalf) returns
+// ErrConnBusy from the goroutine reading them, never waits for itself.
+func TestQuerierOpenRowsRefuseEveryQuerierCallFromTheSameGoroutine(t *testing.T) {
+	t.Parallel()
+	e, _ := pooledTable(t)
+	q := e.Querier()
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Query", func(ctx context.Context) error {
+			rows, err := q.Query(ctx, "SELECT 1")
+			if err == nil {
+				rows.Close()
+				err = rows.Err()
+			}
+			return err
+		}},
+		{"QueryRow", func(ctx context.Context) error {
+			var n int
+			return q.QueryRow(ctx, "SELECT 1").Scan(&n)
+		}},
+		{"SendBatch", func(ctx context.Context) error {
+			b := &pgx.Batch{}
+			b.Queue("SELECT 1")
+			return q.SendBatch(ctx, b).Close()
+		}},
+	}
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		rows, err := q.Query(ctx, "SELECT generate_series(1, 3)")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for _, c := range calls {
+			// A deadline turns a hang into a failure the test can read.
+			bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := c.call(bounded); !errors.Is(err, piccolo.ErrConnBusy) {
+				t.Errorf("%s while rows are open: %v, want ErrConnBusy", c.name, err)
+			}
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule 13: a block whose end needs no connection (a joined block) leaves
+// the reader's rows open, so a loop over them goes on; the root's end
+// closes them.
+func TestQuerierRowsStayOpenAcrossAJoinedBlock(t *testing.T) {
+	t.Parallel()
+	e, _ := pooledTable(t)
+	q := e.Querier()
+	var rows pgx.Rows
+	err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		var err error
+		rows, err = q.Query(ctx, "SELECT generate_series(1, 3)")
+		if err != nil {
+			return err
+		}
+		for i := 1; rows.Next(); i++ {
+			var n int
+			if err := rows.Scan(&n); err != nil || n != i {
+				return fmt.Errorf("row %d: %d, %v", i, n, err)
+			}
+			if i == 2 {
+				return nil // the root's end closes the rows
+			}
+			if err := e.Transaction(ctx, func(context.Context) error { return nil }); err != nil {
+				return fmt.Errorf("joined block inside the loop: %w", err)
+			}
+		}
+		return fmt.Errorf("the rows ended early: %v", rows.Err())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Next() {
+		t.Error("rows closed by the root's end gave a row")
 	}
 	assertNoBorrowed(t, e)
 }

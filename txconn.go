@@ -84,7 +84,7 @@ func (c *txConn) lock(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if id := c.scanner.Load(); id != 0 && id == goroutineID() {
+	if id := c.scanner.Load(); id != 0 && id == callerID(ctx) {
 		return errScanBusy
 	}
 	select {
@@ -119,6 +119,24 @@ func goroutineID() uint64 {
 		id = id*10 + uint64(ch-'0')
 	}
 	return id
+}
+
+// callerKey is the context key of the goroutine a call runs for, when
+// another goroutine runs it (a Querier's rows: see Querier.hold).
+type callerKey struct{}
+
+// callerID returns the id of the goroutine ctx's call runs for: the one
+// withCaller recorded, else the calling goroutine.
+func callerID(ctx context.Context) uint64 {
+	if id, ok := ctx.Value(callerKey{}).(uint64); ok {
+		return id
+	}
+	return goroutineID()
+}
+
+// withCaller returns ctx recording that its call runs for goroutine id.
+func withCaller(ctx context.Context, id uint64) context.Context {
+	return context.WithValue(ctx, callerKey{}, id)
 }
 
 // nextSavepointName generates savepoint_1, savepoint_2..., skipping names

@@ -76,9 +76,9 @@ import (
 //     (ErrCommitRolledBack wrapping ctx's error), and rollbacks run with a
 //     cleanup context bounded by closeTimeout. Ending waits for statements
 //     other goroutines run; from a scan callback, an end that needs the
-//     connection returns ErrConnBusy and changes nothing. An end from the
-//     goroutine whose Querier rows or batch results are still open closes
-//     them first (reading what is left), then ends as usual.
+//     connection returns ErrConnBusy and changes nothing. An end that
+//     needs the connection, from the goroutine whose Querier rows or batch
+//     results are still open, closes them first (rule 13).
 //  10. After a COMMIT or ROLLBACK sent as SQL, ending any block sends
 //     nothing and returns ErrTransactionDone; the block and those open
 //     inside it are neither Committed nor RolledBack and no hook runs (the
@@ -102,6 +102,17 @@ import (
 //     names no savepoint: the server answers its RollbackTo with 3B001
 //     (or, as PostgreSQL resolves names, rolls back to an older savepoint
 //     of the same name).
+//  13. Rows from Querier.Query (and SendBatch's results) inside a
+//     transaction hold its connection until closed. While they are open, a
+//     statement, FETCH, CLOSE or Querier call through the transaction from
+//     the goroutine reading them returns ErrConnBusy at once, before the
+//     transaction's state is looked at, and sends nothing; queuing a
+//     SAVEPOINT, registering a hook and opening a block need no connection
+//     and work. An end that needs the connection (the root's; a savepoint
+//     block's whose SAVEPOINT, or that of a block inside it, was sent)
+//     closes them first, reading what is left; after that they give no
+//     rows and no error. A joined block, or a savepoint block never sent,
+//     ends without touching them: a loop over the rows goes on.
 
 // Commit commits the transaction. For the outermost transaction it sends
 // COMMIT (nothing, if no statement ran) and releases the connection; a

@@ -152,6 +152,9 @@ func (m *model) closeCursor(b *batch, c *ctxNode) Class {
 		return OK
 	}
 	cn := x.c
+	if cn.held != nil {
+		return Busy // rule 13: the cursor stays open until the transaction ends
+	}
 	if e := cn.flush(); e != 0 {
 		return e
 	}

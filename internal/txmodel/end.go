@@ -10,6 +10,9 @@ func (m *model) finish(h *handle, commit bool, c *ctxNode) Class {
 	if !h.active() {
 		return TxDone // rule 7: Commit or Rollback of an ended block
 	}
+	if rs := h.c.held; rs != nil && needsConn(h) {
+		closeRows(rs) // rule 13: an end that needs the connection closes the rows first
+	}
 	// Rule 10 cannot happen: a COMMIT or ROLLBACK sent as SQL is refused
 	// (see statement).
 	ctxErr := c.err() // rule 9: ending goes on whatever ctx says
@@ -53,6 +56,22 @@ func (m *model) finish(h *handle, commit bool, c *ctxNode) Class {
 	m.runHooks(hooks, "r", h.parent)
 	m.runHooks(own, prefix, h.parent)
 	return e
+}
+
+// needsConn reports whether ending h needs its connection: h is the root,
+// or h or a savepoint block open inside it sent its SAVEPOINT. A joined
+// block, and a savepoint block whose SAVEPOINT (and those of the blocks
+// inside it) is still queued, end without it.
+func needsConn(h *handle) bool {
+	if h.kind == root || h.kind == savepointBlock && h.c.sent(h) {
+		return true
+	}
+	for _, x := range h.openInside() {
+		if x.kind == savepointBlock && h.c.sent(x) {
+			return true
+		}
+	}
+	return false
 }
 
 // rolledBackErr is what a Commit that rolled back, or a Rollback, returns.

@@ -26,6 +26,7 @@ type gen struct {
 	sps    int
 	bats   int
 	hooks  int
+	qrows  int // rows opened by the Querier
 }
 
 // weighted picks an index with probability proportional to its weight.
@@ -84,6 +85,9 @@ func (g *gen) op(depth int) Op {
 		2*in,             // OnRollback
 		1*in,             // Cancel
 		1*in,             // SQLCommit, SQLRollback
+		2,                // RowsOpen
+		2*refs(g.qrows),  // RowsRead
+		1*refs(g.qrows),  // RowsClose
 	) {
 	case 0:
 		op = Op{Kind: Insert, Row: g.row()}
@@ -125,6 +129,15 @@ func (g *gen) op(depth int) Op {
 		return Op{Kind: Cancel}
 	case 20:
 		op = Op{Kind: []Kind{SQLCommit, SQLRollback}[g.r.IntN(2)]}
+	case 21:
+		g.qrows++
+		op = Op{Kind: RowsOpen, Ref: g.qrows}
+	case 22, 23:
+		op = Op{Kind: []Kind{RowsRead, RowsRead, RowsClose}[g.r.IntN(3)], Ref: 1 + g.r.IntN(g.qrows)}
+	}
+	switch op.Kind {
+	case Insert, InsertDup, DivZero, CountCursors, SQLCommit, SQLRollback:
+		op.Querier = g.r.IntN(3) == 0
 	}
 	op.Expired = g.r.IntN(20) == 0
 	// Through the enclosing block's ctx: a goroutine or closure that kept

@@ -11,7 +11,7 @@ import (
 // Run runs p on the model and returns what the engine must report.
 func Run(p Program) Outcome {
 	m := &model{committed: map[int]bool{0: true}, hookRows: map[int]int{},
-		sps: map[int]*spRef{}, batches: map[int]*batch{}}
+		sps: map[int]*spRef{}, batches: map[int]*batch{}, rowsets: map[int]*rowset{}}
 	m.ops(p, &frame{ctx: &ctxNode{}}, "")
 	for _, b := range m.batches { // the program's deferred Close
 		m.closeBatch(b, &ctxNode{})
@@ -25,6 +25,7 @@ type model struct {
 	hookRows  map[int]int // the row a hook inserts, by hook number
 	sps       map[int]*spRef
 	batches   map[int]*batch
+	rowsets   map[int]*rowset
 	results   []Result
 	cursors   int // numbers cursors
 	generated int // numbers generated savepoint names
@@ -120,8 +121,30 @@ func (m *model) op(op Op, f *frame, path string) {
 		m.addHook(h, op.Ref, op.Kind == OnCommit)
 	case Cancel:
 		f.ctx.canceled = true
+	case RowsOpen:
+		r.Err, r.Value = m.openRows(op.Ref, rowsCtx(op, f))
+	case RowsRead, RowsClose:
+		rs := m.rowsets[op.Ref]
+		if rs == nil {
+			r.Skipped = true
+			break
+		}
+		if op.Kind == RowsRead {
+			r.Value = m.readRows(rs)
+		} else {
+			closeRows(rs)
+		}
 	}
 	m.record(r, h, c)
+}
+
+// rowsCtx is the ctx RowsOpen runs with: its ctx without cancellation
+// (context.WithoutCancel), with a deadline passed when the operation says
+// so. pgx reads rows under the ctx of the Query, and a cancel while rows
+// are open races with the rows buffered already; programs do not test pgx.
+func rowsCtx(op Op, f *frame) *ctxNode {
+	c := opCtx(Op{Outer: op.Outer}, f)
+	return &ctxNode{h: c.h, expired: op.Expired}
 }
 
 // record completes r with what the program sees after the call.
@@ -137,13 +160,17 @@ func (m *model) record(r Result, h *handle, c *ctxNode) {
 // send runs do on h's connection as the engine runs a statement through h
 // (rule 2): h and every enclosing block open, the transaction not
 // rollback-only, else ErrTransactionDone; h top or inside
-// it, else ErrConnBusy (a Batch's FETCH and CLOSE, cursor, are exempt). A
+// it, else ErrConnBusy (a Batch's FETCH and CLOSE, cursor, are exempt);
+// no Querier rows open on the connection, else ErrConnBusy (rule 13). A
 // ctx that has ended sends nothing. Refused, nothing changes; else the
 // pending SAVEPOINTs go first.
 func (m *model) send(h *handle, c *ctxNode, cursor bool, do func(*conn) Class) Class {
 	busy := !cursor && h.outsideTop()
+	held := h.c.held != nil // rule 13
 	if e := c.err(); e != 0 {
 		switch { // the engine may look at either first
+		case held:
+			e |= Busy
 		case !h.usable():
 			e |= TxDone
 		case busy:
@@ -152,6 +179,8 @@ func (m *model) send(h *handle, c *ctxNode, cursor bool, do func(*conn) Class) C
 		return e
 	}
 	switch {
+	case held:
+		return Busy
 	case !h.usable():
 		return TxDone
 	case busy:

@@ -13,7 +13,7 @@
 // blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
 // 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
 // batch.go; state.go is the server side, with the SAVEPOINTs an aborted
-// transaction refuses (rule 12).
+// transaction refuses (rule 12); rows.go the Querier's open rows (rule 13).
 package txmodel
 
 import (
@@ -48,6 +48,9 @@ const (
 	Cancel                     // cancel the ctx the innermost block was started with
 	SQLCommit                  // Exec "COMMIT": refused inside a transaction, which it would end behind the engine's back
 	SQLRollback                // Exec "ROLLBACK", as SQLCommit
+	RowsOpen                   // rows[Ref] = Querier().Query(ctx, the program's rows); rows[Ref].Next() (rule 13)
+	RowsRead                   // read rows[Ref] to its end (Next until false), which closes it
+	RowsClose                  // rows[Ref].Close()
 )
 
 // End is how a block ends.
@@ -90,6 +93,11 @@ type Op struct {
 	// Outer runs the operation with the ctx of the block enclosing the
 	// innermost one (a goroutine still holding the outer ctx).
 	Outer bool
+	// Querier runs a statement (Insert, InsertDup, DivZero, CountCursors,
+	// SQLCommit, SQLRollback) through Querier().Exec (QueryRow for the
+	// cursor count) instead of the engine's Exec: the outcome is the same,
+	// as the Querier routes every call like the engine.
+	Querier bool
 }
 
 // Item is one query queued in an Atomic.
@@ -135,6 +143,9 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 	inner := ctxName(depth + 1)
 	line := func(format string, args ...any) {
 		fmt.Fprintf(b, "%s"+format+"\n", append([]any{indent}, args...)...)
+	}
+	if op.Querier {
+		ctx = "querier, " + ctx
 	}
 	switch op.Kind {
 	case Insert:
@@ -190,6 +201,12 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("exec(%s, \"ROLLBACK\")", ctx)
 	case Cancel:
 		line("cancel%d()", depth)
+	case RowsOpen:
+		line("rows%d, _ := q.Query(%s, rows); rows%d.Next()", op.Ref, ctx, op.Ref)
+	case RowsRead:
+		line("for rows%d.Next() {}", op.Ref)
+	case RowsClose:
+		line("rows%d.Close()", op.Ref)
 	}
 }
 

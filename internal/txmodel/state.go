@@ -54,6 +54,7 @@ type conn struct {
 	cursors map[int]int
 	aborted bool      // a statement failed: the server refuses all but ROLLBACK (TO)
 	open    []*handle // the nested blocks opened so far, in order
+	held    *rowset   // a Querier's open rows reading from it (rule 13)
 }
 
 func newConn() *conn {
