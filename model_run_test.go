@@ -152,6 +152,12 @@ func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
 		f.cancel()
 	case txmodel.RowsOpen:
 		res.Value, err = r.openRows(op, f)
+	case txmodel.ScanInsert:
+		err = r.e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT 1"}, func(pgx.Rows) error {
+			_, inner := r.e.Exec(ctx, r.insertQ(op.Row))
+			res.Value = (classify(inner) &^ txmodel.AnyErr).String() // its classes, as the model names them
+			return nil
+		})
 	case txmodel.RowsRead, txmodel.RowsClose:
 		rows := r.rows[op.Ref]
 		if rows == nil {

@@ -88,6 +88,7 @@ func (g *gen) op(depth int) Op {
 		2,                // RowsOpen
 		2*refs(g.qrows),  // RowsRead
 		1*refs(g.qrows),  // RowsClose
+		1,                // ScanInsert
 	) {
 	case 0:
 		op = Op{Kind: Insert, Row: g.row()}
@@ -134,6 +135,8 @@ func (g *gen) op(depth int) Op {
 		op = Op{Kind: RowsOpen, Ref: g.qrows}
 	case 22, 23:
 		op = Op{Kind: []Kind{RowsRead, RowsRead, RowsClose}[g.r.IntN(3)], Ref: 1 + g.r.IntN(g.qrows)}
+	case 24:
+		op = Op{Kind: ScanInsert, Row: g.row()}
 	}
 	switch op.Kind {
 	case Insert, InsertDup, DivZero, CountCursors, SQLCommit, SQLRollback:

@@ -123,6 +123,8 @@ func (m *model) op(op Op, f *frame, path string) {
 		f.ctx.canceled = true
 	case RowsOpen:
 		r.Err, r.Value = m.openRows(op.Ref, rowsCtx(op, f))
+	case ScanInsert:
+		r.Err, r.Value = m.scanInsert(op.Row, c)
 	case RowsRead, RowsClose:
 		rs := m.rowsets[op.Ref]
 		if rs == nil {
@@ -219,6 +221,31 @@ func (m *model) statement(k Kind, row int, c *ctxNode) (Class, string) {
 		return e
 	})
 	return e, value
+}
+
+// scanInsert is QueryFunc of one row whose scan callback inserts row with
+// the same ctx. Outside a transaction the insert takes a pooled connection
+// of its own and commits; inside one it is ErrConnBusy (rule 2: the
+// callback runs while its statement holds the connection), sending
+// nothing. The value says what the insert returned: "nil" or its classes.
+func (m *model) scanInsert(row int, c *ctxNode) (Class, string) {
+	if c.h == nil {
+		if e := c.err(); e != 0 {
+			return e, ""
+		}
+		inner, _ := m.statement(Insert, row, c)
+		return OK, inner.String()
+	}
+	e := m.send(c.h, c, false, func(cn *conn) Class {
+		if cn.aborted {
+			return InFailedTx
+		}
+		return OK
+	})
+	if e != OK {
+		return e, ""
+	}
+	return OK, Busy.String()
 }
 
 // savepoint is cur.Savepoint: queued, sent before the next statement.

@@ -51,6 +51,7 @@ const (
 	RowsOpen                   // rows[Ref] = Querier().Query(ctx, the program's rows); rows[Ref].Next() (rule 13)
 	RowsRead                   // read rows[Ref] to its end (Next until false), which closes it
 	RowsClose                  // rows[Ref].Close()
+	ScanInsert                 // QueryFunc(ctx, "SELECT 1", a callback that inserts row Row with ctx); Value: what the insert returned (rule 2)
 )
 
 // End is how a block ends.
@@ -207,6 +208,8 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("for rows%d.Next() {}", op.Ref)
 	case RowsClose:
 		line("rows%d.Close()", op.Ref)
+	case ScanInsert:
+		line("queryFunc(%s, \"SELECT 1\", func() { insert(%s, %d) })", ctx, ctx, op.Row)
 	}
 }
 
