@@ -59,6 +59,9 @@ type PostgresEngine struct {
 	poolMu sync.Mutex // serialises starting and closing the pool
 	pool   atomic.Pointer[pgxpool.Pool]
 
+	idleStatOnce sync.Once
+	idleStat     *pgxpool.Stat // Stat without a running pool
+
 	described      sync.Map     // SQL → *pgconn.StatementDescription: Atomic's checks, statements riding with BEGIN
 	describedCount atomic.Int64 // bounds described
 

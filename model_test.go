@@ -141,9 +141,9 @@ func (h *modelHarness) newRun(ctx context.Context, hooks *hookLog) (*programRun,
 // (a dead connection counts as borrowed until the pool destroys it).
 func waitReturned(e *piccolo.PostgresEngine) error {
 	deadline := time.Now().Add(2 * time.Second)
-	for e.Stats().AcquiredConns != 0 {
+	for e.Stat().AcquiredConns() != 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d connections still borrowed after the program", e.Stats().AcquiredConns)
+			return fmt.Errorf("%d connections still borrowed after the program", e.Stat().AcquiredConns())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
