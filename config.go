@@ -70,8 +70,9 @@ type PostgresConfig struct {
 	// Configure, when set, adjusts the parsed pgx configuration before the
 	// engine uses it: TLS, a custom DialFunc, AfterConnect and other pgx
 	// settings the fields above do not cover. Its ConnConfig also serves
-	// one-shot connections. Tracers belong in Tracer: the engine sets
-	// ConnConfig.Tracer after Configure runs.
+	// one-shot connections. A tracer it sets in ConnConfig.Tracer (as pgx
+	// integrations such as otelpgx are usually installed) runs beside
+	// Tracer and the engine's logging: the engine composes them all.
 	Configure func(*pgxpool.Config)
 }
 
@@ -152,6 +153,9 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		}
 	}
 	var tracers []pgx.QueryTracer
+	if t := poolConfig.ConnConfig.Tracer; t != nil { // Configure's
+		tracers = append(tracers, t)
+	}
 	if cfg.Tracer != nil {
 		tracers = append(tracers, cfg.Tracer)
 	}
@@ -159,9 +163,10 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		tracers = append(tracers, &queryLogger{engine: e})
 	}
 	switch len(tracers) {
+	case 0:
 	case 1:
 		e.tracer = tracers[0]
-	case 2:
+	default:
 		e.tracer = multitracer.New(tracers...)
 	}
 	poolConfig.ConnConfig.Tracer = e.tracer
