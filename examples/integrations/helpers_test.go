@@ -2,6 +2,8 @@ package integrations_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/piccolo-go/piccolo"
@@ -33,4 +35,9 @@ func mustExec(t *testing.T, ctx context.Context, e *piccolo.PostgresEngine, sql 
 	if _, err := e.Querier().Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// newTextLogger returns a logger writing text records to w.
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
 }

@@ -1,0 +1,112 @@
+package integrations_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/piccolo-go/piccolo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// newTracing returns a tracer provider whose spans the returned recorder
+// keeps in memory, and a context under a recording root span of it (otelpgx
+// makes statement spans only under a recording span).
+func newTracing(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder, context.Context, trace.Span) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ctx, root := tp.Tracer("test").Start(context.Background(), "test")
+	return tp, rec, ctx, root
+}
+
+// statementSpans returns the SQL of the ended statement spans otelpgx made
+// (named "query " and the full SQL), in the order they ended, and their
+// parents. pgx's own describe steps ("prepare ...") and pool acquisitions
+// are left out.
+func statementSpans(rec *tracetest.SpanRecorder, root trace.Span) (sqls []string, parents []trace.SpanID) {
+	for _, s := range rec.Ended() {
+		sql, ok := strings.CutPrefix(s.Name(), "query ")
+		if !ok || s.InstrumentationScope().Name != "github.com/exaring/otelpgx" {
+			continue
+		}
+		sqls = append(sqls, sql)
+		parents = append(parents, s.Parent().SpanID())
+	}
+	return sqls, parents
+}
+
+// The real otelpgx tracer, installed as pgx documents it (ConnConfig.Tracer
+// through Configure), runs beside the engine's own logging and makes one
+// span per statement the engine sends: BEGIN and SAVEPOINT (pipelined with
+// the statement that needs them), the statements, the cursor's DECLARE,
+// FETCH and CLOSE, RELEASE and COMMIT, each a child of the caller's span.
+func TestOtelpgxSpanPerStatement(t *testing.T) {
+	t.Parallel()
+	tp, rec, ctx, root := newTracing(t)
+	var logged strings.Builder
+	e := newEngine(t, piccolo.PostgresConfig{
+		Configure: func(c *pgxpool.Config) {
+			c.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithFullSQLInSpanName(), otelpgx.WithQuerySpanNamePrefix())
+		},
+		LogQueries: true, Logger: newTextLogger(&logged),
+	})
+	mustExec(t, context.Background(), e, "CREATE TABLE t (v int)")
+	// Twice: the first pass describes the INSERTs (in the pipeline of
+	// BEGIN and SAVEPOINT), the second sends them in it (the engine's
+	// description cache; roundtrip_test.go counts those round trips).
+	for range 2 {
+		if err := tracedWork(ctx, t, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root.End()
+	got, parents := statementSpans(rec, root)
+	wants := []string{"BEGIN", "INSERT INTO t VALUES (1)", `SAVEPOINT "piccolo nested 1"`, "INSERT INTO t VALUES (2)",
+		`RELEASE SAVEPOINT "piccolo nested 1"`, "DECLARE", "FETCH FORWARD 10", "CLOSE", "COMMIT"}
+	i := 0
+	for pass := range 2 {
+		for _, want := range wants {
+			j := slices.IndexFunc(got[i:], func(s string) bool { return strings.HasPrefix(s, want) })
+			if j < 0 {
+				t.Fatalf("pass %d: no span %q after %q; spans: %q", pass+1, want, got[:i], got)
+			}
+			i += j + 1
+			if parents[i-1] != root.SpanContext().SpanID() {
+				t.Errorf("span %q is not a child of the caller's span", got[i-1])
+			}
+		}
+	}
+	if !strings.Contains(logged.String(), "FETCH FORWARD 10") {
+		t.Error("the engine's logging stopped beside otelpgx")
+	}
+}
+
+// tracedWork runs a transaction with a statement, a savepoint block of one
+// statement and a cursor read.
+func tracedWork(ctx context.Context, t *testing.T, e *piccolo.PostgresEngine) error {
+	return e.Transaction(ctx, func(ctx context.Context) error {
+		mustExec(t, ctx, e, "INSERT INTO t VALUES (1)") // rides with BEGIN
+		err := e.Transaction(ctx, func(ctx context.Context) error {
+			mustExec(t, ctx, e, "INSERT INTO t VALUES (2)") // rides with SAVEPOINT
+			return nil
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		if err != nil {
+			return err
+		}
+		b, err := e.Batch(ctx, piccolo.Raw("SELECT v FROM t"), piccolo.BatchSize(10))
+		if err != nil {
+			return err
+		}
+		if _, err := b.Next(ctx); err != nil {
+			return err
+		}
+		return b.Close(ctx)
+	})
+}
