@@ -44,6 +44,10 @@ type PostgresConfig struct {
 	// implement pgx's BatchTracer, ConnectTracer, PrepareTracer and pgxpool's
 	// AcquireTracer and ReleaseTracer.
 	Tracer pgx.QueryTracer
+	// TxTracer, when set, is told when each transaction block opens and
+	// ends (see TxTracer); the piccolootel module makes OpenTelemetry spans
+	// of them.
+	TxTracer TxTracer
 	// QueryExecMode is how pgx sends statements; zero keeps the DSN's
 	// default_query_exec_mode, else pgx's default (named prepared statements,
 	// cached per connection). Behind PgBouncer in transaction pooling mode
@@ -139,6 +143,7 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		logger:         cfg.Logger,
 		logQueries:     cfg.LogQueries,
 		logResponses:   cfg.LogResponses,
+		txTracer:       cfg.TxTracer,
 		nodes:          make(map[string]*PostgresEngine, len(cfg.ExtraNodes)),
 	}
 	if e.logger == nil {

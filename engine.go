@@ -48,6 +48,7 @@ type PostgresEngine struct {
 	poolConfig     *pgxpool.Config
 	acquireTimeout time.Duration
 	tracer         pgx.QueryTracer // the user's and the logger, composed; nil if neither
+	txTracer       TxTracer        // nil: blocks are not traced
 	fetchMode      pgx.QueryExecMode
 	extensions     []string
 	logger         *slog.Logger
