@@ -10,6 +10,7 @@ require (
 	github.com/georgysavva/scany/v2 v2.1.4
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/piccolo-go/piccolo v0.0.0-00010101000000-000000000000
+	github.com/piccolo-go/piccolo/piccolootel v0.0.0-00010101000000-000000000000
 	github.com/pressly/goose/v3 v3.30.0
 	github.com/prometheus/client_golang v1.25.0
 	go.opentelemetry.io/otel/sdk v1.47.0
@@ -44,3 +45,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/piccolo-go/piccolo/piccolootel => ../../piccolootel

@@ -2,6 +2,7 @@ package integrations_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/piccolootel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -109,4 +111,47 @@ func tracedWork(ctx context.Context, t *testing.T, e *piccolo.PostgresEngine) er
 		}
 		return b.Close(ctx)
 	})
+}
+
+// With piccolootel's TxTracer beside otelpgx, every statement span is a
+// child of the span of the block it ran in: BEGIN and the first statement
+// of the root's, SAVEPOINT and what ran inside of the savepoint block's,
+// and the statements that end a block (ROLLBACK TO, COMMIT) of the block
+// they end.
+func TestStatementSpansAreChildrenOfTheirBlock(t *testing.T) {
+	t.Parallel()
+	tp, rec, ctx, root := newTracing(t)
+	e := newEngine(t, piccolo.PostgresConfig{
+		Tracer:   otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithFullSQLInSpanName(), otelpgx.WithQuerySpanNamePrefix()),
+		TxTracer: piccolootel.NewTxTracer(piccolootel.WithTracerProvider(tp)),
+	})
+	errUndo := errors.New("undo")
+	err := e.Transaction(ctx, func(ctx context.Context) error {
+		mustExec(t, ctx, e, "SELECT 1")
+		_ = e.Transaction(ctx, func(ctx context.Context) error {
+			mustExec(t, ctx, e, "SELECT 2")
+			return errUndo
+		}, piccolo.Nesting(piccolo.NestSavepoint))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	names := map[trace.SpanID]string{}
+	for _, s := range rec.Ended() {
+		names[s.SpanContext().SpanID()] = s.Name()
+	}
+	var got []string
+	for _, s := range rec.Ended() {
+		if sql, ok := strings.CutPrefix(s.Name(), "query "); ok {
+			got = append(got, strings.Fields(sql)[0]+" in "+names[s.Parent().SpanID()])
+		}
+	}
+	want := []string{"BEGIN in transaction", "SELECT in transaction",
+		"SAVEPOINT in transaction savepoint block", "SELECT in transaction savepoint block",
+		"ROLLBACK in transaction savepoint block", "COMMIT in transaction"}
+	if !slices.Equal(got, want) {
+		t.Errorf("statement spans\n%q\nwant\n%q", got, want)
+	}
 }
