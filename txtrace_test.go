@@ -145,3 +145,47 @@ func TestTxTracerSeesBlocksEndedByAnEnclosingEnd(t *testing.T) {
 		t.Errorf("TxTracer saw\n%q\nwant\n%q", events, want)
 	}
 }
+
+// balanceTracer is a TxTracer checking that each block reported opened is
+// reported ended once, and no other block is: TestModel and
+// TestModelConcurrent run with it.
+type balanceTracer struct {
+	mu      sync.Mutex
+	next    int
+	open    map[int]bool // reported opened, not ended
+	mistake error        // the first end reported wrongly
+}
+
+type balanceKey struct{}
+
+func (b *balanceTracer) TraceTxStart(ctx context.Context, _ piccolo.TraceTxStartData) context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next++
+	b.open[b.next] = true
+	return context.WithValue(ctx, balanceKey{}, b.next)
+}
+
+func (b *balanceTracer) TraceTxEnd(ctx context.Context, _ piccolo.TraceTxEndData) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id, _ := ctx.Value(balanceKey{}).(int)
+	if !b.open[id] && b.mistake == nil {
+		b.mistake = fmt.Errorf("TxTracer: block %d reported ended, but it is not open", id)
+	}
+	delete(b.open, id)
+}
+
+// unbalanced returns the first wrong end reported, or names a block
+// reported opened and never ended.
+func (b *balanceTracer) unbalanced() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mistake != nil {
+		return b.mistake
+	}
+	for id := range b.open {
+		return fmt.Errorf("TxTracer: block %d was reported opened, never ended (%d blocks open)", id, len(b.open))
+	}
+	return nil
+}
