@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
 	"github.com/piccolo-go/piccolo/piccolootel"
@@ -48,7 +49,8 @@ func statementSpans(rec *tracetest.SpanRecorder, root trace.Span) (sqls []string
 // through Configure), runs beside the engine's own logging and makes one
 // span per statement the engine sends: BEGIN and SAVEPOINT (pipelined with
 // the statement that needs them), the statements, the cursor's DECLARE,
-// FETCH and CLOSE, RELEASE and COMMIT, each a child of the caller's span.
+// FETCH and CLOSE, RELEASE and COMMIT, each a child of the caller's span,
+// and each query of a pipelined pgx batch (Atomic, Querier.SendBatch).
 func TestOtelpgxSpanPerStatement(t *testing.T) {
 	t.Parallel()
 	tp, rec, ctx, root := newTracing(t)
@@ -68,10 +70,34 @@ func TestOtelpgxSpanPerStatement(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// pgx batches, Atomic's and the Querier's, report each queued query.
+	if err := e.Atomic().Add(piccolo.Raw("INSERT INTO t VALUES (3)"), piccolo.Raw("INSERT INTO t VALUES (4)")).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT 5")
+	b.Queue("SELECT 6")
+	if err := e.Querier().SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
 	root.End()
+	var batched []string
+	for _, s := range rec.Ended() {
+		if sql, ok := strings.CutPrefix(s.Name(), "batch query "); ok {
+			batched = append(batched, sql)
+		}
+	}
+	// Atomic sends a statement not yet described alone, after those
+	// before it (atomic.go): the first time, INSERT (4) is a query span.
+	if want := []string{"INSERT INTO t VALUES (3)", "SELECT 5", "SELECT 6"}; !slices.Equal(batched, want) {
+		t.Errorf("batch query spans %q, want %q", batched, want)
+	}
 	got, parents := statementSpans(rec, root)
 	wants := []string{"BEGIN", "INSERT INTO t VALUES (1)", `SAVEPOINT "piccolo nested 1"`, "INSERT INTO t VALUES (2)",
 		`RELEASE SAVEPOINT "piccolo nested 1"`, "DECLARE", "FETCH FORWARD 10", "CLOSE", "COMMIT"}
+	if !slices.Contains(got, "INSERT INTO t VALUES (4)") {
+		t.Errorf("Atomic's second INSERT has no span; spans: %q", got)
+	}
 	i := 0
 	for pass := range 2 {
 		for _, want := range wants {
