@@ -2,6 +2,7 @@ package integrations_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -55,8 +56,21 @@ func TestPrometheusCollectorReadsTheEngine(t *testing.T) {
 	if got := gauge("pgxpool_max_conns", "replica"); got != 2 {
 		t.Errorf("replica max conns %v, want 2", got)
 	}
+	primary := pgxpoolprometheus.NewCollector(e, map[string]string{"node": "primary"})
+	// acquired compares the scrape of one metric, as Prometheus reads it.
+	acquired := func(want int) {
+		t.Helper()
+		text := "# HELP pgxpool_acquired_conns Number of currently acquired connections in the pool.\n" +
+			"# TYPE pgxpool_acquired_conns gauge\n" +
+			fmt.Sprintf("pgxpool_acquired_conns{node=\"primary\"} %d\n", want)
+		if err := testutil.CollectAndCompare(primary, strings.NewReader(text), "pgxpool_acquired_conns"); err != nil {
+			t.Error(err)
+		}
+	}
+	acquired(0)
 	err = e.Transaction(ctx, func(ctx context.Context) error {
 		mustExec(t, ctx, e, "SELECT 1")
+		acquired(1) // the transaction's connection
 		if got := gauge("pgxpool_acquired_conns", "primary"); got != 1 {
 			t.Errorf("acquired while a transaction runs: %v, want 1", got)
 		}
@@ -71,13 +85,13 @@ func TestPrometheusCollectorReadsTheEngine(t *testing.T) {
 	if got := gauge("pgxpool_acquire_count", "primary"); got < 2 {
 		t.Errorf("acquire count %v, want the ping's and the transaction's", got)
 	}
-	// testutil's text comparison of one metric, as a Prometheus scrape shows it.
-	want := "# HELP pgxpool_acquired_conns Number of currently acquired connections in the pool.\n" +
-		"# TYPE pgxpool_acquired_conns gauge\n" +
-		"pgxpool_acquired_conns{node=\"replica\"} 0\n"
-	if err := testutil.CollectAndCompare(pgxpoolprometheus.NewCollector(node, map[string]string{"node": "replica"}),
-		strings.NewReader(want), "pgxpool_acquired_conns"); err != nil {
-		t.Error(err)
+	acquired(0)
+	before := gauge("pgxpool_acquire_count", "replica")
+	if _, err := e.Exec(ctx, piccolo.Raw("SELECT 1"), piccolo.OnNode("replica")); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauge("pgxpool_acquire_count", "replica"); got != before+1 {
+		t.Errorf("the node's acquire count went from %v to %v after a statement on it, want +1", before, got)
 	}
 	e.Close()
 	if got := gauge("pgxpool_total_conns", "primary"); got != 0 {
