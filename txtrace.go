@@ -121,6 +121,11 @@ func (t *PostgresTransaction) traceStart(ctx context.Context, o txOptions) conte
 	c.mu.Lock()
 	c.traced = append(c.traced, t)
 	c.mu.Unlock()
+	if !t.active() {
+		// An enclosing block ended (another goroutine) before t was
+		// listed: its report may have missed t.
+		t.traceEnd(nil)
+	}
 	return t.traceCtx
 }
 
