@@ -147,7 +147,7 @@ func TestBatchNeverClosedIsReclaimed(t *testing.T) {
 		// Dropped here without Close.
 	}()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().AcquiredConns != 0 {
+	for e.Stat().AcquiredConns() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the connection of a batch that was never closed was not reclaimed")
 		}

@@ -44,6 +44,10 @@ type PostgresConfig struct {
 	// implement pgx's BatchTracer, ConnectTracer, PrepareTracer and pgxpool's
 	// AcquireTracer and ReleaseTracer.
 	Tracer pgx.QueryTracer
+	// TxTracer, when set, is told when each transaction block opens and
+	// ends (see TxTracer); the piccolootel module makes OpenTelemetry spans
+	// of them.
+	TxTracer TxTracer
 	// QueryExecMode is how pgx sends statements; zero keeps the DSN's
 	// default_query_exec_mode, else pgx's default (named prepared statements,
 	// cached per connection). Behind PgBouncer in transaction pooling mode
@@ -70,8 +74,9 @@ type PostgresConfig struct {
 	// Configure, when set, adjusts the parsed pgx configuration before the
 	// engine uses it: TLS, a custom DialFunc, AfterConnect and other pgx
 	// settings the fields above do not cover. Its ConnConfig also serves
-	// one-shot connections. Tracers belong in Tracer: the engine sets
-	// ConnConfig.Tracer after Configure runs.
+	// one-shot connections. A tracer it sets in ConnConfig.Tracer (as pgx
+	// integrations such as otelpgx are usually installed) runs beside
+	// Tracer and the engine's logging: the engine composes them all.
 	Configure func(*pgxpool.Config)
 }
 
@@ -138,6 +143,7 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		logger:         cfg.Logger,
 		logQueries:     cfg.LogQueries,
 		logResponses:   cfg.LogResponses,
+		txTracer:       cfg.TxTracer,
 		nodes:          make(map[string]*PostgresEngine, len(cfg.ExtraNodes)),
 	}
 	if e.logger == nil {
@@ -152,6 +158,9 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		}
 	}
 	var tracers []pgx.QueryTracer
+	if t := poolConfig.ConnConfig.Tracer; t != nil { // Configure's
+		tracers = append(tracers, t)
+	}
 	if cfg.Tracer != nil {
 		tracers = append(tracers, cfg.Tracer)
 	}
@@ -159,9 +168,10 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		tracers = append(tracers, &queryLogger{engine: e})
 	}
 	switch len(tracers) {
+	case 0:
 	case 1:
 		e.tracer = tracers[0]
-	case 2:
+	default:
 		e.tracer = multitracer.New(tracers...)
 	}
 	poolConfig.ConnConfig.Tracer = e.tracer

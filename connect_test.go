@@ -176,22 +176,29 @@ func TestNewTransactionInAFinishedTransactionsContextSaysWhy(t *testing.T) {
 	}
 }
 
-// TestStatsIsSafeWithoutAPool pins that Stats can be read at any time: the
-// zero PoolStats (Running false) without a pool, live figures with one.
-func TestStatsIsSafeWithoutAPool(t *testing.T) {
+// TestStatIsSafeWithoutAPool pins that Stat can be read at any time, as
+// pool collectors do: without a pool, a snapshot of a pool that never ran
+// (zeros, MaxConns the configured limit), never nil; live figures with one.
+func TestStatIsSafeWithoutAPool(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, false, piccolo.PostgresConfig{MaxConns: 3})
-	if s := e.Stats(); s != (piccolo.PoolStats{}) {
-		t.Errorf("Stats without a pool = %+v, want the zero value", s)
+	idle := func(when string) {
+		t.Helper()
+		s := e.Stat()
+		if s == nil || s.TotalConns() != 0 || s.AcquireCount() != 0 || s.NewConnsCount() != 0 || s.MaxConns() != 3 {
+			t.Errorf("Stat %s = %+v, want zeros and MaxConns 3", when, s)
+		}
 	}
+	idle("without a pool")
 	if err := e.StartConnectionPool(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s := e.Stats(); !s.Running || s.MaxConns != 3 || s.TotalConns < 1 {
-		t.Errorf("Stats with a pool = %+v, want Running, MaxConns 3 and the pinged connection", s)
+	if s := e.Stat(); s.MaxConns() != 3 || s.TotalConns() < 1 || s.NewConnsCount() < 1 {
+		t.Errorf("Stat with a pool: MaxConns %d, TotalConns %d; want 3 and the pinged connection", s.MaxConns(), s.TotalConns())
+	}
+	if got := e.Config().MaxConns; got != 3 {
+		t.Errorf("Config().MaxConns = %d, want 3", got)
 	}
 	e.Close()
-	if s := e.Stats(); s.Running {
-		t.Errorf("Stats after Close = %+v, want Running false", s)
-	}
+	idle("after Close")
 }

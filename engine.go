@@ -48,6 +48,7 @@ type PostgresEngine struct {
 	poolConfig     *pgxpool.Config
 	acquireTimeout time.Duration
 	tracer         pgx.QueryTracer // the user's and the logger, composed; nil if neither
+	txTracer       TxTracer        // nil: blocks are not traced
 	fetchMode      pgx.QueryExecMode
 	extensions     []string
 	logger         *slog.Logger
@@ -58,6 +59,9 @@ type PostgresEngine struct {
 
 	poolMu sync.Mutex // serialises starting and closing the pool
 	pool   atomic.Pointer[pgxpool.Pool]
+
+	idleStatOnce sync.Once
+	idleStat     *pgxpool.Stat // Stat without a running pool
 
 	described      sync.Map     // SQL → *pgconn.StatementDescription: Atomic's checks, statements riding with BEGIN
 	describedCount atomic.Int64 // bounds described

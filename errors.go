@@ -71,7 +71,8 @@ var (
 	// an engine after its Close: create a new engine instead.
 	ErrEngineClosed = errors.New("piccolo: the engine is closed")
 
-	// ErrNoPool is returned by CloseConnectionPool when no pool is running.
+	// ErrNoPool is returned by CloseConnectionPool and DB when no pool is
+	// running.
 	ErrNoPool = errors.New("piccolo: no connection pool is running")
 
 	// ErrTransactionControl is returned, before any I/O, for SQL that would

@@ -94,7 +94,7 @@ func TestFaultPoolExhausted(t *testing.T) {
 			})
 			wait("Batch", func(ctx context.Context) error { _, err := e.Batch(ctx, piccolo.Raw("SELECT 1")); return err })
 			wait("Atomic", func(ctx context.Context) error { return e.Atomic().Add(piccolo.Raw("SELECT 1")).Run(ctx) })
-			if got := e.Stats().AcquiredConns; got != 2 {
+			if got := e.Stat().AcquiredConns(); got != 2 {
 				t.Fatalf("%d borrowed, want the 2 held", got)
 			}
 			// One connection back: a waiting caller gets it.
@@ -137,7 +137,7 @@ func TestFaultPoolNeverExceedsMaxConns(t *testing.T) {
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
-			if n := int64(e.Stats().TotalConns); n > maxPool.Load() {
+			if n := int64(e.Stat().TotalConns()); n > maxPool.Load() {
 				maxPool.Store(n)
 			}
 			if i%10 == 0 {

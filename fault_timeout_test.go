@@ -224,7 +224,7 @@ func TestFaultCancelledContextEverywhere(t *testing.T) {
 	table := newTable(t, e)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "kept")
-	sent, acquired := written.Load(), e.Stats().AcquireCount
+	sent, acquired := written.Load(), e.Stat().AcquireCount()
 	txCancelled, cancelTx := context.WithCancel(ctx)
 	cancelTx()
 	if err := insert(txCancelled, e, table, "never sent"); !errors.Is(err, context.Canceled) {
@@ -248,7 +248,7 @@ func TestFaultCancelledContextEverywhere(t *testing.T) {
 	if n := written.Load(); n != sent {
 		t.Errorf("%d bytes sent with a cancelled context", n-sent)
 	}
-	if n := e.Stats().AcquireCount; n != acquired {
+	if n := e.Stat().AcquireCount(); n != acquired {
 		t.Errorf("%d connections acquired with a cancelled context", n-acquired)
 	}
 	// The transaction is intact: it commits what ran before.

@@ -158,12 +158,12 @@ func assertNoBorrowed(t testing.TB, e *piccolo.PostgresEngine) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		s := e.Stats()
-		if s.AcquiredConns == 0 {
+		s := e.Stat()
+		if s.AcquiredConns() == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still borrowed after 2s", s.AcquiredConns)
+			t.Fatalf("%d connections still borrowed after 2s", s.AcquiredConns())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -95,7 +95,7 @@ func (h *modelHarness) checkConcurrent(g [2][]txmodel.Op) string {
 	if !slices.Equal(wantHooks, gotHooks) {
 		return fmt.Sprintf("hooks run: want %v, got %v", wantHooks, gotHooks)
 	}
-	if err := waitReturned(h.e); err != nil {
+	if err := h.settled(); err != nil {
 		return err.Error()
 	}
 	return ""

@@ -62,14 +62,17 @@ func modelSeeds(t *testing.T, ciDefault int) (uint64, int) {
 
 // modelHarness runs programs on one engine and table.
 type modelHarness struct {
-	t     *testing.T
-	e     *piccolo.PostgresEngine
-	table string
-	progs atomic.Int64
+	t      *testing.T
+	e      *piccolo.PostgresEngine
+	table  string
+	progs  atomic.Int64
+	blocks *balanceTracer // every block the engine opens, reported ended once
 }
 
 func newModelHarness(t *testing.T) *modelHarness {
+	blocks := &balanceTracer{open: map[int]bool{}}
 	e := newEngine(t, true, piccolo.PostgresConfig{
+		TxTracer:       blocks,
 		MaxConns:       16,
 		AcquireTimeout: 5 * time.Second, // a leaked connection fails, never hangs
 		Logger:         slog.New(slog.DiscardHandler),
@@ -79,7 +82,7 @@ func newModelHarness(t *testing.T) *modelHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE "+table) })
-	return &modelHarness{t: t, e: e, table: table}
+	return &modelHarness{t: t, e: e, table: table, blocks: blocks}
 }
 
 // check runs p on the engine and the model; it returns "" when they agree.
@@ -125,7 +128,7 @@ func (h *modelHarness) run(p txmodel.Program) (txmodel.Outcome, error) {
 	if err != nil {
 		return txmodel.Outcome{}, fmt.Errorf("read committed rows: %w", err)
 	}
-	if err := waitReturned(h.e); err != nil {
+	if err := h.settled(); err != nil {
 		return txmodel.Outcome{}, err
 	}
 	return txmodel.Outcome{Results: r.res, Committed: rows}, nil
@@ -144,13 +147,22 @@ func (h *modelHarness) newRun(ctx context.Context, hooks *hookLog) (*programRun,
 // (a dead connection counts as borrowed until the pool destroys it).
 func waitReturned(e *piccolo.PostgresEngine) error {
 	deadline := time.Now().Add(2 * time.Second)
-	for e.Stats().AcquiredConns != 0 {
+	for e.Stat().AcquiredConns() != 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d connections still borrowed after the program", e.Stats().AcquiredConns)
+			return fmt.Errorf("%d connections still borrowed after the program", e.Stat().AcquiredConns())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
+}
+
+// settled waits for every connection to be back (waitReturned) and checks
+// that the TxTracer was told of the end of every block it was told of.
+func (h *modelHarness) settled() error {
+	if err := waitReturned(h.e); err != nil {
+		return err
+	}
+	return h.blocks.unbalanced()
 }
 
 // shrink drops operations from the failing program p while it still fails.

@@ -154,6 +154,7 @@ type txOptions struct {
 	readOnly    bool
 	maxAttempts int
 	retry       bool // Retry was given
+	attempt     int  // the run of Transaction's closure, from 1 (0: 1)
 }
 
 // Nesting sets what happens when a transaction is already running in the

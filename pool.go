@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -177,43 +176,42 @@ func (e *PostgresEngine) nodeList() []*PostgresEngine {
 	return nodes
 }
 
-// PoolStats is a snapshot of an engine's connection pool. Without a running
-// pool it is the zero value: Running is false and every count is zero.
-type PoolStats struct {
-	Running bool // a pool is running (StartConnectionPool, and no Close since)
-
-	AcquiredConns     int32 // borrowed right now
-	IdleConns         int32 // open and waiting to be borrowed
-	ConstructingConns int32 // being opened
-	TotalConns        int32 // all of the above
-	MaxConns          int32 // the pool's limit
-
-	AcquireCount         int64         // successful borrows since the pool started
-	EmptyAcquireCount    int64         // borrows that had to wait or open a connection
-	CanceledAcquireCount int64         // borrows whose context ended first
-	NewConnsCount        int64         // connections opened
-	AcquireDuration      time.Duration // time spent borrowing, in total
+// Stat returns a snapshot of the statistics of the engine's pool, as
+// pgxpool.Pool's Stat does, so that collectors written for a pgxpool.Pool
+// (otelpgx.RecordStats, pgxpoolprometheus) take the engine, or one of its
+// nodes, unchanged. It never returns nil: without a running pool (before
+// StartConnectionPool, after CloseConnectionPool or Close, in one-shot
+// mode) it is a snapshot of a pool that never ran: every count and
+// duration zero, MaxConns the configured limit.
+func (e *PostgresEngine) Stat() *pgxpool.Stat {
+	if p := e.pool.Load(); p != nil {
+		return p.Stat()
+	}
+	e.idleStatOnce.Do(func() { e.idleStat = neverRunStat(e.poolConfig) })
+	return e.idleStat
 }
 
-// Stats returns a snapshot of the pool's statistics; it is safe to call at
-// any time, with or without a pool.
-func (e *PostgresEngine) Stats() PoolStats {
-	p := e.pool.Load()
-	if p == nil {
-		return PoolStats{}
+// neverRunStat returns the statistics of a pool made from cfg that never
+// connected: pgxpool.Stat has no usable zero value, so a pool is created
+// with no minimum of connections (it connects to nothing) and closed at
+// once. NewWithConfig fails only below one connection (a pool that could
+// not start either): one is then the limit reported.
+func neverRunStat(cfg *pgxpool.Config) *pgxpool.Stat {
+	cfg = cfg.Copy()
+	cfg.MinConns, cfg.MinIdleConns = 0, 0
+	cfg.MaxConns = max(cfg.MaxConns, 1)
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		panic("piccolo: pgxpool refused a pool of one connection: " + err.Error()) // cannot happen: MaxConns >= 1
 	}
-	s := p.Stat()
-	return PoolStats{
-		Running:              true,
-		AcquiredConns:        s.AcquiredConns(),
-		IdleConns:            s.IdleConns(),
-		ConstructingConns:    s.ConstructingConns(),
-		TotalConns:           s.TotalConns(),
-		MaxConns:             s.MaxConns(),
-		AcquireCount:         s.AcquireCount(),
-		EmptyAcquireCount:    s.EmptyAcquireCount(),
-		CanceledAcquireCount: s.CanceledAcquireCount(),
-		NewConnsCount:        s.NewConnsCount(),
-		AcquireDuration:      s.AcquireDuration(),
-	}
+	p.Close()
+	return p.Stat()
+}
+
+// Config returns a copy of the pool configuration the engine's pool is
+// made from (the DSN, the pool settings and Configure's changes, with the
+// engine's tracer set), as pgxpool.Pool's Config does. It is available
+// with or without a running pool.
+func (e *PostgresEngine) Config() *pgxpool.Config {
+	return e.poolConfig.Copy()
 }

@@ -85,7 +85,7 @@ func TestPoolParametersFromDSN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if got := e.Stats().MaxConns; got != 3 {
+	if got := e.Stat().MaxConns(); got != 3 {
 		t.Fatalf("MaxConns = %d, want 3 from the DSN", got)
 	}
 }
@@ -95,8 +95,8 @@ func TestConnectionPoolLifecycle(t *testing.T) {
 	logger, logs := newLogger()
 	e := newEngine(t, false, piccolo.PostgresConfig{Logger: logger, MaxConns: 4})
 	ctx := context.Background()
-	if e.Stats().Running {
-		t.Fatal("Stats before the pool started should be nil")
+	if e.Stat().TotalConns() > 0 {
+		t.Fatal("Stat before the pool started should count no connection")
 	}
 	if err := e.CloseConnectionPool(ctx); !errors.Is(err, piccolo.ErrNoPool) {
 		t.Fatalf("close without a pool: %v, want ErrNoPool", err)
@@ -110,8 +110,8 @@ func TestConnectionPoolLifecycle(t *testing.T) {
 	if !strings.Contains(logs.String(), "already running") {
 		t.Fatalf("second start should warn, log: %s", logs)
 	}
-	if !e.Stats().Running || e.Stats().MaxConns != 4 {
-		t.Fatalf("pool stats: %+v", e.Stats())
+	if e.Stat().TotalConns() == 0 || e.Stat().MaxConns() != 4 {
+		t.Fatalf("pool stats: %+v", e.Stat())
 	}
 	if got := scalar[int32](t, ctx, e, "SELECT 1::int4"); got != 1 {
 		t.Fatal("query on pool")
@@ -305,7 +305,7 @@ func TestConcurrentQueriesOnPool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := e.Stats().MaxConns; got != 10 {
+	if got := e.Stat().MaxConns(); got != 10 {
 		t.Fatalf("MaxConns %d", got)
 	}
 	assertNoBorrowed(t, e)
@@ -339,7 +339,7 @@ func TestExtraNodes(t *testing.T) {
 	if err := e.StartConnectionPool(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !replica.Stats().Running {
+	if replica.Stat().TotalConns() == 0 {
 		t.Fatal("starting the primary's pool should start the node's")
 	}
 	table := newTable(t, e)
@@ -372,13 +372,13 @@ func TestExtraNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := replica.Stats(); !st.Running || st.AcquireCount == 0 {
+	if st := replica.Stat(); st.TotalConns() == 0 || st.AcquireCount() == 0 {
 		t.Fatal("OnNode query did not use the node's pool")
 	}
 	if err := e.CloseConnectionPool(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if replica.Stats().Running {
+	if replica.Stat().TotalConns() > 0 {
 		t.Fatal("closing the primary's pool should close the node's")
 	}
 }

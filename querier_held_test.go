@@ -26,7 +26,7 @@ func TestQuerierOutsideTransactionUsesThePool(t *testing.T) {
 	ctx := context.Background()
 	borrowed := func(want int32, when string) {
 		t.Helper()
-		if got := e.Stats().AcquiredConns; got != want {
+		if got := e.Stat().AcquiredConns(); got != want {
 			t.Fatalf("%s: %d connections borrowed, want %d", when, got, want)
 		}
 	}

@@ -35,6 +35,7 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 		attempts = 1 // only the outermost transaction can start over
 	}
 	for attempt := 1; ; attempt++ {
+		o.attempt = attempt
 		err := e.runTx(ctx, fn, o)
 		if err == nil || attempt >= attempts || !IsRetryable(err) {
 			if err != nil && attempts > 1 && attempt == attempts && IsRetryable(err) {

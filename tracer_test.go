@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -138,5 +139,41 @@ func TestTracerSeesEveryStatement(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "FETCH FORWARD 10") {
 		t.Error("the engine's own logging stopped when a tracer was set")
+	}
+}
+
+// TestConfigureTracerRunsBesideTracerAndLogging pins that a pgx tracer set
+// in ConnConfig.Tracer by Configure (as pgx integrations are usually
+// installed) is kept: it runs beside PostgresConfig.Tracer and the
+// engine's own logging, on pooled and one-shot connections.
+func TestConfigureTracerRunsBesideTracerAndLogging(t *testing.T) {
+	t.Parallel()
+	configured, given := &memTracer{node: "configure"}, &memTracer{node: "tracer"}
+	logger, logs := newLogger()
+	e := newEngine(t, false, piccolo.PostgresConfig{
+		Tracer: given, LogQueries: true, Logger: logger,
+		Configure: func(c *pgxpool.Config) { c.ConnConfig.Tracer = configured },
+	})
+	ctx := context.Background()
+	if _, err := e.Exec(ctx, piccolo.Raw("SELECT 'one-shot'")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.StartConnectionPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Exec(ctx, piccolo.Raw("SELECT 'pooled'")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*memTracer{configured, given} {
+		got := m.statements()
+		for _, want := range []string{"SELECT 'one-shot'", "SELECT 'pooled'"} {
+			if !slices.Contains(got, m.node+": "+want) {
+				t.Errorf("the %s tracer did not see %s; saw %q", m.node, want, got)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "SELECT 'pooled'") {
+		t.Error("the engine's logging stopped when Configure set a tracer")
 	}
 }

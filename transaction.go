@@ -83,6 +83,8 @@ type PostgresTransaction struct {
 	refused  bool  // kindSavepoint: the server refused its SAVEPOINT (rule 12 of txend.go)
 
 	hooks hookList // guarded by c.hookMu
+
+	traceCtx context.Context // what TxTracer's start returned; nil without one
 }
 
 // Committed reports whether this handle's Commit succeeded. For a joined
@@ -215,7 +217,7 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 		if err != nil {
 			return ctx, nil, err
 		}
-		return e.withTx(ctx, tx), tx, nil
+		return e.withTx(tx.traceStart(ctx, o), tx), tx, nil
 	}
 	l, err := e.acquire(ctx)
 	if err != nil {
@@ -223,7 +225,7 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 	}
 	tx := &PostgresTransaction{c: newTxConn(e, l, o.beginSQL()), kind: kindRoot}
 	tx.c.top = tx
-	return e.withTx(ctx, tx), tx, nil
+	return e.withTx(tx.traceStart(ctx, o), tx), tx, nil
 }
 
 // errSiblingSavepointBlock is why a NestSavepoint block may not open beside

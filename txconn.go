@@ -61,6 +61,9 @@ type txConn struct {
 	// open holds the nested blocks opened so far, in order, less some that
 	// have ended: ending a block ends the open ones nested in it.
 	open []*PostgresTransaction
+	// traced holds the blocks a TxTracer was told opened and not yet that
+	// they ended (txtrace.go).
+	traced []*PostgresTransaction
 	// endedBySQL is set when a statement sent as SQL (COMMIT, ROLLBACK)
 	// ended the transaction behind the engine's back.
 	endedBySQL bool

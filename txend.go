@@ -169,6 +169,8 @@ func (t *PostgresTransaction) abort(ctx context.Context, cause error) error {
 // Hooks run last, after the turn is given back, so they can run queries.
 func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause error) error {
 	c := t.c
+	hookCtx := ctx
+	ctx = t.traceContext(ctx)
 	hooks, err, done := t.endWithoutIO(ctx, commit, cause)
 	if !done {
 		if err := c.lock(context.Background()); err != nil {
@@ -187,8 +189,9 @@ func (t *PostgresTransaction) finish(ctx context.Context, commit bool, cause err
 		}
 		c.unlock()
 	}
+	t.traceEnd(firstErr(err, cause))
 	if len(hooks) > 0 {
-		hookCtx := t.hookContext(ctx, t)
+		hookCtx := t.hookContext(hookCtx, t)
 		for _, h := range hooks {
 			h(hookCtx)
 		}

@@ -108,8 +108,8 @@ func newEngineWith(t testing.TB, cfg piccolo.PostgresConfig) *piccolo.PostgresEn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if s := eng.Stats(); s.AcquiredConns != 0 {
-			t.Errorf("%d connections still borrowed at the end of the test", s.AcquiredConns)
+		if s := eng.Stat(); s.AcquiredConns() != 0 {
+			t.Errorf("%d connections still borrowed at the end of the test", s.AcquiredConns())
 		}
 		eng.Close()
 	})
@@ -486,8 +486,8 @@ func TestBatch(t *testing.T) {
 			}
 			break
 		}
-		if s := eng.Stats(); s.AcquiredConns != 0 {
-			t.Errorf("%s: %d connections borrowed after break", tt.name, s.AcquiredConns)
+		if s := eng.Stat(); s.AcquiredConns() != 0 {
+			t.Errorf("%s: %d connections borrowed after break", tt.name, s.AcquiredConns())
 		}
 	}
 

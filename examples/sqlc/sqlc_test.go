@@ -161,8 +161,8 @@ func TestSqlcOutsideTransactionUsesThePool(t *testing.T) {
 	if _, err := q.GetAuthor(ctx, a.ID); !errors.Is(err, pgx.ErrNoRows) {
 		t.Fatalf("GetAuthor of a deleted author: %v, want pgx.ErrNoRows", err)
 	}
-	if s := e.Stats(); s.AcquiredConns != 0 {
-		t.Fatalf("%d connections still borrowed", s.AcquiredConns)
+	if s := e.Stat(); s.AcquiredConns() != 0 {
+		t.Fatalf("%d connections still borrowed", s.AcquiredConns())
 	}
 }
 
@@ -201,7 +201,7 @@ func TestSqlcCopyFromAndBatchExecInTransaction(t *testing.T) {
 	if n := count(t, q); n != 0 {
 		t.Fatalf("%d authors after rollback, want 0", n)
 	}
-	if s := e.Stats(); s.AcquiredConns != 0 {
-		t.Fatalf("%d connections still borrowed", s.AcquiredConns)
+	if s := e.Stat(); s.AcquiredConns() != 0 {
+		t.Fatalf("%d connections still borrowed", s.AcquiredConns())
 	}
 }
