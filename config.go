@@ -35,7 +35,9 @@ type PostgresConfig struct {
 	// runs keeps a pool that connects when used (see StartConnectionPool).
 	ExtraNodes map[string]*PostgresEngine
 	// ReadRouting, when set, sends reads made outside a transaction to
-	// healthy extra nodes (see ReadRouting for what counts as a read).
+	// healthy extra nodes and, with Discover, to the cluster's standbys (see
+	// ReadRouting for what counts as a read, and for pointing the engine at
+	// a cluster with a multi-host DSN).
 	ReadRouting *ReadRouting
 
 	// Tracer receives pgx's trace events for every statement the engine
@@ -146,11 +148,6 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	for name, node := range cfg.ExtraNodes {
 		e.nodes[name] = node
 	}
-	if cfg.ReadRouting != nil {
-		if e.router, err = newRouter(*cfg.ReadRouting, e.nodes); err != nil {
-			return nil, err
-		}
-	}
 	var tracers []pgx.QueryTracer
 	if cfg.Tracer != nil {
 		tracers = append(tracers, cfg.Tracer)
@@ -169,6 +166,11 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		// Batch fetches through the description cache; without one, describe
 		// each time.
 		e.fetchMode = pgx.QueryExecModeDescribeExec
+	}
+	if cfg.ReadRouting != nil {
+		if e.router, err = newRouter(e, *cfg.ReadRouting); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
