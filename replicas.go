@@ -113,13 +113,13 @@ type ReadNode struct {
 	// Replayed is its replay position, as the last check or a later
 	// on-demand re-check saw it; zero on a primary.
 	Replayed LSN
-	// Routed is true when reads may go there (rule 2).
+	// Routed is true when reads may go there now (rules 2 and 4).
 	Routed bool
 }
 
 // ReadNodes reports the nodes ReadRouting routes among, extra nodes first,
-// as the last health check found them. It is empty without ReadRouting and
-// before StartConnectionPool.
+// as the last health check found them; before the first check (at
+// StartConnectionPool) none has answered. It is nil without ReadRouting.
 func (e *PostgresEngine) ReadNodes() []ReadNode {
 	if e.router == nil {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -248,17 +249,19 @@ func (r *router) probe(ctx context.Context, n *routedNode) (found ReadNode, err 
 	return found, nil
 }
 
-// report returns the nodes' last findings.
+// report returns the nodes' last findings, Routed as now (a node marked
+// down since is not).
 func (r *router) report() []ReadNode {
+	healthy := *r.healthy.Load()
 	out := make([]ReadNode, 0, len(r.nodes))
 	for _, n := range r.nodes {
+		found := ReadNode{Name: n.name, Discovered: n.discovered}
 		if last := n.last.Load(); last != nil {
-			found := *last
-			found.Replayed = LSN(n.replayed.Load())
-			out = append(out, found)
-			continue
+			found = *last
 		}
-		out = append(out, ReadNode{Name: n.name, Discovered: n.discovered})
+		found.Replayed = LSN(n.replayed.Load())
+		found.Routed = slices.Contains(healthy, n)
+		out = append(out, found)
 	}
 	return out
 }
