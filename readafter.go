@@ -2,12 +2,15 @@ package piccolo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -62,9 +65,12 @@ func (r *readAfter) raise(l LSN) {
 // position lives in the context and every context derived from it, so
 // commits inside nested calls count; ReadAfter returns it to pass on.
 //
-// Statements outside a transaction record nothing: run a write that later
-// reads must see in a transaction. Without ReadRouting the context changes
-// nothing but COMMIT's pipeline.
+// A statement or CopyFrom run outside a transaction on the primary, not
+// as a read, records the position too, with one more round trip (a
+// transaction's COMMIT carries it for free). Reads, OnNode and statements
+// inside a transaction record nothing; a statement that fails records
+// nothing either (outside a transaction it committed nothing). Without
+// ReadRouting the context changes nothing but what is recorded.
 func WithReadYourWrites(ctx context.Context) context.Context {
 	return WithReadAfter(ctx, 0)
 }
@@ -145,4 +151,48 @@ func (c *txConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
 		r.raise(l)
 	}
 	return tag, nil
+}
+
+// recordWrite records the WAL position after a statement or CopyFrom that
+// succeeded outside a transaction on the primary, not as a read, under a
+// context that tracks read-your-writes: one more round trip (rule 7). A
+// server in recovery (an engine that is a standby, used directly) wrote
+// nothing, and nothing is recorded.
+func (e *PostgresEngine) recordWrite(ctx context.Context, ro runOptions) {
+	r := readAfterFrom(ctx)
+	if r == nil || ro.read || ro.onNode || e.txFrom(ctx) != nil {
+		return
+	}
+	l := lsnUnknown
+	err := e.withLease(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		var text string
+		_, err := e.traced(ctx, conn, commitPosition, nil, func() (pgconn.CommandTag, error) {
+			res := conn.PgConn().ExecParams(ctx, commitPosition, nil, nil, nil, nil)
+			for res.NextRow() {
+				text = string(res.Values()[0])
+			}
+			return res.Close()
+		})
+		if err == nil {
+			l, err = ParseLSN(text)
+		}
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ObjectNotInPrerequisiteState {
+		return // recovery is in progress: nothing was written here
+	}
+	if err != nil {
+		l = lsnUnknown
+	}
+	r.raise(l)
+}
+
+// withoutReadAfter returns ctx without the position it carries, for the
+// engine's own statements.
+func withoutReadAfter(ctx context.Context) context.Context {
+	if readAfterFrom(ctx) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, readAfterKey{}, (*readAfter)(nil))
 }

@@ -179,6 +179,13 @@ func roundTripCases() []roundTripCase {
 			}
 			return positionRecorded(rctx)
 		}, nil},
+		{"INSERT outside a transaction, read-your-writes", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+			rctx := piccolo.WithReadYourWrites(ctx)
+			if err := insertN(rctx, e, table, run, 1); err != nil {
+				return err
+			}
+			return positionRecorded(rctx)
+		}, nil},
 		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{15, 15}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
 			b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, 1000) AS g"), piccolo.BatchSize(100))
 			if err != nil {

@@ -101,7 +101,7 @@ func (r *router) pick(ctx context.Context) (*routedNode, bool) {
 	}
 	n := healthy[start%uint64(len(healthy))]
 	var text string
-	err := n.engine.QueryFunc(ctx, Querystring{SQL: replayQuery}, func(rows pgx.Rows) error {
+	err := n.engine.QueryFunc(withoutReadAfter(ctx), Querystring{SQL: replayQuery}, func(rows pgx.Rows) error {
 		return rows.Scan(&text)
 	})
 	if err != nil {
@@ -147,6 +147,7 @@ func (r *router) askCheck() {
 // start checks every node once, then keeps checking in the background
 // until stopped.
 func (r *router) start(ctx context.Context, logger *slog.Logger) {
+	ctx = withoutReadAfter(ctx) // the checks write nothing
 	r.check(ctx, logger)
 	r.mu.Lock()
 	defer r.mu.Unlock()

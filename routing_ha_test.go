@@ -279,16 +279,32 @@ func TestRoutingRule6ReadYourWrites(t *testing.T) {
 		t.Fatalf("read under the carried position: %d rows on port %d, want 1 on the primary", n, port)
 	}
 
+	// A write outside a transaction counts too.
+	actx := piccolo.WithReadYourWrites(ctx)
+	mustInsert(t, actx, e, table, "autocommit")
+	if n, port := count(actx); n != 2 || port != pair.primary.Port() {
+		t.Fatalf("read after a write outside a transaction: %d rows on port %d, want 2 on the primary", n, port)
+	}
+	// A statement on an engine of a standby, used directly, wrote nothing
+	// and records nothing.
+	before := piccolo.ReadAfter(actx)
+	if _, err := standby.RunQuerystring(actx, piccolo.Querystring{SQL: "SELECT 1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := piccolo.ReadAfter(actx); got != before {
+		t.Fatalf("a statement on a standby moved the position from %v to %v", before, got)
+	}
+
 	if err := standby.RunDDL(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the read goes to the standby once it caught up", func() error {
-		if n, port := count(rctx); n != 1 || port != pair.standby.Port() {
-			return fmt.Errorf("%d rows on port %d", n, port)
+		if n, port := count(actx); n != 2 || port != pair.standby.Port() {
+			return fmt.Errorf("%d rows on port %d; position %v, nodes %+v", n, port, piccolo.ReadAfter(actx), e.ReadNodes())
 		}
 		return nil
 	})
-	if r := e.ReadNodes()[1].Replayed; r < pos {
+	if r, pos := e.ReadNodes()[1].Replayed, piccolo.ReadAfter(actx); r < pos {
 		t.Fatalf("ReadNodes reports replay at %v, below %v the standby served", r, pos)
 	}
 }

@@ -156,8 +156,9 @@ func TestRoutingRule4ConnectionFailureFallsBackToThePrimary(t *testing.T) {
 }
 
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
-// position in its own pipeline (TestRoundTrips counts the round trips);
-// without it, COMMIT goes alone and the position query is never sent.
+// position in its own pipeline (TestRoundTrips counts the round trips), a
+// write outside a transaction reads it after; reads and rollbacks record
+// nothing; without the context the position query is never sent.
 func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	t.Parallel()
 	tracer := &memTracer{node: "primary"}
@@ -183,19 +184,26 @@ func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	positions = append(positions, piccolo.ReadAfter(rctx))
-	if positions[0] == 0 || positions[1] <= positions[0] || positions[2] <= positions[1] {
-		t.Fatalf("positions after three commits: %v, want them rising", positions)
+	mustInsert(t, rctx, e, table, "autocommit")
+	positions = append(positions, piccolo.ReadAfter(rctx))
+	if positions[0] == 0 || positions[1] <= positions[0] || positions[2] <= positions[1] || positions[3] <= positions[2] {
+		t.Fatalf("positions after three commits and a write outside a transaction: %v, want them rising", positions)
+	}
+	last := positions[3]
+	_ = ranOn(t, rctx, e, piccolo.Read())
+	if _, err := e.Exec(rctx, piccolo.Querystring{SQL: "INSERT INTO " + table + " (name) VALUES ('autocommit')"}); err == nil {
+		t.Fatal("the duplicate INSERT succeeded")
 	}
 	// A rollback records nothing.
 	_ = e.Transaction(rctx, func(ctx context.Context) error {
 		_ = insert(ctx, e, table, "rolled back")
 		return errors.New("no")
 	})
-	if got := piccolo.ReadAfter(rctx); got != positions[2] {
-		t.Fatalf("a rollback moved the position from %v to %v", positions[2], got)
+	if got := piccolo.ReadAfter(rctx); got != last {
+		t.Fatalf("a read, a failed write or a rollback moved the position from %v to %v", last, got)
 	}
-	if s := strings.Join(tracer.statements(), "\n"); strings.Count(s, "pg_current_wal_insert_lsn") != 3 {
-		t.Fatalf("want the position read with each of 3 commits; statements:\n%s", s)
+	if s := strings.Join(tracer.statements(), "\n"); strings.Count(s, "pg_current_wal_insert_lsn") != 4 {
+		t.Fatalf("want the position read after each of 4 writes; statements:\n%s", s)
 	}
 }
 
