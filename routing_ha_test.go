@@ -99,12 +99,15 @@ func TestMultiHostDSNWritesToThePrimary(t *testing.T) {
 	switchover(t, pair.primary, pair.standby)
 	// The connections to the old primary broke when it restarted; new ones
 	// find the new primary.
+	promoted, failures := time.Now(), 0
 	eventually(t, "writes reach the new primary", func() error {
-		if err := insert(ctx, e, table, "after"); err != nil {
-			return err
+		err := insert(ctx, e, table, "after")
+		if err != nil {
+			failures++
 		}
-		return nil
+		return err
 	})
+	t.Logf("writes reached the new primary %v after the switchover, %d failed on the way", time.Since(promoted).Round(time.Millisecond), failures)
 	if got := serverPort(t, ctx, e); got != pair.standby.Port() {
 		t.Fatalf("after the switchover the engine writes to port %d, want the new primary's %d", got, pair.standby.Port())
 	}
@@ -173,6 +176,7 @@ func TestRoutingRule5ChecksFollowASwitchover(t *testing.T) {
 	}
 
 	switchover(t, pair.primary, pair.standby)
+	rejoined := time.Now()
 	eventually(t, "reads go to the old primary, now a standby", func() error {
 		for range 4 {
 			port, err := portOf(ctx, e, read)
@@ -188,6 +192,7 @@ func TestRoutingRule5ChecksFollowASwitchover(t *testing.T) {
 	if got, want := routedNames(e), []string{hostName(pair.primary)}; !slices.Equal(got, want) {
 		t.Fatalf("routed nodes %v, want %v", got, want)
 	}
+	t.Logf("reads reached the old primary %v after it streamed from the new one (CheckInterval 100ms)", time.Since(rejoined).Round(time.Millisecond))
 
 	if err := pair.primary.Stop(ctx); err != nil {
 		t.Fatal(err)
