@@ -16,7 +16,11 @@ type PostgresConfig struct {
 	// DSN is a URL (postgres://user@host:5432/db) or key=value string. ""
 	// means the PG* environment variables (PGHOST, PGUSER, ...). The pool_*
 	// parameters of pgxpool.ParseConfig configure the pool and are stripped
-	// for one-shot connections.
+	// for one-shot connections. For a replicated cluster, name every host
+	// with target_session_attrs=read-write
+	// (postgres://app@db1,db2,db3/app?target_session_attrs=read-write):
+	// each new connection goes to the host that accepts writes, whichever
+	// it is now (see ReadRouting to send reads to the others).
 	DSN string
 	// Extensions are created by PrepDatabase.
 	Extensions []string

@@ -81,7 +81,8 @@ type ReadRouting struct {
 	// hosts are Hosts, else those of the engine's DSN. Each host gets a pool
 	// of its own, with the engine's settings but MinConns zero and no
 	// target_session_attrs, started and closed with the engine's pool; OnNode
-	// does not name them (ReadNodes reports them).
+	// does not name them (ReadNodes reports them). Extra nodes are routed to
+	// as Nodes says, next to the discovered hosts.
 	Discover bool
 	// Hosts lists the cluster's hosts for Discover, as "host" or
 	// "host:port" (the port defaults to that of the DSN's first host), for a
