@@ -65,8 +65,9 @@ func (r *readAfter) raise(l LSN) {
 // position lives in the context and every context derived from it, so
 // commits inside nested calls count; ReadAfter returns it to pass on.
 //
-// A statement or CopyFrom run outside a transaction on the primary, not
-// as a read, records the position too, with one more round trip (a
+// A statement, CopyFrom or Querier call run outside a transaction on the
+// primary, not as a read, records the position too, with one more round
+// trip (a
 // transaction's COMMIT carries it for free). Reads, OnNode and statements
 // inside a transaction record nothing; a statement that fails records
 // nothing either (outside a transaction it committed nothing). Without

@@ -38,9 +38,9 @@ import (
 //     node); otherwise it runs on the primary.
 //  7. A root transaction that commits under such a context raises the
 //     context's position to the end of the primary's WAL after its COMMIT,
-//     read in COMMIT's pipeline: no extra round trip. A statement or
-//     CopyFrom that succeeds under it outside a transaction on the primary,
-//     not as a read, raises it too, with one more round trip. Without such
+//     read in COMMIT's pipeline: no extra round trip. A statement, CopyFrom
+//     or Querier call that succeeds under it outside a transaction on the
+//     primary, not as a read, raises it too, with one more round trip. Without such
 //     a context, nothing is read: COMMIT is sent alone, as before. When the
 //     position cannot be read after a write succeeded, reads under the
 //     context go to the primary.

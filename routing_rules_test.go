@@ -157,8 +157,9 @@ func TestRoutingRule4ConnectionFailureFallsBackToThePrimary(t *testing.T) {
 
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
 // position in its own pipeline (TestRoundTrips counts the round trips), a
-// write outside a transaction reads it after; reads and rollbacks record
-// nothing; without the context the position query is never sent.
+// write outside a transaction (Exec, the Querier's QueryRow) reads it
+// after; reads, failed writes and rollbacks record nothing; without the
+// context the position query is never sent.
 func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	t.Parallel()
 	tracer := &memTracer{node: "primary"}
@@ -186,11 +187,21 @@ func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	positions = append(positions, piccolo.ReadAfter(rctx))
 	mustInsert(t, rctx, e, table, "autocommit")
 	positions = append(positions, piccolo.ReadAfter(rctx))
-	if positions[0] == 0 || positions[1] <= positions[0] || positions[2] <= positions[1] || positions[3] <= positions[2] {
-		t.Fatalf("positions after three commits and a write outside a transaction: %v, want them rising", positions)
+	var id int32
+	if err := e.Querier().QueryRow(rctx, "INSERT INTO "+table+" (name) VALUES ('querier') RETURNING id").Scan(&id); err != nil {
+		t.Fatal(err)
 	}
-	last := positions[3]
+	positions = append(positions, piccolo.ReadAfter(rctx))
+	for i := 1; i < len(positions); i++ {
+		if positions[0] == 0 || positions[i] <= positions[i-1] {
+			t.Fatalf("positions after three commits, an Exec and a Querier write outside a transaction: %v, want them rising", positions)
+		}
+	}
+	last := positions[len(positions)-1]
 	_ = ranOn(t, rctx, e, piccolo.Read())
+	if err := e.Querier().QueryRow(piccolo.WithRead(rctx), "SELECT 1").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.Exec(rctx, piccolo.Querystring{SQL: "INSERT INTO " + table + " (name) VALUES ('autocommit')"}); err == nil {
 		t.Fatal("the duplicate INSERT succeeded")
 	}
@@ -202,8 +213,8 @@ func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	if got := piccolo.ReadAfter(rctx); got != last {
 		t.Fatalf("a read, a failed write or a rollback moved the position from %v to %v", last, got)
 	}
-	if s := strings.Join(tracer.statements(), "\n"); strings.Count(s, "pg_current_wal_insert_lsn") != 4 {
-		t.Fatalf("want the position read after each of 4 writes; statements:\n%s", s)
+	if s := strings.Join(tracer.statements(), "\n"); strings.Count(s, "pg_current_wal_insert_lsn") != 5 {
+		t.Fatalf("want the position read after each of 5 writes; statements:\n%s", s)
 	}
 }
 
