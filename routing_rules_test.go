@@ -41,8 +41,10 @@ func ranOn(t *testing.T, ctx context.Context, e *piccolo.PostgresEngine, opts ..
 func routedEngine(t *testing.T, nodes map[string]*piccolo.PostgresEngine, interval time.Duration) (*piccolo.PostgresEngine, string) {
 	t.Helper()
 	dsn, app := faultAppName(t)
+	logger, _ := newLogger() // down nodes are warned about at every check
 	return newEngine(t, true, piccolo.PostgresConfig{
 		DSN:         dsn,
+		Logger:      logger,
 		ExtraNodes:  nodes,
 		ReadRouting: &piccolo.ReadRouting{CheckInterval: interval},
 	}), app
@@ -290,8 +292,10 @@ func TestReadRoutingDiscoverHostsAndClose(t *testing.T) {
 	down := startFaultProxy(t, dsn)
 	down.setRefuse(true)
 	downHost := strings.Split(strings.Split(down.proxiedDSN(t, dsn), "@")[1], "/")[0]
+	logger, logs := newLogger()
 	e, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{
 		DSN:         dsn,
+		Logger:      logger,
 		ReadRouting: &piccolo.ReadRouting{Discover: true, Hosts: []string{up, downHost}, CheckInterval: 20 * time.Millisecond},
 	})
 	if err != nil {
@@ -307,6 +311,9 @@ func TestReadRoutingDiscoverHostsAndClose(t *testing.T) {
 	}
 	if got := ranOn(t, ctx, e, piccolo.Read()); got != app {
 		t.Fatalf("a read ran on %q, want the primary %q", got, app)
+	}
+	if l := logs.String(); !strings.Contains(l, "node="+downHost) || strings.Contains(l, "node="+up) {
+		t.Errorf("want a warning naming the down host only; logs:\n%s", l)
 	}
 	e.Close()
 	if _, err := e.RunQuerystring(ctx, piccolo.Querystring{SQL: "SELECT 1"}, piccolo.Read()); !errors.Is(err, piccolo.ErrEngineClosed) {
