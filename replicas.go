@@ -121,7 +121,8 @@ type ReadNode struct {
 	Routed bool
 }
 
-// ReadNodes reports the nodes ReadRouting routes among, extra nodes first,
+// ReadNodes reports the nodes ReadRouting routes among, extra nodes first
+// (in the order of Nodes, else by name), then discovered hosts in order,
 // as the last health check found them; before the first check (at
 // StartConnectionPool) none has answered. It is nil without ReadRouting.
 func (e *PostgresEngine) ReadNodes() []ReadNode {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -58,9 +59,7 @@ func newRouter(e *PostgresEngine, cfg ReadRouting) (*router, error) {
 	}
 	names := cfg.Nodes
 	if len(names) == 0 {
-		for name := range e.nodes {
-			names = append(names, name)
-		}
+		names = slices.Sorted(maps.Keys(e.nodes))
 	}
 	r := &router{cfg: cfg, kick: make(chan struct{}, 1)}
 	for _, name := range names {

@@ -303,12 +303,14 @@ func TestRoutingRule6ReadYourWrites(t *testing.T) {
 	if err := standby.RunDDL(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
 		t.Fatal(err)
 	}
+	resumed := time.Now()
 	eventually(t, "the read goes to the standby once it caught up", func() error {
 		if n, port := count(actx); n != 2 || port != pair.standby.Port() {
 			return fmt.Errorf("%d rows on port %d; position %v, nodes %+v", n, port, piccolo.ReadAfter(actx), e.ReadNodes())
 		}
 		return nil
 	})
+	t.Logf("reads under the position reached the standby %v after replay resumed (health checks hourly: the on-demand re-check found it)", time.Since(resumed).Round(time.Millisecond))
 	if r, pos := e.ReadNodes()[1].Replayed, piccolo.ReadAfter(actx); r < pos {
 		t.Fatalf("ReadNodes reports replay at %v, below %v the standby served", r, pos)
 	}
