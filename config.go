@@ -16,7 +16,11 @@ type PostgresConfig struct {
 	// DSN is a URL (postgres://user@host:5432/db) or key=value string. ""
 	// means the PG* environment variables (PGHOST, PGUSER, ...). The pool_*
 	// parameters of pgxpool.ParseConfig configure the pool and are stripped
-	// for one-shot connections.
+	// for one-shot connections. For a replicated cluster, name every host
+	// with target_session_attrs=read-write
+	// (postgres://app@db1,db2,db3/app?target_session_attrs=read-write):
+	// each new connection goes to the host that accepts writes, whichever
+	// it is now (see ReadRouting to send reads to the others).
 	DSN string
 	// Extensions are created by PrepDatabase.
 	Extensions []string
@@ -35,7 +39,9 @@ type PostgresConfig struct {
 	// runs keeps a pool that connects when used (see StartConnectionPool).
 	ExtraNodes map[string]*PostgresEngine
 	// ReadRouting, when set, sends reads made outside a transaction to
-	// healthy extra nodes (see ReadRouting for what counts as a read).
+	// healthy extra nodes and, with Discover, to the cluster's standbys (see
+	// ReadRouting for what counts as a read, and for pointing the engine at
+	// a cluster with a multi-host DSN).
 	ReadRouting *ReadRouting
 
 	// Tracer receives pgx's trace events for every statement the engine
@@ -152,11 +158,6 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 	for name, node := range cfg.ExtraNodes {
 		e.nodes[name] = node
 	}
-	if cfg.ReadRouting != nil {
-		if e.router, err = newRouter(*cfg.ReadRouting, e.nodes); err != nil {
-			return nil, err
-		}
-	}
 	var tracers []pgx.QueryTracer
 	if t := poolConfig.ConnConfig.Tracer; t != nil { // Configure's
 		tracers = append(tracers, t)
@@ -179,6 +180,11 @@ func NewPostgresEngine(cfg PostgresConfig) (*PostgresEngine, error) {
 		// Batch fetches through the description cache; without one, describe
 		// each time.
 		e.fetchMode = pgx.QueryExecModeDescribeExec
+	}
+	if cfg.ReadRouting != nil {
+		if e.router, err = newRouter(e, *cfg.ReadRouting); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }

@@ -51,9 +51,7 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 		if err != nil {
 			// Leave nothing half-started by this call: the caller sees one
 			// failure. Pools that were running before stay.
-			for _, eng := range startedHere {
-				eng.closeOwnPool()
-			}
+			closeOwnPools(startedHere)
 			return wrapErr(fmt.Sprintf("start pool of node %q", name), err)
 		}
 		if started {
@@ -61,6 +59,17 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 		}
 	}
 	if e.router != nil {
+		for _, node := range e.router.discovered() {
+			// Not pinged: the first health check finds out.
+			started, err := node.startPool(ctx, nil)
+			if err != nil {
+				closeOwnPools(startedHere)
+				return err
+			}
+			if started {
+				startedHere = append(startedHere, node)
+			}
+		}
 		e.router.start(ctx, e.logger)
 	}
 	return nil
@@ -68,7 +77,8 @@ func (e *PostgresEngine) StartConnectionPool(ctx context.Context) error {
 
 // startPool starts e's own pool and reports whether it started one. When
 // the server does not answer a ping, noAnswer decides: an error closes the
-// pool and is returned; nil keeps the pool, which connects when used.
+// pool and is returned; nil keeps the pool, which connects when used. A nil
+// noAnswer skips the ping.
 func (e *PostgresEngine) startPool(ctx context.Context, noAnswer func(error) error) (bool, error) {
 	e.poolMu.Lock()
 	defer e.poolMu.Unlock()
@@ -80,14 +90,23 @@ func (e *PostgresEngine) startPool(ctx context.Context, noAnswer func(error) err
 	if err != nil {
 		return false, fmt.Errorf("piccolo: create pool: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		if err := noAnswer(err); err != nil {
-			pool.Close()
-			return false, err
+	if noAnswer != nil {
+		if err := pool.Ping(ctx); err != nil {
+			if err := noAnswer(err); err != nil {
+				pool.Close()
+				return false, err
+			}
 		}
 	}
 	e.pool.Store(pool)
 	return true, nil
+}
+
+// closeOwnPools closes the pools of engines, not their nodes'.
+func closeOwnPools(engines []*PostgresEngine) {
+	for _, eng := range engines {
+		eng.closeOwnPool()
+	}
 }
 
 // closeOwnPool closes e's pool, not its nodes'.
@@ -135,7 +154,7 @@ func (e *PostgresEngine) CloseConnectionPool(ctx context.Context) error {
 // connections.
 func (e *PostgresEngine) Close() {
 	e.closed.Store(true)
-	for _, n := range e.nodes {
+	for _, n := range e.nodeList() {
 		n.closed.Store(true)
 	}
 	e.closeAll()
@@ -168,10 +187,14 @@ func (e *PostgresEngine) detachPools() []*pgxpool.Pool {
 	return pools
 }
 
+// nodeList returns the extra nodes and the engines of discovered hosts.
 func (e *PostgresEngine) nodeList() []*PostgresEngine {
 	nodes := make([]*PostgresEngine, 0, len(e.nodes))
 	for _, n := range e.nodes {
 		nodes = append(nodes, n)
+	}
+	if e.router != nil {
+		nodes = append(nodes, e.router.discovered()...)
 	}
 	return nodes
 }

@@ -60,7 +60,7 @@ func (q *Querier) hold(ctx context.Context, call string, sqls []string, open ope
 	opened := make(chan struct{}, 1)
 	go func() {
 		handedAny := false
-		h.done <- q.e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
+		err := q.e.route(ctx, ro, func(on *PostgresEngine) (bool, error) {
 			tx := on.txFrom(ctx)
 			if tx != nil {
 				for _, sql := range sqls {
@@ -90,6 +90,10 @@ func (q *Querier) hold(ctx context.Context, call string, sqls []string, open ope
 			}
 			return false, nil
 		})
+		if err == nil {
+			q.e.recordWrite(ctx, ro) // read-your-writes (readafter.go)
+		}
+		h.done <- err
 		if !handedAny {
 			close(opened)
 		}

@@ -1,19 +1,53 @@
 package piccolo
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
+// The routing rules for reads. They are the engine's promise about where a
+// statement runs outside OnNode; each is checked by a test named for it
+// (TestRoutingRuleN...).
+//
+//  1. A read is a statement or Batch run with the Read option (or a Querier
+//     call under WithRead). It is routed only with ReadRouting, outside a
+//     transaction and without OnNode; everything else runs on the primary
+//     (the engine's own DSN) or the node OnNode names.
+//  2. The candidates for a routed read are the routed extra nodes (Nodes,
+//     or all ExtraNodes) that answered the last health check, and, with
+//     Discover, the cluster's hosts that answered it while in recovery (a
+//     standby). A discovered host that is not in recovery (a primary, or a
+//     standby just promoted) is no candidate: reads reach it, if at all,
+//     as the primary. With MaxLag, a candidate whose replay is further
+//     behind is skipped.
+//  3. Reads take the candidates in turn (round-robin); with none, they run
+//     on the primary.
+//  4. A routed read whose node fails at the connection level before a row
+//     reached the caller runs again on the primary, and the node is out
+//     until a health check passes (route.go states the fallback in full).
+//     An error about the statement is returned naming the node.
+//  5. Health checks run every CheckInterval from StartConnectionPool until
+//     the pools close, and at once after a node is marked down (rule 4):
+//     each check decides the candidates afresh, so after a failover or
+//     switchover a host that returns as a standby gets reads again, a host
+//     that is down gets none and a host that became the primary stops
+//     getting routed reads.
+//  6. Read your writes: a routed read under a context that carries a WAL
+//     position (WithReadAfter, WithReadYourWrites) runs only on a candidate
+//     whose replay has reached that position: as the last health check saw
+//     it, else as one candidate re-checked on demand (one round trip on that
+//     node); otherwise it runs on the primary.
+//  7. A root transaction that commits under such a context raises the
+//     context's position to the end of the primary's WAL after its COMMIT,
+//     read in COMMIT's pipeline: no extra round trip. A statement, CopyFrom
+//     or Querier call that succeeds under it outside a transaction on the
+//     primary, not as a read, raises it too, with one more round trip. Without such
+//     a context, nothing is read: COMMIT is sent alone, as before. When the
+//     position cannot be read after a write succeeded, reads under the
+//     context go to the primary.
+
 // ReadRouting sends reads made outside a transaction to healthy extra
-// nodes, round-robin, and falls back to the primary when none is healthy.
+// nodes and standbys, round-robin, and falls back to the primary when none
+// is healthy. The rules in full are at the top of replicas.go.
 //
 // A read is a statement run with the Read option (the query layer adds it
 // to Select and Objects without a locking clause, their batches, Count and
@@ -27,6 +61,12 @@ import (
 // error about the statement (from pgx before sending, or from PostgreSQL) is
 // returned naming the node, which stays in use. A node that does not answer
 // when StartConnectionPool runs is out until a health check passes.
+//
+// To point the engine at a replicated cluster, give it every host in a
+// multi-host DSN with target_session_attrs=read-write
+// (postgres://app@db1:5432,db2:5432,db3:5432/app?target_session_attrs=read-write):
+// each new connection goes to whichever host accepts writes. With Discover,
+// reads go to the hosts that are standbys.
 type ReadRouting struct {
 	// Nodes names the extra nodes to route to; empty means all of them.
 	Nodes []string
@@ -35,6 +75,20 @@ type ReadRouting struct {
 	MaxLag time.Duration
 	// CheckInterval is how often nodes are checked; zero means one second.
 	CheckInterval time.Duration
+	// Discover routes reads to the cluster's standbys too: every health
+	// check asks each of the cluster's hosts whether it is in recovery, and
+	// the hosts that are become candidates (rule 2), named "host:port". The
+	// hosts are Hosts, else those of the engine's DSN. Each host gets a pool
+	// of its own, with the engine's settings but MinConns zero and no
+	// target_session_attrs, started and closed with the engine's pool; OnNode
+	// does not name them (ReadNodes reports them). Extra nodes are routed to
+	// as Nodes says, next to the discovered hosts.
+	Discover bool
+	// Hosts lists the cluster's hosts for Discover, as "host" or
+	// "host:port" (the port defaults to that of the DSN's first host), for a
+	// DSN that names one address (a proxy, a virtual IP). Empty: the hosts
+	// of the DSN. Hosts without Discover is an error.
+	Hosts []string
 }
 
 // Read marks a statement or batch as a read that ReadRouting may send to a
@@ -46,162 +100,34 @@ func Read() Option {
 	return Option{kind: optRead}
 }
 
-// healthQuery reports whether a node is in recovery and how far its replay
-// is behind, in seconds: zero when it has replayed all it received (an idle
-// primary writes nothing, so the age of the last replayed commit alone
-// would grow without meaning anything), infinite when WAL waits and nothing
-// has been replayed yet.
-const healthQuery = `SELECT pg_is_in_recovery(),
-	CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-	     ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 'Infinity') END::float8`
-
-// router holds the nodes that reads may use, refreshed by health checks.
-type router struct {
-	cfg     ReadRouting
-	nodes   []routedNode
-	healthy atomic.Pointer[[]routedNode]
-	next    atomic.Uint64
-
-	mu   sync.Mutex // guards stop and done
-	stop context.CancelFunc
-	done chan struct{}
+// ReadNode is what the last health check found out about a node that
+// ReadRouting may route reads to.
+type ReadNode struct {
+	// Name is the extra node's name, or host:port of a discovered host.
+	Name string
+	// Discovered is true for a host of the cluster found by Discover.
+	Discovered bool
+	// Answered is true when the node answered the last check.
+	Answered bool
+	// Standby is true when the node was in recovery.
+	Standby bool
+	// Lag is how far its replay was behind (zero when it had replayed all it
+	// received; the maximum Duration when nothing was replayed yet).
+	Lag time.Duration
+	// Replayed is its replay position, as the last check or a later
+	// on-demand re-check saw it; zero on a primary.
+	Replayed LSN
+	// Routed is true when reads may go there now (rules 2 and 4).
+	Routed bool
 }
 
-type routedNode struct {
-	name   string
-	engine *PostgresEngine
-}
-
-func newRouter(cfg ReadRouting, nodes map[string]*PostgresEngine) (*router, error) {
-	if cfg.MaxLag < 0 || cfg.CheckInterval < 0 {
-		return nil, fmt.Errorf("piccolo: ReadRouting: negative MaxLag or CheckInterval")
+// ReadNodes reports the nodes ReadRouting routes among, extra nodes first
+// (in the order of Nodes, else by name), then discovered hosts in order,
+// as the last health check found them; before the first check (at
+// StartConnectionPool) none has answered. It is nil without ReadRouting.
+func (e *PostgresEngine) ReadNodes() []ReadNode {
+	if e.router == nil {
+		return nil
 	}
-	if cfg.CheckInterval == 0 {
-		cfg.CheckInterval = time.Second
-	}
-	names := cfg.Nodes
-	if len(names) == 0 {
-		for name := range nodes {
-			names = append(names, name)
-		}
-	}
-	r := &router{cfg: cfg}
-	for _, name := range names {
-		node, ok := nodes[name]
-		if !ok {
-			return nil, wrapErr("ReadRouting", fmt.Errorf("%w: %q", ErrUnknownNode, name))
-		}
-		r.nodes = append(r.nodes, routedNode{name: name, engine: node})
-	}
-	r.healthy.Store(&[]routedNode{})
-	return r, nil
-}
-
-// pick returns the next healthy node, or false when reads must go to the
-// primary.
-func (r *router) pick() (routedNode, bool) {
-	healthy := *r.healthy.Load()
-	if len(healthy) == 0 {
-		return routedNode{}, false
-	}
-	return healthy[r.next.Add(1)%uint64(len(healthy))], true
-}
-
-// markDown removes a node that failed between two checks; the next check
-// brings it back when it answers again.
-func (r *router) markDown(name string) {
-	for {
-		old := r.healthy.Load()
-		var kept []routedNode
-		for _, n := range *old {
-			if n.name != name {
-				kept = append(kept, n)
-			}
-		}
-		if len(kept) == len(*old) || r.healthy.CompareAndSwap(old, &kept) {
-			return
-		}
-	}
-}
-
-// start checks every node once, then keeps checking in the background
-// until stopped.
-func (r *router) start(ctx context.Context, logger *slog.Logger) {
-	r.check(ctx, logger)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stop != nil {
-		return
-	}
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.stop, r.done = cancel, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		t := time.NewTicker(r.cfg.CheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-bg.Done():
-				return
-			case <-t.C:
-				r.check(bg, logger)
-			}
-		}
-	}(r.done)
-}
-
-// halt stops the background checks and waits for them to end.
-func (r *router) halt() {
-	r.mu.Lock()
-	stop, done := r.stop, r.done
-	r.stop, r.done = nil, nil
-	r.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
-	r.healthy.Store(&[]routedNode{})
-}
-
-// check probes every node in parallel and publishes the healthy ones.
-func (r *router) check(ctx context.Context, logger *slog.Logger) {
-	ok := make([]bool, len(r.nodes))
-	var wg sync.WaitGroup
-	for i, n := range r.nodes {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, max(r.cfg.CheckInterval, time.Second))
-			defer cancel()
-			err := r.probe(ctx, n.engine)
-			if err != nil && ctx.Err() == nil {
-				logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: node is not used for reads", slog.String("node", n.name), slog.String("reason", err.Error()))
-			}
-			ok[i] = err == nil
-		})
-	}
-	wg.Wait()
-	healthy := make([]routedNode, 0, len(r.nodes))
-	for i, n := range r.nodes {
-		if ok[i] {
-			healthy = append(healthy, n)
-		}
-	}
-	r.healthy.Store(&healthy)
-}
-
-// errLagging is why a node behind by more than MaxLag is skipped.
-var errLagging = errors.New("replication lag above MaxLag")
-
-func (r *router) probe(ctx context.Context, node *PostgresEngine) error {
-	var inRecovery bool
-	var lagSeconds float64
-	err := node.QueryFunc(ctx, Querystring{SQL: healthQuery}, func(rows pgx.Rows) error {
-		return rows.Scan(&inRecovery, &lagSeconds)
-	})
-	if err != nil {
-		return err
-	}
-	if r.cfg.MaxLag > 0 && lagSeconds > r.cfg.MaxLag.Seconds() {
-		return fmt.Errorf("%w: %.3fs behind", errLagging, lagSeconds)
-	}
-	return nil
+	return e.router.report()
 }

@@ -160,6 +160,32 @@ func roundTripCases() []roundTripCase {
 			}
 			return a.Run(ctx)
 		}, nil},
+		// Routing rule 7: the WAL position rides with COMMIT.
+		{"transaction with one INSERT, read-your-writes", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+			rctx := piccolo.WithReadYourWrites(ctx)
+			if err := e.Transaction(rctx, func(ctx context.Context) error { return insertN(ctx, e, table, run, 1) }); err != nil {
+				return err
+			}
+			return positionRecorded(rctx)
+		}, nil},
+		{"Atomic of 10 INSERTs, read-your-writes", [2]int{3, 3}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+			rctx := piccolo.WithReadYourWrites(ctx)
+			a := e.Atomic()
+			for i := range 10 {
+				a.Add(piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", fmt.Sprintf("r%d-a%d", run, i)))
+			}
+			if err := a.Run(rctx); err != nil {
+				return err
+			}
+			return positionRecorded(rctx)
+		}, nil},
+		{"INSERT outside a transaction, read-your-writes", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+			rctx := piccolo.WithReadYourWrites(ctx)
+			if err := insertN(rctx, e, table, run, 1); err != nil {
+				return err
+			}
+			return positionRecorded(rctx)
+		}, nil},
 		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{15, 15}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
 			b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, 1000) AS g"), piccolo.BatchSize(100))
 			if err != nil {
@@ -221,6 +247,14 @@ func roundTripCases() []roundTripCase {
 			return wantNames(ctx, e, table, fmt.Sprintf("r%d-f0", run), 0)
 		}},
 	}
+}
+
+// positionRecorded checks that a commit under ctx recorded its WAL position.
+func positionRecorded(ctx context.Context) error {
+	if p := piccolo.ReadAfter(ctx); p == 0 || p == piccolo.LSN(^uint64(0)) {
+		return fmt.Errorf("position after the commit: %v", p)
+	}
+	return nil
 }
 
 // isUniqueViolation reports whether err is a *StatementError carrying

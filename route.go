@@ -17,7 +17,7 @@ import (
 
 // route runs work on the engine that ctx and ro send it to: the node
 // OnNode names, a healthy replica for a read that ReadRouting may route
-// (see Read), else e. Nothing is routed on an ended context.
+// (see Read, and the routing rules at the top of replicas.go), else e. Nothing is routed on an ended context.
 //
 // The fallback rule, written here only: a routed read whose replica fails
 // at the connection level (nodeDown: the replica is down) before work
@@ -50,7 +50,7 @@ func (e *PostgresEngine) target(ctx context.Context, ro runOptions) (target *Pos
 		return n, ro.node, err
 	}
 	if ro.read && e.router != nil && e.txFrom(ctx) == nil {
-		if n, ok := e.router.pick(); ok {
+		if n, ok := e.router.pick(ctx); ok {
 			return n.engine, n.name, nil
 		}
 	}

@@ -158,6 +158,7 @@ func (e *PostgresEngine) statement(ctx context.Context, call string, opts []Opti
 	if err != nil {
 		return tag, err
 	}
+	e.recordWrite(ctx, ro) // read-your-writes (readafter.go)
 	if scan != nil {
 		logRows(ctx)
 	}
@@ -187,6 +188,9 @@ func (e *PostgresEngine) CopyFrom(ctx context.Context, table pgx.Identifier, col
 		}
 		return false, nil
 	})
+	if err == nil {
+		e.recordWrite(ctx, ro) // read-your-writes (readafter.go)
+	}
 	return n, err
 }
 

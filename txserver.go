@@ -59,7 +59,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		// The connection died before COMMIT: the server rolled back.
 		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
 	}
-	tag, err := c.conn.Exec(ctx, "COMMIT")
+	tag, err := c.commit(ctx) // COMMIT, and the WAL position when ctx asks (readafter.go)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil && tag.String() == "ROLLBACK":
