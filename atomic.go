@@ -206,14 +206,14 @@ func (t *PostgresTransaction) pipelineScans(ctx context.Context, stmts []Queryst
 func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring, scans []func(pgx.Rows) error) (int, error) {
 	for start := 0; start < len(stmts); {
 		rest := stmts[start:]
-		if len(rest) == 1 {
+		if len(rest) == 1 && !e.canRide(rest[0]) {
 			return start, runOne(ctx, conn, rest[0], scanAt(scans, start))
 		}
 		n, err := e.checkStatements(ctx, conn, rest)
 		if err != nil {
 			return start + n, err
 		}
-		if k, err := runBatch(ctx, conn, rest[:n], scansFrom(scans, start, start+n)); err != nil {
+		if k, err := e.runReady(ctx, conn, rest[:n], scansFrom(scans, start, start+n)); err != nil {
 			return start + k, err
 		}
 		start += n
@@ -245,6 +245,25 @@ func scanAt(scans []func(pgx.Rows) error, i int) func(pgx.Rows) error {
 // scansFrom returns scans[i:j], as far as scans goes.
 func scansFrom(scans []func(pgx.Rows) error, i, j int) []func(pgx.Rows) error {
 	return scans[min(i, len(scans)):min(j, len(scans))]
+}
+
+// runReady runs stmts, described and encodable, in one pipeline of its
+// own when they can ride (see canRide), else in a pgx batch. On failure
+// it returns the index of the statement that failed.
+func (e *PostgresEngine) runReady(ctx context.Context, conn *pgx.Conn, stmts []Querystring, scans []func(pgx.Rows) error) (int, error) {
+	ps := make([]*piped, len(stmts))
+	for i, q := range stmts {
+		if ps[i] = e.ready(conn, q, scanAt(scans, i)); ps[i] == nil {
+			return runBatch(ctx, conn, stmts, scans)
+		}
+	}
+	ran, _, err := e.sendPipeline(ctx, conn, ps)
+	for i := range min(ran+1, len(ps)) {
+		if ps[i].scanErr != nil {
+			return i, ps[i].scanErr
+		}
+	}
+	return ran, err
 }
 
 // runBatch runs stmts in one pgx batch; on failure it returns the index of

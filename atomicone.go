@@ -214,22 +214,22 @@ func (t *PostgresTransaction) sendInOne(ctx context.Context, pending []string, p
 	c := t.c
 	e := c.engine
 	ran, sent, err := e.sendPipeline(ctx, c.conn, ps)
-	if ran == 0 && err != nil && sent {
+	if ran == 0 && sessionEnded(err) {
 		// A session that ended before BEGIN is replaced: nothing ran.
 		var replaced bool
 		if replaced, err = e.replaceEnded(ctx, &c.lease, err); replaced {
 			c.conn = c.lease.conn
-			ran, _, err = e.sendPipeline(ctx, c.conn, ps)
+			ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
 		}
 	}
-	if ran == 0 {
-		// BEGIN failed, or nothing could be sent: as when BEGIN goes alone.
+	if ran == 0 && (!sent || fromServer(err)) {
+		// BEGIN failed, or nothing was sent: as when BEGIN goes alone.
 		return nil, &AtomicError{Index: g.idx[0], Err: markLost(c.conn, c.delivered(pending, true, err))}
 	}
 	_ = c.delivered(pending, true, nil)
 	last := len(ps) - 1
 	switch {
-	case ran < last && fromServer(err):
+	case ran > 0 && ran < last && fromServer(err):
 		// A statement failed: the server skipped the rest, COMMIT included,
 		// and the transaction is aborted. Transaction rolls it back.
 		k := ran - 1

@@ -65,10 +65,15 @@ func (e *PostgresEngine) ready(conn *pgx.Conn, q Querystring, scan func(pgx.Rows
 // (false: a write failure that sent nothing).
 func (e *PostgresEngine) sendPipeline(ctx context.Context, conn *pgx.Conn, ps []*piped) (ran int, sent bool, err error) {
 	p := conn.PgConn().StartPipeline(ctx)
-	for _, s := range ps {
-		if s.sd == nil {
+	for i, s := range ps {
+		switch {
+		case s.sd == nil:
 			p.SendQueryParams(s.sql, nil, nil, nil, nil)
-		} else {
+		case i > 0 && ps[i-1].sd == s.sd:
+			// The same statement again: bind the unnamed statement the
+			// previous one parsed, instead of parsing it again.
+			p.SendQueryPrepared("", s.params, s.formats, s.results)
+		default:
 			p.SendQueryParams(s.sql, s.params, s.sd.ParamOIDs, s.formats, s.results)
 		}
 	}
