@@ -75,9 +75,6 @@ func (a *Atomic) Run(ctx context.Context) error {
 	// Atomic takes no options: route sends it to the primary.
 	return a.engine.route(ctx, runOptions{}, func(on *PostgresEngine) (bool, error) {
 		return false, on.Transaction(ctx, func(ctx context.Context) error {
-			if done, err := on.txFrom(ctx).atomicInOne(ctx, items); done {
-				return err
-			}
 			return on.runAtomic(ctx, items)
 		})
 	})
@@ -100,13 +97,21 @@ func (e *PostgresEngine) runAtomic(ctx context.Context, items []atomicItem) erro
 			i++
 			continue
 		}
+		i += g.items
+		// The root is the Atomic's own transaction: COMMIT may ride with
+		// the last group.
+		if done, err := tx.rideGroup(ctx, g, i == len(items) && tx.kind == kindRoot); done {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if failed, err := tx.pipelineScans(ctx, g.stmts, g.scans); err != nil {
 			return &AtomicError{Index: g.idx[failed], Err: err}
 		}
 		if err := g.finish(); err != nil {
 			return err
 		}
-		i += g.items
 	}
 	return nil
 }

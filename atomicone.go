@@ -150,53 +150,44 @@ func (g *atomicGroup) finish() error {
 	return nil
 }
 
-// atomicInOne runs items in one pipeline with t's BEGIN and COMMIT, when t
-// is a root transaction that has sent nothing yet and every item is a
-// statement or Pipeliner ready for a pipeline (see ready). done false:
-// nothing was sent, and the items run as usual. Otherwise t has ended, or
-// failed (its closure then returns err, and Transaction rolls it back).
-func (t *PostgresTransaction) atomicInOne(ctx context.Context, items []atomicItem) (done bool, err error) {
+// rideGroup sends g's statements in one pipeline with the transaction's
+// pending BEGIN, SAVEPOINTs and RELEASEs, and, when commit is true (t is
+// the root, and g the Atomic's last group), with COMMIT: t then ends. done
+// false: nothing was sent (a statement is not ready, see ready), and g
+// runs the usual way. Otherwise err is g's outcome: an *AtomicError when a
+// statement (or a pending one before it) failed, or, with commit, the
+// COMMIT's outcome as Commit reports it.
+func (t *PostgresTransaction) rideGroup(ctx context.Context, g *atomicGroup, commit bool) (done bool, err error) {
 	c := t.c
-	if t.kind != kindRoot || ctx.Err() != nil {
-		return false, nil
-	}
-	g, err := gatherAtomic(items)
-	if err != nil || g.items < len(items) {
-		return false, nil
-	}
-	if c.lock(ctx) != nil {
+	if ctx.Err() != nil || c.lock(ctx) != nil {
 		return false, nil // the usual path says why
 	}
-	defer func() {
-		if !done {
-			c.unlock()
-		}
-	}()
-	c.mu.Lock()
-	fresh := !c.begun && len(c.pending) == 1 && c.inFlight == 0
-	c.mu.Unlock()
-	if !fresh {
-		return false, nil
-	}
 	ps := make([]*piped, 0, len(g.stmts)+2)
-	ps = append(ps, nil) // BEGIN, below
 	for i, q := range g.stmts {
 		p := c.engine.ready(c.conn, q, g.scans[i])
 		if p == nil {
+			c.unlock()
 			return false, nil
 		}
 		ps = append(ps, p)
 	}
-	ps = append(ps, bare("COMMIT"))
 	pending, withBegin, err := t.takePending(0)
-	if err != nil || !withBegin || len(pending) != 1 {
-		c.mu.Lock()
-		c.inFlight = 0
-		c.mu.Unlock()
-		return false, nil
+	if err != nil {
+		c.unlock()
+		return true, &AtomicError{Index: g.idx[0], Err: err}
 	}
-	ps[0] = bare(pending[0])
-	hooks, err := t.sendInOne(ctx, pending, ps, g)
+	commit = commit && t.plainCommit(withBegin)
+	if commit {
+		ps = append(ps, bare("COMMIT"))
+	}
+	lead := make([]*piped, len(pending), len(pending)+len(ps))
+	for i, s := range pending {
+		lead[i] = bare(s)
+	}
+	hooks, err := t.sendGroup(ctx, pending, withBegin, append(lead, ps...), g, commit)
+	if c.conn != nil { // t goes on
+		c.checkEndedLocked()
+	}
 	c.unlock()
 	if len(hooks) > 0 {
 		hookCtx := t.hookContext(ctx, t)
@@ -207,14 +198,27 @@ func (t *PostgresTransaction) atomicInOne(ctx context.Context, items []atomicIte
 	return true, err
 }
 
-// sendInOne sends ps, pending BEGIN, g's statements and COMMIT, and
-// settles t as the answers say. It returns the hooks to run when t ended.
-// The caller holds the turn.
-func (t *PostgresTransaction) sendInOne(ctx context.Context, pending []string, ps []*piped, g *atomicGroup) ([]func(context.Context), error) {
+// plainCommit reports whether t, the root, would end with a plain COMMIT:
+// it is not rollback-only, no block is open inside it, and the server has
+// it in progress (or has not begun it: withBegin). The caller holds the
+// turn.
+func (t *PostgresTransaction) plainCommit(withBegin bool) bool {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return t.abortErr == nil && len(t.openNestedLocked()) == 0 && !c.endedBySQL &&
+		(withBegin || c.conn.PgConn().TxStatus() == 'T')
+}
+
+// sendGroup sends ps: pending, g's statements and, with commit, COMMIT;
+// it settles the pending statements and, with commit, t, as the answers
+// say, and returns the hooks to run when t ended. The caller holds the
+// turn.
+func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, withBegin bool, ps []*piped, g *atomicGroup, commit bool) ([]func(context.Context), error) {
 	c := t.c
 	e := c.engine
 	ran, sent, err := e.sendPipeline(ctx, c.conn, ps)
-	if ran == 0 && sessionEnded(err) {
+	if withBegin && ran == 0 && sessionEnded(err) {
 		// A session that ended before BEGIN is replaced: nothing ran.
 		var replaced bool
 		if replaced, err = e.replaceEnded(ctx, &c.lease, err); replaced {
@@ -222,44 +226,56 @@ func (t *PostgresTransaction) sendInOne(ctx context.Context, pending []string, p
 			ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
 		}
 	}
-	if ran == 0 && (!sent || fromServer(err)) {
-		// BEGIN failed, or nothing was sent: as when BEGIN goes alone.
-		return nil, &AtomicError{Index: g.idx[0], Err: markLost(c.conn, c.delivered(pending, true, err))}
+	n := len(pending)
+	last := len(ps) - 1 // COMMIT, with commit
+	if !commit {
+		last = len(ps)
 	}
-	_ = c.delivered(pending, true, nil)
-	last := len(ps) - 1
+	if ran < n && (!sent || fromServer(err) || !commit) {
+		// A pending statement failed, or nothing was sent: as when they
+		// go alone.
+		return nil, &AtomicError{Index: g.idx[0], Err: markLost(c.conn, c.delivered(pending, withBegin, err))}
+	}
+	_ = c.delivered(pending, withBegin, nil)
 	switch {
-	case ran > 0 && ran < last && fromServer(err):
-		// A statement failed: the server skipped the rest, COMMIT included,
-		// and the transaction is aborted. Transaction rolls it back.
-		k := ran - 1
-		for j := 1; j < ran; j++ { // a scan that failed before it failed first
+	case ran < last && (fromServer(err) || !commit):
+		// A statement failed: the server skipped the rest, COMMIT
+		// included, and the transaction is aborted.
+		k := ran - n
+		for j := n; j < ran; j++ { // a scan that failed before it failed first
 			if ps[j].scanErr != nil {
-				k, err = j-1, ps[j].scanErr
+				k, err = j-n, ps[j].scanErr
 				break
 			}
 		}
-		return nil, &AtomicError{Index: g.idx[k], Err: statementError(g.stmts[k].SQL, err)}
+		return nil, &AtomicError{Index: g.idx[k], Err: statementError(g.stmts[k].SQL, markLost(c.conn, err))}
 	case ran < last:
 		// The connection failed once COMMIT was sent: the server may have
 		// run it all.
 		return t.settleRoot(ctx, txUnknown), fmt.Errorf("%w: %w", ErrAmbiguousCommit, markLost(c.conn, err))
 	}
-	if ran > last {
-		err = nil // COMMIT's answer came: a failure after it changes nothing
-	}
-	outcome, err := commitOutcome(ps[last].tag, err)
-	hooks := t.settleRoot(ctx, outcome)
-	if err != nil {
-		return hooks, err
-	}
-	for j := 1; j < last; j++ {
-		if ps[j].scanErr != nil {
-			return hooks, fmt.Errorf("piccolo: the Atomic committed, but reading the rows of query %d failed: %w", g.idx[j-1], ps[j].scanErr)
+	var hooks []func(context.Context)
+	if commit {
+		if ran > last {
+			err = nil // COMMIT's answer came: a failure after it changes nothing
+		}
+		var outcome txState
+		outcome, err = commitOutcome(ps[last].tag, err)
+		if hooks = t.settleRoot(ctx, outcome); err != nil {
+			return hooks, err
 		}
 	}
-	if err := g.finish(); err != nil {
+	for j := n; j < last; j++ {
+		if ps[j].scanErr != nil {
+			if !commit {
+				return nil, &AtomicError{Index: g.idx[j-n], Err: statementError(g.stmts[j-n].SQL, ps[j].scanErr)}
+			}
+			return hooks, fmt.Errorf("piccolo: the Atomic committed, but reading the rows of query %d failed: %w", g.idx[j-n], ps[j].scanErr)
+		}
+	}
+	err = g.finish()
+	if commit && err != nil {
 		return hooks, fmt.Errorf("piccolo: the Atomic committed, but: %w", err)
 	}
-	return hooks, nil
+	return hooks, err
 }

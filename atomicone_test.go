@@ -27,7 +27,7 @@ func TestAtomicInOneCommitRefused(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = e.RunDDL(context.Background(), "DROP TABLE "+child) })
 	for run := range 2 { // the first run describes the statement
-		counter.reset()
+		counter.Reset()
 		err := e.Atomic().Add(
 			piccolo.Raw("INSERT INTO "+child+" VALUES ($1)", 424242),
 			piccolo.Raw("INSERT INTO "+child+" VALUES ($1)", 424243),
@@ -37,7 +37,7 @@ func TestAtomicInOneCommitRefused(t *testing.T) {
 		if !errors.Is(err, piccolo.ErrCommitRolledBack) || !errors.As(err, &pgErr) || pgErr.Code != "23503" || errors.As(err, &ae) {
 			t.Fatalf("run %d: deferred FK violation at commit: %v, want ErrCommitRolledBack with 23503", run, err)
 		}
-		if n := counter.count(); run == 1 && n != 1 {
+		if n := counter.Count(); run == 1 && n != 1 {
 			t.Errorf("run %d: %d round trips, want 1", run, n)
 		}
 	}
