@@ -198,6 +198,23 @@ func (t *PostgresTransaction) rideGroup(ctx context.Context, g *atomicGroup, com
 	return true, err
 }
 
+// sendFirst sends ps, which start with the pending statements, in one
+// pipeline (see sendPipeline). A session that ended before BEGIN ran is
+// replaced, and ps sent again on the fresh one: nothing had run. The
+// caller holds the turn.
+func (c *txConn) sendFirst(ctx context.Context, ps []*piped, withBegin bool) (ran int, sent bool, err error) {
+	e := c.engine
+	ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
+	if withBegin && ran == 0 && sessionEnded(err) {
+		var replaced bool
+		if replaced, err = e.replaceEnded(ctx, &c.lease, err); replaced {
+			c.conn = c.lease.conn
+			ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
+		}
+	}
+	return ran, sent, err
+}
+
 // plainCommit reports whether t, the root, would end with a plain COMMIT:
 // it is not rollback-only, no block is open inside it, and the server has
 // it in progress (or has not begun it: withBegin). The caller holds the
@@ -216,16 +233,7 @@ func (t *PostgresTransaction) plainCommit(withBegin bool) bool {
 // turn.
 func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, withBegin bool, ps []*piped, g *atomicGroup, commit bool) ([]func(context.Context), error) {
 	c := t.c
-	e := c.engine
-	ran, sent, err := e.sendPipeline(ctx, c.conn, ps)
-	if withBegin && ran == 0 && sessionEnded(err) {
-		// A session that ended before BEGIN is replaced: nothing ran.
-		var replaced bool
-		if replaced, err = e.replaceEnded(ctx, &c.lease, err); replaced {
-			c.conn = c.lease.conn
-			ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
-		}
-	}
+	ran, sent, err := c.sendFirst(ctx, ps, withBegin)
 	n := len(pending)
 	last := len(ps) - 1 // COMMIT, with commit
 	if !commit {

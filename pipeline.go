@@ -20,7 +20,7 @@ import (
 type piped struct {
 	sql     string
 	args    []any                        // for the tracer
-	sd      *pgconn.StatementDescription // nil: a statement without parameters (BEGIN, COMMIT)
+	sd      *pgconn.StatementDescription // nil: a statement without parameters (BEGIN, COMMIT, FETCH)
 	params  [][]byte
 	formats []int16
 	results []int16
@@ -68,7 +68,7 @@ func (e *PostgresEngine) sendPipeline(ctx context.Context, conn *pgx.Conn, ps []
 	for i, s := range ps {
 		switch {
 		case s.sd == nil:
-			p.SendQueryParams(s.sql, nil, nil, nil, nil)
+			p.SendQueryParams(s.sql, nil, nil, nil, s.results)
 		case i > 0 && ps[i-1].sd == s.sd:
 			// The same statement again: bind the unnamed statement the
 			// previous one parsed, instead of parsing it again.
