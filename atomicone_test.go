@@ -87,3 +87,51 @@ func TestAtomicInOneConnectionLostAfterCommitSent(t *testing.T) {
 	})
 	faultStillWorks(t, e, table)
 }
+
+// Statements sent in one pipeline are logged one by one, in order: an
+// Atomic's BEGIN, each statement with its arguments, and COMMIT; a Batch's
+// BEGIN, DECLARE, FETCHes and COMMIT.
+func TestLogQueriesCoversPipelinedStatements(t *testing.T) {
+	t.Parallel()
+	logger, logs := newLogger()
+	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	table := newTable(t, e)
+	ctx := context.Background()
+	for run := range 2 { // the second run goes as one pipeline
+		a := e.Atomic()
+		for i := range 3 {
+			a.Add(piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", fmt.Sprintf("piped-%d-%d", run, i)))
+		}
+		if err := a.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		b, err := e.Batch(ctx, piccolo.Raw("SELECT name FROM "+table+" ORDER BY id"), piccolo.BatchSize(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range b.All(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := logs.String()
+	at := strings.Index(out, "piped-1-0")
+	if at < 0 {
+		t.Fatalf("the pipelined Atomic's statements are not logged:\n%s", out)
+	}
+	var order []string
+	for _, want := range []string{"BEGIN", "piped-1-0", "piped-1-1", "piped-1-2", "COMMIT", "BEGIN", "DECLARE", "FETCH FORWARD 4", "FETCH FORWARD 4", "COMMIT"} {
+		i := strings.Index(out[at:], want)
+		if want == "BEGIN" && len(order) == 0 {
+			i = strings.LastIndex(out[:at], want) - at
+		}
+		if i == -1 || i < -at {
+			t.Fatalf("log has no %q after %v:\n%s", want, order, out)
+		}
+		order = append(order, want)
+		at += i + len(want)
+	}
+}
