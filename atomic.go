@@ -38,12 +38,12 @@ func (a *Atomic) Add(q ...Query) *Atomic {
 	return a
 }
 
-// atomicStep is a run of plain statements or one Runner.
-type atomicStep struct {
-	runner     Runner
-	runnerIdx  int
-	statements []Querystring
-	queryIdx   []int // for each statement, the index of the query it came from
+// atomicItem is a queued query's part in the plan: one statement it
+// rendered to, or the query itself when it is a Runner.
+type atomicItem struct {
+	q      Querystring
+	runner Runner
+	idx    int // the query's position in the Atomic
 }
 
 // Run runs the queued queries in one transaction and clears the queue,
@@ -56,75 +56,96 @@ type atomicStep struct {
 // outcome is unknown). Every query is rendered and checked before any
 // I/O: a script that controls the transaction fails there, with an
 // *AtomicError wrapping ErrTransactionControl.
+//
+// Outside a transaction, an Atomic of data statements and Pipeliners that
+// are all described already (they ran before) goes to the server as one
+// pipeline, BEGIN and COMMIT included: one round trip (see atomicone.go).
+// A Pipeliner's rows are then read after the COMMIT was sent: should
+// reading them fail (a column whose type no longer fits its field), the
+// Atomic has committed, and the error (not an *AtomicError) says so.
 func (a *Atomic) Run(ctx context.Context) error {
 	a.mu.Lock()
 	queries := a.queries
 	a.queries = nil
 	a.mu.Unlock()
-	steps, err := planAtomic(queries)
-	if err != nil || len(steps) == 0 {
+	items, err := planAtomic(queries)
+	if err != nil || len(items) == 0 {
 		return err
 	}
 	// Atomic takes no options: route sends it to the primary.
 	return a.engine.route(ctx, runOptions{}, func(on *PostgresEngine) (bool, error) {
 		return false, on.Transaction(ctx, func(ctx context.Context) error {
-			return on.runAtomic(ctx, steps)
+			return on.runAtomic(ctx, items)
 		})
 	})
 }
 
-// runAtomic runs the planned steps in ctx's transaction of e.
-func (e *PostgresEngine) runAtomic(ctx context.Context, steps []atomicStep) error {
+// runAtomic runs the planned items in ctx's transaction of e: a Runner
+// alone, and runs of statements and Pipeliners in pipelines (see
+// gatherAtomic).
+func (e *PostgresEngine) runAtomic(ctx context.Context, items []atomicItem) error {
 	tx := e.txFrom(ctx)
-	for _, s := range steps {
-		if s.runner != nil {
-			if err := s.runner.Run(ctx, e); err != nil {
-				return &AtomicError{Index: s.runnerIdx, Err: err}
+	for i := 0; i < len(items); {
+		g, err := gatherAtomic(items[i:])
+		if err != nil {
+			return err
+		}
+		if g.items == 0 { // a Runner that runs alone
+			if err := items[i].runner.Run(ctx, e); err != nil {
+				return &AtomicError{Index: items[i].idx, Err: err}
+			}
+			i++
+			continue
+		}
+		i += g.items
+		// The root is the Atomic's own transaction: COMMIT may ride with
+		// the last group.
+		if done, err := tx.rideGroup(ctx, g, i == len(items) && tx.kind == kindRoot); done {
+			if err != nil {
+				return err
 			}
 			continue
 		}
-		if failed, err := tx.pipeline(ctx, s.statements); err != nil {
-			return &AtomicError{Index: s.queryIdx[failed], Err: err}
+		if failed, err := tx.pipelineScans(ctx, g.stmts, g.scans); err != nil {
+			return &AtomicError{Index: g.idx[failed], Err: err}
+		}
+		if err := g.finish(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// planAtomic renders every query before any I/O and groups plain
-// statements that can share a pipeline.
-func planAtomic(queries []Query) ([]atomicStep, error) {
-	var steps []atomicStep
+// planAtomic renders every query that is not a Runner before any I/O and
+// checks its statements.
+func planAtomic(queries []Query) ([]atomicItem, error) {
+	var items []atomicItem
 	for i, q := range queries {
 		if q == nil {
 			return nil, &AtomicError{Index: i, Err: errors.New("nil query")}
 		}
 		if r, ok := q.(Runner); ok {
-			steps = append(steps, atomicStep{runner: r, runnerIdx: i})
+			items = append(items, atomicItem{runner: r, idx: i})
 			continue
 		}
 		qs, err := q.Querystrings()
 		if err != nil {
 			return nil, &AtomicError{Index: i, Err: fmt.Errorf("render: %w", err)}
 		}
-		if len(steps) == 0 || steps[len(steps)-1].runner != nil {
-			steps = append(steps, atomicStep{})
-		}
-		last := &steps[len(steps)-1]
 		for _, s := range qs {
 			if err := checkSize(s); err != nil {
 				return nil, &AtomicError{Index: i, Err: err}
 			}
 			// A run of the same SQL (many inserts) is checked once.
-			if n := len(last.statements); n == 0 || last.statements[n-1].SQL != s.SQL {
+			if n := len(items); n == 0 || items[n-1].runner != nil || items[n-1].q.SQL != s.SQL {
 				if err := refuseInAtomic(s.SQL); err != nil {
 					return nil, &AtomicError{Index: i, Err: err}
 				}
 			}
-			last.statements = append(last.statements, s)
-			last.queryIdx = append(last.queryIdx, i)
+			items = append(items, atomicItem{q: s, idx: i})
 		}
 	}
-	return steps, nil
+	return items, nil
 }
 
 // pipeline runs stmts in order on the transaction's connection and, on
@@ -140,6 +161,12 @@ func planAtomic(queries []Query) ([]atomicStep, error) {
 // procedure could try), pipeline stops at once, before anything else can
 // run in autocommit, and the transaction refuses every later statement.
 func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring) (failed int, err error) {
+	return t.pipelineScans(ctx, stmts, nil)
+}
+
+// pipelineScans is pipeline with scans[i], when not nil, reading the rows
+// of stmts[i] (scans may be shorter than stmts).
+func (t *PostgresTransaction) pipelineScans(ctx context.Context, stmts []Querystring, scans []func(pgx.Rows) error) (failed int, err error) {
 	err = t.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
 		for i := 0; i < len(stmts); {
 			j := i
@@ -149,7 +176,7 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 			if j == i {
 				j = i + 1
 			}
-			k, err := t.c.engine.runInOrder(ctx, conn, stmts[i:j])
+			k, err := t.c.engine.runInOrder(ctx, conn, stmts[i:j], scansFrom(scans, i, j))
 			if err != nil {
 				failed = i + k
 				return statementError(stmts[failed].SQL, err)
@@ -181,18 +208,17 @@ func (t *PostgresTransaction) pipeline(ctx context.Context, stmts []Querystring)
 // SELECT of a function that creates a table), and a failed describe would
 // abort the transaction. So a batch ends before each statement that needs
 // describing, and the describe's server error is that statement's own.
-func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts []Querystring, scans []func(pgx.Rows) error) (int, error) {
 	for start := 0; start < len(stmts); {
 		rest := stmts[start:]
-		if len(rest) == 1 {
-			_, err := conn.Exec(ctx, rest[0].SQL, rest[0].Args...)
-			return start, err
+		if len(rest) == 1 && !e.canRide(rest[0]) {
+			return start, runOne(ctx, conn, rest[0], scanAt(scans, start))
 		}
 		n, err := e.checkStatements(ctx, conn, rest)
 		if err != nil {
 			return start + n, err
 		}
-		if k, err := runBatch(ctx, conn, rest[:n]); err != nil {
+		if k, err := e.runReady(ctx, conn, rest[:n], scansFrom(scans, start, start+n)); err != nil {
 			return start + k, err
 		}
 		start += n
@@ -200,16 +226,69 @@ func (e *PostgresEngine) runInOrder(ctx context.Context, conn *pgx.Conn, stmts [
 	return 0, nil
 }
 
+// runOne runs q alone, scan reading its rows (nil: discarded).
+func runOne(ctx context.Context, conn *pgx.Conn, q Querystring, scan func(pgx.Rows) error) error {
+	if scan == nil {
+		_, err := conn.Exec(ctx, q.SQL, q.Args...)
+		return err
+	}
+	rows, err := conn.Query(ctx, q.SQL, q.Args...)
+	if err == nil {
+		_, _, err = readRows(rows, scan)
+	}
+	return err
+}
+
+// scanAt returns scans[i], or nil when scans is shorter.
+func scanAt(scans []func(pgx.Rows) error, i int) func(pgx.Rows) error {
+	if i < len(scans) {
+		return scans[i]
+	}
+	return nil
+}
+
+// scansFrom returns scans[i:j], as far as scans goes.
+func scansFrom(scans []func(pgx.Rows) error, i, j int) []func(pgx.Rows) error {
+	return scans[min(i, len(scans)):min(j, len(scans))]
+}
+
+// runReady runs stmts, described and encodable, in one pipeline of its
+// own when they can ride (see canRide), else in a pgx batch. On failure
+// it returns the index of the statement that failed.
+func (e *PostgresEngine) runReady(ctx context.Context, conn *pgx.Conn, stmts []Querystring, scans []func(pgx.Rows) error) (int, error) {
+	ps := make([]*piped, len(stmts))
+	for i, q := range stmts {
+		if ps[i] = e.ready(conn, q, scanAt(scans, i)); ps[i] == nil {
+			return runBatch(ctx, conn, stmts, scans)
+		}
+	}
+	ran, _, err := e.sendPipeline(ctx, conn, ps)
+	for i := range min(ran+1, len(ps)) {
+		if ps[i].scanErr != nil {
+			return i, ps[i].scanErr
+		}
+	}
+	return ran, err
+}
+
 // runBatch runs stmts in one pgx batch; on failure it returns the index of
 // the statement that failed.
-func runBatch(ctx context.Context, conn *pgx.Conn, stmts []Querystring) (int, error) {
+func runBatch(ctx context.Context, conn *pgx.Conn, stmts []Querystring, scans []func(pgx.Rows) error) (int, error) {
 	b := &pgx.Batch{}
 	for _, q := range stmts {
 		b.Queue(q.SQL, q.Args...)
 	}
 	br := conn.SendBatch(ctx, b)
 	for i := range stmts {
-		if _, err := br.Exec(); err != nil {
+		var err error
+		if scan := scanAt(scans, i); scan == nil {
+			_, err = br.Exec()
+		} else if rows, qErr := br.Query(); qErr != nil {
+			err = qErr
+		} else {
+			_, _, err = readRows(rows, scan)
+		}
+		if err != nil {
 			// A failure before anything ran (the schema changed since the
 			// statements were described) is reported at the first.
 			if closeErr := br.Close(); closeErr != nil && !errors.Is(closeErr, err) && closeErr.Error() != err.Error() {

@@ -40,6 +40,7 @@ type Batch struct {
 	size   int
 
 	mu        sync.Mutex
+	formats   []int16 // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
 	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
@@ -99,12 +100,15 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 	b.cursor = `"piccolo_batch_` + strconv.FormatUint(e.cursorID.Add(1), 10) + `"`
 	b.fetch = "FETCH FORWARD " + strconv.Itoa(size) + " FROM " + b.cursor
 	declare := "DECLARE " + b.cursor + " NO SCROLL CURSOR FOR " + q.SQL
-	err := b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		// DescribeExec: a DECLARE is run once, so caching it as a prepared
-		// statement would only fill the cache.
-		_, err := conn.Exec(ctx, declare, append([]any{pgx.QueryExecModeDescribeExec}, q.Args...)...)
-		return err
-	})
+	handled, err := b.openInOne(ctx, q, declare)
+	if !handled {
+		err = b.tx.withConn(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+			// DescribeExec: a DECLARE is run once, so caching it as a
+			// prepared statement would only fill the cache.
+			_, err := conn.Exec(ctx, declare, append([]any{pgx.QueryExecModeDescribeExec}, q.Args...)...)
+			return err
+		})
+	}
 	if err != nil {
 		if b.own {
 			b.reclaim.Stop()
@@ -141,16 +145,21 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		}
 		return 0, ErrBatchClosed
 	}
+	n := 0
+	scan, logRows := b.engine.logScan(scan)
+	defer func() { logRows(ctx) }()
 	tx := b.holder()
 	if tx == nil {
 		b.closed = true
 		return 0, errCursorGone
 	}
-	n := 0
-	scan, logRows := b.engine.logScan(scan)
-	defer func() { logRows(ctx) }()
 	// A cursor opened outside a savepoint block can be read inside it.
 	err := tx.onConn(ctx, useScans|useCursor, nil, func(ctx context.Context, conn *pgx.Conn) error {
+		if b.formats != nil {
+			var err error
+			n, err = b.fetchKnown(ctx, conn, scan)
+			return err
+		}
 		rows, err := conn.Query(ctx, b.fetch, b.engine.fetchMode)
 		if err != nil {
 			return err
@@ -158,15 +167,7 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		_, n, err = readRows(rows, scan)
 		return err
 	})
-	if err != nil {
-		closeErr := b.closeLocked(ctx, err)
-		return n, errors.Join(statementError(b.fetch, err), closeErr)
-	}
-	if n < b.size {
-		b.exhausted = true
-		return n, b.closeLocked(ctx, nil)
-	}
-	return n, nil
+	return b.fetched(ctx, n, b.fetch, err)
 }
 
 // All returns an iterator over the batches of rows. Leaving the loop, by

@@ -95,6 +95,29 @@ func exerciseThroughPooler(t *testing.T, e *piccolo.PostgresEngine, table string
 	if err != nil {
 		t.Fatalf("atomic: %v", err)
 	}
+	// Atomics of data statements only: once described (the first run),
+	// BEGIN, the statements and COMMIT go as one pipeline; a failure in it
+	// names its query and commits nothing.
+	for range 2 {
+		err = e.Atomic().Add(
+			piccolo.Raw("UPDATE "+table+" SET note = $1 WHERE name = $2", "first", "a"),
+			piccolo.Raw("UPDATE "+table+" SET note = $1 WHERE name = $2", "second", "b"),
+		).Run(ctx)
+		if err != nil {
+			t.Fatalf("atomic of data statements: %v", err)
+		}
+		err = e.Atomic().Add(
+			piccolo.Raw("UPDATE "+table+" SET note = $1 WHERE name = $2", "lost", "a"),
+			piccolo.Raw("UPDATE "+table+" SET note = $1 WHERE name = $2 AND 1 / (length(name) - 1) = 1", "lost", "b"),
+		).Run(ctx)
+		var ae *piccolo.AtomicError
+		if !errors.As(err, &ae) || ae.Index != 1 {
+			t.Fatalf("atomic whose second statement fails: %v, want an *AtomicError at index 1", err)
+		}
+		if n := scalar[int64](t, ctx, e, "SELECT count(*) FROM "+table+" WHERE note = 'lost'"); n != 0 {
+			t.Fatalf("a failed Atomic committed %d rows", n)
+		}
+	}
 	// Batches, on their own and inside a transaction.
 	count := func(ctx context.Context) int {
 		b, err := e.Batch(ctx, piccolo.Raw("SELECT name, note FROM "+table+" ORDER BY id"), piccolo.BatchSize(2))

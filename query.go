@@ -3,6 +3,8 @@ package piccolo
 import (
 	"context"
 	"errors"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Querystring is one SQL statement with its arguments, which bind to the
@@ -32,6 +34,31 @@ func (q Querystring) Querystrings() ([]Querystring, error) {
 type Runner interface {
 	Query
 	Run(ctx context.Context, e Engine) error
+}
+
+// Pipeliner is a Runner whose work is only statements and reading their
+// rows, so that an Atomic can send it in one pipeline with the queries
+// around it instead of running it alone (query.Insert writes the keys the
+// server generated back into its rows this way).
+type Pipeliner interface {
+	Runner
+	// Pipeline renders the work now. ok false: it must run through Run.
+	Pipeline() (p Pipelined, ok bool, err error)
+}
+
+// Pipelined is a Pipeliner's work, rendered for a pipeline.
+type Pipelined struct {
+	Statements []Querystring
+	// Scans[i], when not nil, is called for each row of Statements[i].
+	Scans []func(pgx.Rows) error
+	// Done, when not nil, is called once every statement ran and its rows
+	// were scanned, to check what was read.
+	Done func() error
+	// Writes are pointers to what the scans write into. A later query of
+	// the same Atomic with an argument that points into them (or a later
+	// Pipeliner that writes into them too) is rendered and sent only after
+	// these statements ran, as it would be without pipelining.
+	Writes []any
 }
 
 // rawQuery is the Query returned by Raw.

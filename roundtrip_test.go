@@ -4,87 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/pgtest"
 )
-
-// turnCounter counts a connection's round trips as client turns: the
-// client writing after the server has answered. Bytes the client writes
-// before any answer (a pipeline sent in several writes) are one turn.
-type turnCounter struct {
-	mu       sync.Mutex
-	turns    int
-	answered bool // the server sent something since the client last wrote
-}
-
-func (c *turnCounter) wrote() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.answered {
-		c.turns++
-		c.answered = false
-	}
-}
-
-func (c *turnCounter) read() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.answered = true
-}
-
-// reset starts a count: the next write is a turn.
-func (c *turnCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.turns, c.answered = 0, true
-}
-
-func (c *turnCounter) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.turns
-}
-
-// turnConn reports its reads and writes to a turnCounter.
-type turnConn struct {
-	net.Conn
-	counter *turnCounter
-}
-
-func (c turnConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.counter.read()
-	}
-	return n, err
-}
-
-func (c turnConn) Write(b []byte) (int, error) {
-	c.counter.wrote()
-	return c.Conn.Write(b)
-}
-
-// NetConn lets the engine's liveness check see the socket.
-func (c turnConn) NetConn() net.Conn { return c.Conn }
 
 // roundTripEngine returns a pooled engine of one connection (else
 // configured by cfg) whose turns counter counts, and a table of its own.
 // Pool pings are turned off: they are the pool's hygiene, not the
 // workload's.
-func roundTripEngine(t *testing.T, cfg piccolo.PostgresConfig) (*piccolo.PostgresEngine, string, *turnCounter) {
+func roundTripEngine(t *testing.T, cfg piccolo.PostgresConfig) (*piccolo.PostgresEngine, string, *pgtest.RoundTrips) {
 	t.Helper()
-	counter := &turnCounter{}
+	counter := &pgtest.RoundTrips{}
 	cfg.MaxConns = 1
 	cfg.Configure = func(pc *pgxpool.Config) {
 		pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-		wrapDial(func(conn net.Conn) net.Conn { return turnConn{Conn: conn, counter: counter} })(pc)
+		wrapDial(counter.Conn)(pc)
 	}
 	e := newEngine(t, true, cfg)
 	return e, newTable(t, e), counter
@@ -153,7 +93,7 @@ func roundTripCases() []roundTripCase {
 				}, sp)
 			})
 		}, nil},
-		{"Atomic of 10 INSERTs", [2]int{3, 3}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+		{"Atomic of 10 INSERTs", [2]int{1, 1}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			a := e.Atomic()
 			for i := range 10 {
 				a.Add(piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", fmt.Sprintf("r%d-a%d", run, i)))
@@ -168,7 +108,7 @@ func roundTripCases() []roundTripCase {
 			}
 			return positionRecorded(rctx)
 		}, nil},
-		{"Atomic of 10 INSERTs, read-your-writes", [2]int{3, 3}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+		{"Atomic of 10 INSERTs, read-your-writes", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			rctx := piccolo.WithReadYourWrites(ctx)
 			a := e.Atomic()
 			for i := range 10 {
@@ -186,7 +126,7 @@ func roundTripCases() []roundTripCase {
 			}
 			return positionRecorded(rctx)
 		}, nil},
-		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{15, 15}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
+		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{13, 13}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
 			b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, 1000) AS g"), piccolo.BatchSize(100))
 			if err != nil {
 				return err
@@ -228,7 +168,7 @@ func roundTripCases() []roundTripCase {
 		}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			return wantNames(ctx, e, table, fmt.Sprintf("r%d-kept", run), 1)
 		}},
-		{"Atomic whose 5th statement fails", [2]int{4, 4}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+		{"Atomic whose 5th statement fails", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			a := e.Atomic()
 			for i := range 10 {
 				name := fmt.Sprintf("r%d-f%d", run, i)
@@ -291,11 +231,11 @@ func TestRoundTrips(t *testing.T) {
 			for i, c := range roundTripCases() {
 				for r := range 3 {
 					run := 3*i + r // names unique across cases
-					counter.reset()
+					counter.Reset()
 					if err := c.run(ctx, e, table, run); err != nil {
 						t.Fatalf("%s: %v", c.name, err)
 					}
-					n := counter.count()
+					n := counter.Count()
 					if c.check != nil {
 						if err := c.check(ctx, e, table, run); err != nil {
 							t.Fatalf("%s: %v", c.name, err)

@@ -21,14 +21,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 	begun, endedBySQL, abortErr := c.begun, c.endedBySQL, t.abortErr
 	c.mu.Unlock()
 	outcome := txRolledBack
-	defer func() {
-		c.lease.release(ctx)
-		c.conn = nil
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		t.state.Store(int32(outcome))
-		hooks = t.takeHooks(outcome)
-	}()
+	defer func() { hooks = t.settleRoot(ctx, outcome) }()
 	if endedBySQL {
 		// A statement sent as SQL ended it: what happened is not ours to tell.
 		outcome = txUnknown
@@ -60,24 +53,41 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
 	}
 	tag, err := c.commit(ctx) // COMMIT, and the WAL position when ctx asks (readafter.go)
+	outcome, err = commitOutcome(tag, err)
+	return nil, err
+}
+
+// commitOutcome reads the answer to COMMIT.
+func commitOutcome(tag pgconn.CommandTag, err error) (txState, error) {
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil && tag.String() == "ROLLBACK":
-		return nil, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
+		return txRolledBack, commitRolledBack(true, errors.New("an earlier statement failed and PostgreSQL rolled the transaction back"))
 	case err == nil:
-		outcome = txCommitted
-		return nil, nil
+		return txCommitted, nil
 	case errors.As(err, &pgErr):
 		// The server refused the commit (a deferred constraint, a
 		// serialization failure): the transaction is gone.
-		return nil, commitRolledBack(true, err)
+		return txRolledBack, commitRolledBack(true, err)
 	default:
 		// COMMIT was handed to a live connection that then failed: pgx may
 		// call the failure safe to retry, but the server may have
 		// committed. Only the caller can find out.
-		outcome = txUnknown
-		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
+		return txUnknown, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
 	}
+}
+
+// settleRoot records outcome as the end of t, the root: its connection
+// goes back, and the hooks of the outcome are returned (none when it is
+// unknown). The caller holds the turn.
+func (t *PostgresTransaction) settleRoot(ctx context.Context, outcome txState) []func(context.Context) {
+	c := t.c
+	c.lease.release(ctx)
+	c.conn = nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.state.Store(int32(outcome))
+	return t.takeHooks(outcome)
 }
 
 // endSavepoint releases or rolls back a savepoint block whose SAVEPOINT

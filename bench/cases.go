@@ -62,6 +62,7 @@ func allCases(p *peers) []benchCase {
 	cases = append(cases, tx10(p)...)
 	cases = append(cases, txSavepoint(p)...)
 	cases = append(cases, atomic100(p)...)
+	cases = append(cases, atomicTyped100(p)...)
 	for _, c := range point {
 		if c.peer == peerPgxConn {
 			continue // a pgx.Conn is not safe for concurrent use

@@ -6,6 +6,7 @@
 //
 //	cd bench && go run .            # the full run, a few minutes
 //	cd bench && go run . -quick     # every workload briefly, for CI
+//	cd bench && go run . -only Atomic -rounds 9   # only the workloads named so
 //
 // The server is DATABASE_URL's (whose user must be allowed to create
 // databases), or a throw-away cluster started from the machine's PostgreSQL
@@ -26,6 +27,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +46,7 @@ func main() {
 		streamRows   = flag.Int64("stream-rows", 1_000_000, "rows in the streaming table")
 		streamRounds = flag.Int("stream-rounds", 3, "rounds of every streaming case, each in a new process")
 		child        = flag.String("stream-child", "", "internal: run one streaming case and print its result")
+		only         = flag.String("only", "", "run only the query workloads whose name contains this (no streaming, no report written): for a quick look at one")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -55,7 +59,7 @@ func main() {
 		return
 	}
 	cfg := runConfig{outDir: *outDir, rounds: *rounds, benchtime: *benchtime,
-		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick}
+		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick, only: *only}
 	if *quick {
 		cfg.rounds, cfg.benchtime, cfg.streamRows, cfg.streamRounds = 1, "3x", 10_000, 1
 	}
@@ -73,6 +77,7 @@ type runConfig struct {
 	streamRows   int64
 	streamRounds int
 	quick        bool
+	only         string // run only the query workloads whose name contains it
 }
 
 // run sets up the server, runs every case and writes the report.
@@ -111,8 +116,12 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	results, err := runCases(ctx, p, allCases(p), cfg.rounds, log)
-	if err = errors.Join(err, p.close(ctx)); err != nil {
+	cases := allCases(p)
+	if cfg.only != "" {
+		cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(c.workload, cfg.only) })
+	}
+	results, err := runCases(ctx, p, cases, cfg.rounds, log)
+	if err = errors.Join(err, p.close(ctx)); err != nil || cfg.only != "" {
 		return err
 	}
 	streams, err := runStreams(ctx, srv.dsn, cfg.streamRows, cfg.streamRounds, log)

@@ -184,6 +184,7 @@ func (rep *report) targets() []target {
 	within("inserts", []string{wlInsert}, piccolo, 1.10)
 	within("transactions", []string{wlTx10, wlTxSP}, piccolo, 1.10)
 	within("a joined projection", []string{wlJoin100}, []string{peerPiccoloQ}, 1.10)
+	within("a typed Atomic of 100 Inserts (ids written back)", []string{wlAtomicTyped}, []string{peerTypedAtomic}, 1.30)
 
 	if at, ok := rep.find(wlAtomic, peerPiccoloAt+" (Raw)"); ok {
 		ratio := rep.ratio(at)

@@ -138,9 +138,8 @@ func (i Insert[T]) Run(ctx context.Context, e piccolo.Engine) error {
 			} else {
 				n := 0
 				err = e.QueryFunc(ctx, q, intoTargets(rows, p.returning, &n))
-				if err == nil && n != len(rows) {
-					err = &opError{op: "Insert into", table: i.t.def.name,
-						err: fmt.Errorf("RETURNING gave %d rows for the %d sent", n, len(rows))}
+				if err == nil {
+					err = i.checkReturned(n, len(rows))
 				}
 			}
 			if err != nil {
@@ -153,6 +152,58 @@ func (i Insert[T]) Run(ctx context.Context, e piccolo.Engine) error {
 		return run(ctx)
 	}
 	return e.Transaction(ctx, run)
+}
+
+// checkReturned checks that RETURNING gave one row for each row sent.
+func (i Insert[T]) checkReturned(got, sent int) error {
+	if got == sent {
+		return nil
+	}
+	return &opError{op: "Insert into", table: i.t.def.name,
+		err: fmt.Errorf("RETURNING gave %d rows for the %d sent", got, sent)}
+}
+
+// Pipeline implements piccolo.Pipeliner: in an Atomic, Inserts go in one
+// pipeline with the queries around them, their RETURNING rows written
+// back from the pipeline's results; an Insert with a value that points
+// into rows an earlier Insert writes back (a *int64 field holding
+// &manager.ID) is rendered and sent once that one ran. An Insert that
+// Run loads with COPY runs alone.
+func (i Insert[T]) Pipeline() (piccolo.Pipelined, bool, error) {
+	p, err := i.plan()
+	if err != nil {
+		return piccolo.Pipelined{}, false, err
+	}
+	if _, ok := i.copyColumns(p); ok {
+		return piccolo.Pipelined{}, false, nil
+	}
+	pl := piccolo.Pipelined{Statements: make([]piccolo.Querystring, len(p.chunks))}
+	for k, rows := range p.chunks {
+		if pl.Statements[k], err = i.renderChunk(p, rows); err != nil {
+			return piccolo.Pipelined{}, false, err
+		}
+	}
+	if len(p.returning) == 0 {
+		return pl, true, nil
+	}
+	seen := make([]int, len(p.chunks))
+	pl.Scans = make([]func(pgx.Rows) error, len(p.chunks))
+	for k, rows := range p.chunks {
+		pl.Scans[k] = intoTargets(rows, p.returning, &seen[k])
+	}
+	pl.Done = func() error {
+		for k, rows := range p.chunks {
+			if err := i.checkReturned(seen[k], len(rows)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pl.Writes = make([]any, len(i.rows))
+	for k, row := range i.rows {
+		pl.Writes[k] = row
+	}
+	return pl, true, nil
 }
 
 // Run runs the Update and returns the number of rows it changed; any
@@ -240,17 +291,17 @@ func Exec(ctx context.Context, e piccolo.Engine, q piccolo.Query) error {
 
 // Compile-time checks of the builders' contracts.
 var (
-	_ piccolo.Query  = Select[struct{}]{}
-	_ piccolo.Runner = Insert[struct{}]{}
-	_ piccolo.Query  = Update[struct{}]{}
-	_ piccolo.Query  = Delete[struct{}]{}
-	_ piccolo.Query  = Count{}
-	_ piccolo.Query  = Exists{}
-	_ piccolo.Query  = Create{}
-	_ piccolo.Query  = DropTable{}
-	_ piccolo.Query  = CreateIndex{}
-	_ piccolo.Query  = DropIndex{}
-	_ piccolo.Query  = AddColumn{}
-	_ piccolo.Query  = DropColumn{}
-	_ piccolo.Query  = RenameColumn{}
+	_ piccolo.Query     = Select[struct{}]{}
+	_ piccolo.Pipeliner = Insert[struct{}]{}
+	_ piccolo.Query     = Update[struct{}]{}
+	_ piccolo.Query     = Delete[struct{}]{}
+	_ piccolo.Query     = Count{}
+	_ piccolo.Query     = Exists{}
+	_ piccolo.Query     = Create{}
+	_ piccolo.Query     = DropTable{}
+	_ piccolo.Query     = CreateIndex{}
+	_ piccolo.Query     = DropIndex{}
+	_ piccolo.Query     = AddColumn{}
+	_ piccolo.Query     = DropColumn{}
+	_ piccolo.Query     = RenameColumn{}
 )

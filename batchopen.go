@@ -1,0 +1,93 @@
+package piccolo
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A Batch outside a transaction opens in one round trip: BEGIN and
+// DECLARE travel in one pipeline, every FETCH goes without a describe (its
+// columns' formats are those of the query's description), and the rows
+// end with one COMMIT, which closes the cursor. The query is described
+// (from the engine's cache, or alone, before BEGIN) and its arguments
+// encoded before anything is sent; a query that is not ready opens the
+// usual way. The first FETCH does not travel with DECLARE: it would run
+// under Batch's context instead of the first Next's, which could then not
+// cancel it.
+
+// openInOne declares b's cursor over q, with declare, in one pipeline
+// with its own transaction's BEGIN. handled false: nothing was sent (b is
+// in the caller's transaction, q cannot ride, see canRide, or failed to
+// describe or encode), and the caller opens it the usual way, which
+// reports any failure. Otherwise err is the failure of BEGIN or DECLARE.
+func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (handled bool, err error) {
+	e, t := b.engine, b.tx
+	c := t.c
+	if !b.own || !e.canRide(q) || ctx.Err() != nil || c.lock(ctx) != nil {
+		return false, nil
+	}
+	defer c.unlock()
+	conn := c.conn
+	var eqb pgx.ExtendedQueryBuilder
+	sd := e.description(q.SQL)
+	if sd == nil || eqb.Build(conn.TypeMap(), sd, q.Args) != nil {
+		// Described outside the transaction, which has sent nothing yet.
+		d, err := conn.PgConn().Prepare(ctx, "", q.SQL, nil)
+		if err != nil || eqb.Build(conn.TypeMap(), d, q.Args) != nil {
+			return false, nil
+		}
+		e.rememberDescription(q.SQL, d)
+		sd = d
+	}
+	pending, withBegin, err := t.takePending(0)
+	if err != nil {
+		return true, err
+	}
+	ps := make([]*piped, 0, len(pending)+1)
+	for _, s := range pending {
+		ps = append(ps, bare(s))
+	}
+	// DECLARE takes the query's parameters.
+	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats})
+	ran, _, err := c.sendFirst(ctx, ps, withBegin)
+	if k := len(pending); ran < k {
+		return true, markLost(c.conn, c.delivered(pending, withBegin, err))
+	}
+	_ = c.delivered(pending, withBegin, nil)
+	if err == nil {
+		// FETCH returns the query's columns, in the formats its
+		// description picks.
+		b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
+	}
+	return true, markLost(c.conn, err)
+}
+
+// fetchKnown runs the batch's FETCH on conn in the formats its query's
+// description picked (no describe needed), scan reading its rows.
+func (b *Batch) fetchKnown(ctx context.Context, conn *pgx.Conn, scan func(pgx.Rows) error) (n int, err error) {
+	_, err = b.engine.traced(ctx, conn, b.fetch, nil, func() (pgconn.CommandTag, error) {
+		rr := conn.PgConn().ExecParams(ctx, b.fetch, nil, nil, nil, b.formats)
+		var tag pgconn.CommandTag
+		var err error
+		tag, n, err = readRows(pgx.RowsFromResultReader(conn.TypeMap(), rr), scan)
+		return tag, err
+	})
+	return n, err
+}
+
+// fetched ends a Next that fetched n rows, or failed with err: an error,
+// or fewer rows than the batch size (they have run out), closes the batch.
+func (b *Batch) fetched(ctx context.Context, n int, sql string, err error) (int, error) {
+	if err != nil {
+		closeErr := b.closeLocked(ctx, err)
+		return n, errors.Join(statementError(sql, err), closeErr)
+	}
+	if n < b.size {
+		b.exhausted = true
+		return n, b.closeLocked(ctx, nil)
+	}
+	return n, nil
+}
