@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -53,14 +52,7 @@ func (b *Bouncer) spawn() (*child, error) {
 // bouncerEnv is childEnv without systemd's socket activation and readiness
 // variables, which a pgbouncer built with systemd support would act on.
 func bouncerEnv() []string {
-	return slices.DeleteFunc(childEnv(), func(kv string) bool {
-		for _, v := range []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="} {
-			if strings.HasPrefix(kv, v) {
-				return true
-			}
-		}
-		return false
-	})
+	return childEnvWithout("NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=")
 }
 
 // waitReady waits until p logs that it listens on b.port, then until a

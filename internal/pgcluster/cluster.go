@@ -289,12 +289,20 @@ func logSince(path string, offset int64) string {
 // "immediate"). A server that is not running (it crashed, or was never
 // started) counts as stopped.
 func (c *Cluster) stopServer(ctx context.Context, mode string) error {
-	err := c.run(ctx, "pg_ctl", "stop", "-D", c.data, "-m", mode, "-w")
+	return pgCtlStop(ctx, c.owner, c.base, c.bin, c.data, mode)
+}
+
+// pgCtlStop stops the server of data directory data with bin's pg_ctl, run
+// as o in dir, in pg_ctl's shutdown mode. A server that is not running
+// (it crashed, or was never started) counts as stopped.
+func pgCtlStop(ctx context.Context, o *owner, dir, bin, data, mode string) error {
+	pgCtl := filepath.Join(bin, "pg_ctl")
+	err := runAs(ctx, o, dir, pgCtl, "stop", "-D", data, "-m", mode, "-w")
 	if err == nil {
 		return nil
 	}
 	// pg_ctl status exits with 3 when no server runs, 4 without a data directory.
-	if code := exitCode(c.run(ctx, "pg_ctl", "status", "-D", c.data)); code == 3 || code == 4 {
+	if code := exitCode(runAs(ctx, o, dir, pgCtl, "status", "-D", data)); code == 3 || code == 4 {
 		return nil
 	}
 	return err
