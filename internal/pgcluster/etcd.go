@@ -79,4 +79,3 @@ func (e *etcdServer) stop(ctx context.Context) {
 		e.proc.stop(ctx)
 	}
 }
-

@@ -206,15 +206,7 @@ func (p *Patroni) start(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = p.waitMembers(ctx, "a leader, a synchronous standby and every node running", func(ms []Member) bool {
-		running := 0
-		for _, m := range ms {
-			if m.running() {
-				running++
-			}
-		}
-		return running == len(p.nodes) && hasRole(ms, RoleLeader) && hasRole(ms, RoleSyncStandby)
-	})
+	_, err = p.WaitHealthy(ctx)
 	return err
 }
 

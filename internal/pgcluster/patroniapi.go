@@ -124,6 +124,22 @@ func (p *Patroni) WaitLeader(ctx context.Context, not string) (Member, error) {
 	return ms[i], nil
 }
 
+// WaitHealthy waits until there is a running leader, a running
+// synchronous standby, and every node runs, and returns the members. In
+// synchronous mode only a synchronous standby may take over from a leader
+// that dies, so a test kills the leader only once the cluster is healthy.
+func (p *Patroni) WaitHealthy(ctx context.Context) ([]Member, error) {
+	return p.waitMembers(ctx, "a leader, a synchronous standby and every node running", func(ms []Member) bool {
+		running := 0
+		for _, m := range ms {
+			if m.running() {
+				running++
+			}
+		}
+		return running == len(p.nodes) && hasRole(ms, RoleLeader) && hasRole(ms, RoleSyncStandby)
+	})
+}
+
 // waitMembers polls the members until ok accepts them, and returns them.
 // When ctx ends first, the error names what was awaited (what), the last
 // members seen and the end of the logs.
