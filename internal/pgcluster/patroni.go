@@ -94,6 +94,19 @@ for d in "$@"; do "$pgctl" stop -D "$d" -m immediate -s >/dev/null 2>&1 3>&-; do
 // that fails, the error names what did not come up and quotes the end of
 // the logs, and nothing is left behind. The caller must call Stop.
 func StartPatroni(ctx context.Context, opts PatroniOptions) (*Patroni, error) {
+	// The ports are chosen free, but another process may take one before
+	// its program binds it: then start again on others.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		p, err := startPatroni(ctx, opts)
+		if err == nil || attempt == attempts || ctx.Err() != nil ||
+			!strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			return p, err
+		}
+	}
+}
+
+func startPatroni(ctx context.Context, opts PatroniOptions) (*Patroni, error) {
 	p, err := newPatroni(opts)
 	if err != nil {
 		return nil, err
@@ -186,7 +199,11 @@ func (p *Patroni) start(ctx context.Context) error {
 		if err := p.owner.chown(n.dir); err != nil {
 			return err
 		}
-		if err := writeOwned(n.conf, p.nodeConfig(n), p.owner); err != nil {
+		conf, err := p.nodeConfig(n)
+		if err != nil {
+			return err
+		}
+		if err := writeOwned(n.conf, conf, p.owner); err != nil {
 			return err
 		}
 		dataDirs = append(dataDirs, n.data)

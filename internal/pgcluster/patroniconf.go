@@ -2,6 +2,7 @@ package pgcluster
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 )
 
@@ -18,7 +19,7 @@ const (
 
 // nodeConfig is node n's Patroni configuration file. JSON is YAML, so it is
 // written with encoding/json.
-func (p *Patroni) nodeConfig(n *patroniNode) string {
+func (p *Patroni) nodeConfig(n *patroniNode) (string, error) {
 	trustLoopback := []string{
 		"host all all 127.0.0.1/32 trust",
 		"host replication all 127.0.0.1/32 trust",
@@ -78,7 +79,7 @@ func (p *Patroni) nodeConfig(n *patroniNode) string {
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
-		panic(err) // maps of strings and numbers always marshal
+		return "", fmt.Errorf("%s's Patroni configuration: %w", n.name, err)
 	}
-	return string(b) + "\n"
+	return string(b) + "\n", nil
 }
