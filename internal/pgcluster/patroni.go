@@ -254,8 +254,8 @@ func (p *Patroni) node(name string) (*patroniNode, error) {
 }
 
 // Kill ends the node named name at once, as a crash would: kill -9 of its
-// Patroni and of its PostgreSQL postmaster. Its data stays; StartNode
-// brings it back.
+// Patroni and of its PostgreSQL postmaster, one right after the other. Its
+// data stays; StartNode brings it back.
 func (p *Patroni) Kill(name string) error {
 	n, err := p.node(name)
 	if err != nil {
@@ -263,26 +263,42 @@ func (p *Patroni) Kill(name string) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n.proc != nil {
-		n.proc.kill()
-		fmt.Fprintf(p.watchdog.pipe, "-%d\n", n.proc.cmd.Process.Pid)
-		n.proc = nil
-	}
-	b, err := os.ReadFile(filepath.Join(n.data, "postmaster.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // PostgreSQL is not running
-	}
+	postmaster, err := postmasterPID(n.data)
 	if err != nil {
 		return fmt.Errorf("pgcluster: kill %s: %w", name, err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil {
-		return fmt.Errorf("pgcluster: kill %s: postmaster.pid: %w", name, err)
+	if n.proc != nil {
+		// Patroni first, so that it cannot start PostgreSQL again.
+		_ = n.proc.cmd.Process.Kill() // fails only if it already exited
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("pgcluster: kill %s: postmaster %d: %w", name, pid, err)
+	if postmaster != 0 {
+		if err := syscall.Kill(postmaster, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgcluster: kill %s: postmaster %d: %w", name, postmaster, err)
+		}
+	}
+	if n.proc != nil {
+		n.proc.kill() // waits for it
+		fmt.Fprintf(p.watchdog.pipe, "-%d\n", n.proc.cmd.Process.Pid)
+		n.proc = nil
 	}
 	return nil
+}
+
+// postmasterPID returns the process ID in data's postmaster.pid, or 0 when
+// there is none (PostgreSQL is not running).
+func postmasterPID(data string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	return pid, nil
 }
 
 // StartNode starts the Patroni of a node that Kill ended, and waits until

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +108,11 @@ func checkWrite(t *testing.T, p *Patroni, when, want string) {
 func checkStopRemovesEverything(t *testing.T, p *Patroni) {
 	pids := []int{p.etcd.proc.cmd.Process.Pid}
 	for _, n := range p.nodes {
-		pids = append(pids, n.proc.cmd.Process.Pid, postmasterPID(t, n.data))
+		pid, err := postmasterPID(n.data)
+		if err != nil || pid == 0 {
+			t.Fatalf("%s: postmaster.pid: %d, %v", n.name, pid, err)
+		}
+		pids = append(pids, n.proc.cmd.Process.Pid, pid)
 	}
 	if err := p.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -124,16 +127,6 @@ func checkStopRemovesEverything(t *testing.T, p *Patroni) {
 	if err := p.Stop(t.Context()); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
-}
-
-// postmasterPID reads the postmaster's process ID from data's postmaster.pid.
-func postmasterPID(t *testing.T, data string) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return atoi(t, strings.SplitN(string(b), "\n", 2)[0])
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }

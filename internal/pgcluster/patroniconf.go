@@ -74,7 +74,7 @@ func (p *Patroni) nodeConfig(n *patroniNode) (string, error) {
 			// Patroni connects over TCP to listen's address.
 			"parameters": map[string]any{"unix_socket_directories": ""},
 			"pg_hba":     trustLoopback,
-			"basebackup": []any{map[string]any{"checkpoint": "fast"}},
+			"basebackup": []any{map[string]any{"checkpoint": "fast"}, "no-sync"},
 		},
 	}
 	b, err := json.MarshalIndent(conf, "", "  ")
