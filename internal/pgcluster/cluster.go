@@ -3,6 +3,9 @@
 // of their own: pgtest uses it when DATABASE_URL is unset, fault tests
 // restart servers and replicate to standbys with it. StartBouncer puts a
 // PgBouncer in front of a cluster, for tests of clients behind a pooler.
+// StartPatroni runs a high-availability cluster (etcd, and PostgreSQL
+// nodes with synchronous replication managed by Patroni), for tests of
+// clients through switchovers and failovers.
 //
 // A cluster is a set of processes outside the Go runtime, so callers must
 // call Stop (in t.Cleanup or TestMain). As a safety net each cluster has a

@@ -73,9 +73,9 @@ func etcdHealthy(ctx context.Context, client *http.Client, url string) error {
 	return nil
 }
 
-// stop ends etcd, if it was started.
-func (e *etcdServer) stop(ctx context.Context) {
+// kill ends etcd at once, if it was started: its data is throw-away.
+func (e *etcdServer) kill() {
 	if e.proc != nil {
-		e.proc.stop(ctx)
+		e.proc.kill()
 	}
 }

@@ -32,6 +32,9 @@ func TestPatroniBootstrapSwitchoverFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkWrite(t, p, "bootstrap", leader.Name)
+	if got := mustQuery(t, p.ReadDSN(""), "SELECT pg_is_in_recovery()::text"); got != "true" {
+		t.Fatal("the read DSN (target_session_attrs=prefer-standby) reached the primary")
+	}
 
 	t.Run("switchover", func(t *testing.T) {
 		began := time.Now()

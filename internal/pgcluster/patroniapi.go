@@ -29,7 +29,7 @@ type Member struct {
 	Role     string // RoleLeader, RoleSyncStandby or RoleReplica
 	State    string // "running", "starting", "stopped", "crashed"…
 	Port     int    // PostgreSQL's port on 127.0.0.1
-	Timeline int
+	Timeline int    // PostgreSQL's timeline: each promotion starts a new one
 	// Lag is how many bytes of WAL the member's replay is behind the
 	// leader's last position; 0 for the leader, -1 when Patroni does not
 	// know it.
