@@ -37,9 +37,11 @@ type PatroniOptions struct {
 // single-member etcd and PostgreSQL nodes managed by Patroni, with
 // synchronous replication (synchronous_mode: true) and Patroni's etcd3
 // settings (ttl 20 s, loop_wait 2 s, retry_timeout 5 s), all on 127.0.0.1.
-// Every connection from 127.0.0.1 is trusted as superuser postgres, as in a
-// Cluster; unlike one, fsync and synchronous_commit stay on, so a commit
-// acknowledged by the leader survives a kill -9 of it.
+// Every connection from 127.0.0.1 is trusted as superuser postgres, and
+// fsync is off (the tests crash processes, not the machine), as in a
+// Cluster; unlike one, synchronous_commit stays on, so a commit the leader
+// acknowledged has reached the synchronous standby and survives a kill -9
+// of the leader.
 //
 // Its methods are safe for concurrent use. A watchdog ends every process
 // and removes the files if the Go process exits without calling Stop.
