@@ -26,6 +26,10 @@ type leakChecked struct{ m *testing.M }
 
 func (l leakChecked) Run() int {
 	code := l.m.Run()
+	if err := stopHACluster(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop the HA tests' Patroni cluster:", err)
+		code = 1
+	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)

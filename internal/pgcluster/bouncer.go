@@ -85,7 +85,7 @@ type Bouncer struct {
 	port    int    // set before the Bouncer is shared, then fixed
 
 	mu       sync.Mutex // serialises Stop
-	proc     *bouncerProc
+	proc     *child
 	stopped  bool
 	watchdog *watchdog
 }

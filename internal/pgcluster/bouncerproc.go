@@ -5,21 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// bouncerProc is one running pgbouncer process.
-type bouncerProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd.Wait has returned; then err is set
-	err    error
-}
 
 // bouncerStartTimeout bounds how long one start attempt waits for PgBouncer
 // to answer.
@@ -54,49 +44,21 @@ func (b *Bouncer) startProcess(ctx context.Context) error {
 
 // spawn starts a pgbouncer process as b's owner and tells the watchdog its
 // process ID.
-func (b *Bouncer) spawn() (*bouncerProc, error) {
-	stderr, err := os.OpenFile(b.errFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open pgbouncer's standard error file: %w", err)
-	}
-	defer stderr.Close() // the child has its own copy
+func (b *Bouncer) spawn() (*child, error) {
 	// -q: log to the log file only; what comes before it is open goes to stderr.
-	cmd := exec.Command(b.bin, "-q", b.ini)
-	cmd.Dir = b.base
-	cmd.Env = bouncerEnv()
-	cmd.SysProcAttr = b.owner.sysProcAttr()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", b.bin, err)
-	}
-	// The watchdog keeps the last PID it reads; it cannot block on a pipe
-	// buffer holding a few lines.
-	fmt.Fprintf(b.watchdog.pipe, "%d\n", cmd.Process.Pid)
-	p := &bouncerProc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
+	return spawn(b.owner, b.base, b.errFile, bouncerEnv(), b.watchdog, b.bin, "-q", b.ini)
 }
 
 // bouncerEnv is childEnv without systemd's socket activation and readiness
 // variables, which a pgbouncer built with systemd support would act on.
 func bouncerEnv() []string {
-	return slices.DeleteFunc(childEnv(), func(kv string) bool {
-		for _, v := range []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="} {
-			if strings.HasPrefix(kv, v) {
-				return true
-			}
-		}
-		return false
-	})
+	return childEnvWithout("NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=")
 }
 
 // waitReady waits until p logs that it listens on b.port, then until a
 // query through it succeeds. When it cannot listen there, PgBouncer says
 // so in its log and exits (having no Unix socket to go on with).
-func (b *Bouncer) waitReady(ctx context.Context, p *bouncerProc, offset int64) error {
+func (b *Bouncer) waitReady(ctx context.Context, p *child, offset int64) error {
 	ctx, cancel := context.WithTimeout(ctx, bouncerStartTimeout)
 	defer cancel()
 	listening := fmt.Sprintf("listening on 127.0.0.1:%d", b.port)
@@ -166,33 +128,4 @@ func readFrom(path string, offset int64) string {
 		return ""
 	}
 	return string(b[offset:])
-}
-
-// kill ends p at once and waits for it.
-func (p *bouncerProc) kill() {
-	_ = p.cmd.Process.Kill() // fails only if it already exited
-	<-p.exited
-}
-
-// stop asks p to shut down and waits: SIGTERM, a second SIGTERM (PgBouncer
-// 1.23 made the first one wait for clients to disconnect; the second exits
-// at once), then SIGKILL. When ctx ends it kills p at once.
-func (p *bouncerProc) stop(ctx context.Context) {
-	for _, step := range []struct {
-		sig  syscall.Signal
-		wait time.Duration
-	}{{syscall.SIGTERM, 2 * time.Second}, {syscall.SIGTERM, 3 * time.Second}} {
-		if p.cmd.Process.Signal(step.sig) != nil {
-			break // it has exited
-		}
-		select {
-		case <-p.exited:
-			return
-		case <-ctx.Done():
-			p.kill()
-			return
-		case <-time.After(step.wait):
-		}
-	}
-	p.kill()
 }

@@ -3,6 +3,9 @@
 // of their own: pgtest uses it when DATABASE_URL is unset, fault tests
 // restart servers and replicate to standbys with it. StartBouncer puts a
 // PgBouncer in front of a cluster, for tests of clients behind a pooler.
+// StartPatroni runs a high-availability cluster (etcd, and PostgreSQL
+// nodes with synchronous replication managed by Patroni), for tests of
+// clients through switchovers and failovers.
 //
 // A cluster is a set of processes outside the Go runtime, so callers must
 // call Stop (in t.Cleanup or TestMain). As a safety net each cluster has a
@@ -289,12 +292,20 @@ func logSince(path string, offset int64) string {
 // "immediate"). A server that is not running (it crashed, or was never
 // started) counts as stopped.
 func (c *Cluster) stopServer(ctx context.Context, mode string) error {
-	err := c.run(ctx, "pg_ctl", "stop", "-D", c.data, "-m", mode, "-w")
+	return pgCtlStop(ctx, c.owner, c.base, c.bin, c.data, mode)
+}
+
+// pgCtlStop stops the server of data directory data with bin's pg_ctl, run
+// as o in dir, in pg_ctl's shutdown mode. A server that is not running
+// (it crashed, or was never started) counts as stopped.
+func pgCtlStop(ctx context.Context, o *owner, dir, bin, data, mode string) error {
+	pgCtl := filepath.Join(bin, "pg_ctl")
+	err := runAs(ctx, o, dir, pgCtl, "stop", "-D", data, "-m", mode, "-w")
 	if err == nil {
 		return nil
 	}
 	// pg_ctl status exits with 3 when no server runs, 4 without a data directory.
-	if code := exitCode(c.run(ctx, "pg_ctl", "status", "-D", c.data)); code == 3 || code == 4 {
+	if code := exitCode(runAs(ctx, o, dir, pgCtl, "status", "-D", data)); code == 3 || code == 4 {
 		return nil
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,14 +131,33 @@ func childEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
+// childEnvWithout is childEnv without the variables whose "NAME=" (or
+// name prefix) is among prefixes.
+func childEnvWithout(prefixes ...string) []string {
+	return slices.DeleteFunc(childEnv(), func(kv string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(kv, p) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // run runs the PostgreSQL program name from c's bin directory as c's owner.
-// The error says what ran, wraps ctx's error when ctx ended it, and carries
-// the program's output.
 func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	cmd.Dir = c.base // the owner may not be allowed into this process's working directory
+	return runAs(ctx, c.owner, c.base, filepath.Join(c.bin, name), args...)
+}
+
+// runAs runs program path as o (nil: this process's user) in dir, which o
+// must be allowed into. The error says what ran, wraps ctx's error when ctx
+// ended it, and carries the program's output.
+func runAs(ctx context.Context, o *owner, dir, path string, args ...string) error {
+	name := filepath.Base(path)
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = dir
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = c.owner.sysProcAttr()
+	cmd.SysProcAttr = o.sysProcAttr()
 	// On cancellation kill the program's whole process group: initdb's
 	// bootstrap backend too. A server started by pg_ctl has its own session.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
