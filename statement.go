@@ -21,11 +21,11 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Query, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	var out []map[string]any
-	if _, err := e.statement(ctx, "RunQuerystring", opts, one, appendMaps(&out)); err != nil {
+	m := &mapRows{}
+	if _, err := e.statement(ctx, "RunQuerystring", opts, one, m.scan); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return m.out, nil
 }
 
 // RunDDL runs a DDL string. It may hold several statements separated by
