@@ -75,34 +75,35 @@ func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16) {
 		return
 	}
 	c.codec = dt.Codec
+	var dst any // the scan plan's destination
 	switch dt.Codec.(type) {
 	case pgtype.TextCodec:
 		c.kind = decodeText
 		return
 	case pgtype.Int2Codec:
-		c.kind = decodeInt2
+		c.kind, dst = decodeInt2, &c.i16
 	case pgtype.Int4Codec:
-		c.kind = decodeInt4
+		c.kind, dst = decodeInt4, &c.i32
 	case pgtype.Int8Codec:
-		c.kind = decodeInt8
+		c.kind, dst = decodeInt8, &c.i64
 	case pgtype.Float4Codec:
-		c.kind = decodeFloat4
+		c.kind, dst = decodeFloat4, &c.f32
 	case pgtype.Float8Codec:
-		c.kind = decodeFloat8
+		c.kind, dst = decodeFloat8, &c.f64
 	case pgtype.BoolCodec:
-		c.kind = decodeBool
+		c.kind, dst = decodeBool, &c.b
 	case *pgtype.TimestamptzCodec:
-		c.kind = decodeTimestamptz
+		c.kind, dst = decodeTimestamptz, &c.tstz
 	case *pgtype.TimestampCodec:
-		c.kind = decodeTimestamp
+		c.kind, dst = decodeTimestamp, &c.ts
 	case pgtype.DateCodec:
-		c.kind = decodeDate
+		c.kind, dst = decodeDate, &c.date
 	case pgtype.UUIDCodec:
-		c.kind = decodeUUID
+		c.kind, dst = decodeUUID, &c.uuid
 	default:
 		return // decodeCodec
 	}
-	if c.scan = dt.Codec.PlanScan(tm, oid, format, c.dst()); c.scan == nil {
+	if c.scan = dt.Codec.PlanScan(tm, oid, format, dst); c.scan == nil {
 		c.kind = decodeCodec // DecodeValue reports the missing plan
 	}
 }
@@ -126,66 +127,37 @@ func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
 	case decodeCodec:
 		return c.codec.DecodeValue(c.tm, c.oid, c.format, src)
 	}
-	if err := c.scan.Scan(src, c.dst()); err != nil {
+	switch c.kind {
+	case decodeInt2:
+		return scanned(c.scan, src, &c.i16, arena.i16.box)
+	case decodeInt4:
+		return scanned(c.scan, src, &c.i32, arena.i32.box)
+	case decodeInt8:
+		return scanned(c.scan, src, &c.i64, arena.i64.box)
+	case decodeFloat4:
+		return scanned(c.scan, src, &c.f32, arena.f32.box)
+	case decodeFloat8:
+		return scanned(c.scan, src, &c.f64, arena.f64.box)
+	case decodeBool: // boxing a bool allocates nothing
+		return scanned(c.scan, src, &c.b, func(b bool) any { return b })
+	case decodeTimestamptz:
+		return scanned(c.scan, src, &c.tstz, func(t pgtype.Timestamptz) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
+	case decodeTimestamp:
+		return scanned(c.scan, src, &c.ts, func(t pgtype.Timestamp) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
+	case decodeDate:
+		return scanned(c.scan, src, &c.date, func(d pgtype.Date) any { return arena.finiteOr(d.Time, d.InfinityModifier) })
+	default: // decodeUUID
+		return scanned(c.scan, src, &c.uuid, func(u pgtype.UUID) any { return arena.uuid.box(u.Bytes) })
+	}
+}
+
+// scanned scans src with plan into *dst, a field of a columnDecoder, and
+// returns box(*dst).
+func scanned[T any](plan pgtype.ScanPlan, src []byte, dst *T, box func(T) any) (any, error) {
+	if err := plan.Scan(src, dst); err != nil {
 		return nil, err
 	}
-	switch c.kind {
-	case decodeInt2:
-		return arena.i16.box(c.i16), nil
-	case decodeInt4:
-		return arena.i32.box(c.i32), nil
-	case decodeInt8:
-		return arena.i64.box(c.i64), nil
-	case decodeFloat4:
-		return arena.f32.box(c.f32), nil
-	case decodeFloat8:
-		return arena.f64.box(c.f64), nil
-	case decodeBool:
-		return c.b, nil // boxing a bool allocates nothing
-	case decodeTimestamptz:
-		return arena.finiteOr(c.tstz.Time, c.tstz.InfinityModifier), nil
-	case decodeTimestamp:
-		return arena.finiteOr(c.ts.Time, c.ts.InfinityModifier), nil
-	case decodeDate:
-		return arena.finiteOr(c.date.Time, c.date.InfinityModifier), nil
-	default: // decodeUUID
-		return arena.uuid.box(c.uuid.Bytes), nil
-	}
-}
-
-// dst is the destination of c's scan plan.
-func (c *columnDecoder) dst() any {
-	switch c.kind {
-	case decodeInt2:
-		return &c.i16
-	case decodeInt4:
-		return &c.i32
-	case decodeInt8:
-		return &c.i64
-	case decodeFloat4:
-		return &c.f32
-	case decodeFloat8:
-		return &c.f64
-	case decodeBool:
-		return &c.b
-	case decodeTimestamptz:
-		return &c.tstz
-	case decodeTimestamp:
-		return &c.ts
-	case decodeDate:
-		return &c.date
-	default: // decodeUUID
-		return &c.uuid
-	}
-}
-
-// finiteOr is a time value as pgtype's DecodeValue returns it: the time,
-// or its infinity modifier when it is infinite.
-func (a *valueArena) finiteOr(t time.Time, m pgtype.InfinityModifier) any {
-	if m != pgtype.Finite {
-		return m
-	}
-	return a.time.box(t)
+	return box(*dst), nil
 }
 
 // valueArena holds the values of a result's maps in shared backing arrays:
@@ -262,4 +234,13 @@ func (s *slab[T]) box(v T) any {
 	var out any
 	*(*eface)(unsafe.Pointer(&out)) = eface{typ: s.typ, data: unsafe.Pointer(&s.vals[len(s.vals)-1])}
 	return out
+}
+
+// finiteOr is a time value as pgtype's DecodeValue returns it: the time,
+// or its infinity modifier when it is infinite.
+func (a *valueArena) finiteOr(t time.Time, m pgtype.InfinityModifier) any {
+	if m != pgtype.Finite {
+		return m
+	}
+	return a.time.box(t)
 }
