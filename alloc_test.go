@@ -76,3 +76,26 @@ func TestPointReadAllocations(t *testing.T) {
 		t.Errorf("a point read as a map allocates %.0f times through the engine, want pgx's %.0f + 2", engineMap, pgxMap)
 	}
 }
+
+// A *Querystring (the query layer's fast path) runs as its Querystring
+// does; a nil one is refused, never a panic.
+func TestQuerystringPointer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	q := &piccolo.Querystring{SQL: "SELECT $1::int AS n", Args: []any{7}}
+	rows, err := e.RunQuerystring(ctx, q)
+	if err != nil || len(rows) != 1 || rows[0]["n"] != int32(7) {
+		t.Fatalf("RunQuerystring(*Querystring): %v, %v", rows, err)
+	}
+	if tag, err := e.Exec(ctx, q); err != nil || tag.String() != "SELECT 1" {
+		t.Fatalf("Exec(*Querystring): %v, %v", tag, err)
+	}
+	var nilQ *piccolo.Querystring
+	if _, err := e.Exec(ctx, nilQ); err == nil {
+		t.Error("Exec of a nil *Querystring succeeded")
+	}
+	if err := e.QueryFunc(ctx, nilQ, func(pgx.Rows) error { return nil }); err == nil {
+		t.Error("QueryFunc of a nil *Querystring succeeded")
+	}
+}
