@@ -4,87 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
+	"github.com/piccolo-go/piccolo/internal/turncount"
 )
-
-// turnCounter counts a connection's round trips as client turns: the
-// client writing after the server has answered. Bytes the client writes
-// before any answer (a pipeline sent in several writes) are one turn.
-type turnCounter struct {
-	mu       sync.Mutex
-	turns    int
-	answered bool // the server sent something since the client last wrote
-}
-
-func (c *turnCounter) wrote() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.answered {
-		c.turns++
-		c.answered = false
-	}
-}
-
-func (c *turnCounter) read() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.answered = true
-}
-
-// reset starts a count: the next write is a turn.
-func (c *turnCounter) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.turns, c.answered = 0, true
-}
-
-func (c *turnCounter) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.turns
-}
-
-// turnConn reports its reads and writes to a turnCounter.
-type turnConn struct {
-	net.Conn
-	counter *turnCounter
-}
-
-func (c turnConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.counter.read()
-	}
-	return n, err
-}
-
-func (c turnConn) Write(b []byte) (int, error) {
-	c.counter.wrote()
-	return c.Conn.Write(b)
-}
-
-// NetConn lets the engine's liveness check see the socket.
-func (c turnConn) NetConn() net.Conn { return c.Conn }
 
 // roundTripEngine returns a pooled engine of one connection (else
 // configured by cfg) whose turns counter counts, and a table of its own.
 // Pool pings are turned off: they are the pool's hygiene, not the
 // workload's.
-func roundTripEngine(t *testing.T, cfg piccolo.PostgresConfig) (*piccolo.PostgresEngine, string, *turnCounter) {
+func roundTripEngine(t *testing.T, cfg piccolo.PostgresConfig) (*piccolo.PostgresEngine, string, *turncount.Counter) {
 	t.Helper()
-	counter := &turnCounter{}
+	counter := &turncount.Counter{}
 	cfg.MaxConns = 1
 	cfg.Configure = func(pc *pgxpool.Config) {
 		pc.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-		wrapDial(func(conn net.Conn) net.Conn { return turnConn{Conn: conn, counter: counter} })(pc)
+		wrapDial(counter.Wrap)(pc)
 	}
 	e := newEngine(t, true, cfg)
 	return e, newTable(t, e), counter
@@ -257,11 +197,11 @@ func TestRoundTrips(t *testing.T) {
 			for i, c := range roundTripCases() {
 				for r := range 3 {
 					run := 3*i + r // names unique across cases
-					counter.reset()
+					counter.Reset()
 					if err := c.run(ctx, e, table, run); err != nil {
 						t.Fatalf("%s: %v", c.name, err)
 					}
-					n := counter.count()
+					n := counter.Count()
 					if c.check != nil {
 						if err := c.check(ctx, e, table, run); err != nil {
 							t.Fatalf("%s: %v", c.name, err)

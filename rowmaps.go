@@ -42,7 +42,7 @@ type rowPlan struct {
 func (p *rowPlan) decode(rows pgx.Rows, arena *valueArena) (map[string]any, error) {
 	fields := rows.FieldDescriptions()
 	if !p.isFor(fields) {
-		p.make(rows.Conn().TypeMap(), fields)
+		p.make(typeMap(rows), fields)
 	}
 	raw := rows.RawValues()
 	row := make(map[string]any, len(fields))
@@ -77,4 +77,13 @@ func (p *rowPlan) make(tm *pgtype.Map, fields []pgconn.FieldDescription) {
 	for i, fd := range fields {
 		p.cols[i].plan(tm, fd.DataTypeOID, fd.Format)
 	}
+}
+
+// typeMap returns the types rows decode with: pgx's rows say (rows read
+// from a pipeline have no *pgx.Conn), else their connection's.
+func typeMap(rows pgx.Rows) *pgtype.Map {
+	if r, ok := rows.(interface{ TypeMap() *pgtype.Map }); ok {
+		return r.TypeMap()
+	}
+	return rows.Conn().TypeMap()
 }

@@ -167,7 +167,7 @@ func TestBeginRidesWithTheFirstStatement(t *testing.T) {
 		Args: []any{"ridden-arg"},
 	}
 	for run := range 2 { // the first describes the statement
-		counter.reset()
+		counter.Reset()
 		var rows []map[string]any
 		err := e.Transaction(context.Background(), func(ctx context.Context) error {
 			var err error
@@ -182,7 +182,7 @@ func TestBeginRidesWithTheFirstStatement(t *testing.T) {
 			t.Fatalf("run %d: rows %v, want [%v]", run, rows, want)
 		}
 	}
-	if n := counter.count(); n != 2 {
+	if n := counter.Count(); n != 2 {
 		t.Fatalf("a described first statement: %d round trips, want 2 (BEGIN with it, COMMIT)", n)
 	}
 	out := logs.String()
