@@ -7,6 +7,10 @@
 //	cd bench && go run .            # the full run, a few minutes
 //	cd bench && go run . -quick     # every workload briefly, for CI
 //
+// The round-trip workloads (issue 12's table) run twice: on the loopback,
+// and through a proxy that delays each direction by -latency (1 ms), as a
+// network between zones would; each is shown with its round trips counted.
+//
 // The server is DATABASE_URL's (whose user must be allowed to create
 // databases), or a throw-away cluster started from the machine's PostgreSQL
 // programs when DATABASE_URL is unset. Each run creates its own database and
@@ -42,6 +46,7 @@ func main() {
 		benchtime    = flag.String("benchtime", "80ms", "time (or Nx iterations) per query case and round")
 		streamRows   = flag.Int64("stream-rows", 1_000_000, "rows in the streaming table")
 		streamRounds = flag.Int("stream-rounds", 3, "rounds of every streaming case, each in a new process")
+		latency      = flag.Duration("latency", time.Millisecond, "delay each way of the round-trip workloads' second run, through a loopback proxy (0: no such run)")
 		child        = flag.String("stream-child", "", "internal: run one streaming case and print its result")
 	)
 	flag.Parse()
@@ -55,7 +60,7 @@ func main() {
 		return
 	}
 	cfg := runConfig{outDir: *outDir, rounds: *rounds, benchtime: *benchtime,
-		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick}
+		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick, latency: *latency}
 	if *quick {
 		cfg.rounds, cfg.benchtime, cfg.streamRows, cfg.streamRounds = 1, "3x", 10_000, 1
 	}
@@ -73,6 +78,7 @@ type runConfig struct {
 	streamRows   int64
 	streamRounds int
 	quick        bool
+	latency      time.Duration
 }
 
 // run sets up the server, runs every case and writes the report.
@@ -112,6 +118,10 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 		return err
 	}
 	results, err := runCases(ctx, p, allCases(p), cfg.rounds, log)
+	var rt roundTrips
+	if err == nil {
+		rt, err = runRoundTrips(ctx, p, srv.dsn, cfg, log)
+	}
 	if err = errors.Join(err, p.close(ctx)); err != nil {
 		return err
 	}
@@ -122,7 +132,7 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 
 	rep := report{
 		machine: machineInfo(), server: info, cfg: cfg,
-		results: results, streams: streams, elapsed: time.Since(start),
+		results: results, rt: rt, streams: streams, elapsed: time.Since(start),
 	}
 	md := filepath.Join(cfg.outDir, "RESULTS.md")
 	if err := os.WriteFile(md, []byte(rep.markdown()), 0o644); err != nil {

@@ -22,6 +22,7 @@ type report struct {
 	server  string
 	cfg     runConfig
 	results []result
+	rt      roundTrips
 	streams []streamResult
 	elapsed time.Duration
 }
@@ -105,6 +106,8 @@ func (rep *report) markdown() string {
 		}
 		w("- %s: %s — %s\n", t.name, mark, t.detail)
 	}
+
+	w("%s", rep.rt.markdown())
 
 	w("\n## Queries\n\n")
 	w("| workload | library | ns/op | × raw pgx | B/op | allocs/op |\n|---|---|---:|---:|---:|---:|\n")
@@ -208,6 +211,10 @@ func (rep *report) targets() []target {
 	}
 	ts = append(ts, target{name: "batches of 1,000 at 0.9x or better of a DECLARE/FETCH loop", met: batchMet && len(batchParts) > 0,
 		detail: strings.Join(batchParts, "; ")})
+
+	ts = append(ts, rep.rt.targets()...)
+	ts = append(ts, rep.streamWithin("map-row batch streams (Batch.Next)", "piccolo-go Batch Next (maps)", 1.4),
+		rep.streamWithin("typed batch streams (Batch.NextFunc)", "piccolo-go Batch NextFunc (typed)", 1.05))
 
 	if s, ok := rep.stream("piccolo-go QueryFunc (typed)"); ok {
 		ratio := rep.streamRatio(s)
