@@ -92,7 +92,7 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
-	start := time.Now()
+	start, startLoad := time.Now(), loadAverage()
 	srv, err := openServer(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		return err
@@ -132,7 +132,7 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 
 	rep := report{
 		machine: machineInfo(), server: info, cfg: cfg,
-		results: results, rt: rt, streams: streams, elapsed: time.Since(start),
+		results: results, rt: rt, streams: streams, elapsed: time.Since(start), load: [2]string{startLoad, loadAverage()},
 	}
 	md := filepath.Join(cfg.outDir, "RESULTS.md")
 	if err := os.WriteFile(md, []byte(rep.markdown()), 0o644); err != nil {
