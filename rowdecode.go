@@ -34,8 +34,7 @@ const (
 
 // columnDecoder decodes the values of one column as pgx's rows.Values does,
 // with the scan plan of the column's codec made once. The common types of
-// pgx's own codecs are scanned into a field of the decoder (a variable that
-// needs no allocation of its own) and boxed once; any other type, or a codec
+// pgx's own codecs are scanned into a scanDsts and boxed once; any other type, or a codec
 // the connection registered in place of pgx's, goes through the codec's
 // DecodeValue, as rows.Values does.
 type columnDecoder struct {
@@ -45,8 +44,12 @@ type columnDecoder struct {
 	tm     *pgtype.Map
 	codec  pgtype.Codec
 	scan   pgtype.ScanPlan
+}
 
-	// The destinations of scan, one per kind.
+// scanDsts are the destinations of the columnDecoders' scan plans, one per
+// kind, shared by the columns of a result (which are decoded one at a
+// time): variables that need no allocation of their own.
+type scanDsts struct {
 	i16  int16
 	i32  int32
 	i64  int64
@@ -59,8 +62,9 @@ type columnDecoder struct {
 	uuid pgtype.UUID
 }
 
-// plan sets c up for a column of type oid in format, with tm's types.
-func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16) {
+// plan sets c up for a column of type oid in format, with tm's types, to
+// scan into d.
+func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16, d *scanDsts) {
 	*c = columnDecoder{oid: oid, format: format, tm: tm}
 	dt, ok := tm.TypeForOID(oid)
 	if !ok {
@@ -81,25 +85,25 @@ func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16) {
 		c.kind = decodeText
 		return
 	case pgtype.Int2Codec:
-		c.kind, dst = decodeInt2, &c.i16
+		c.kind, dst = decodeInt2, &d.i16
 	case pgtype.Int4Codec:
-		c.kind, dst = decodeInt4, &c.i32
+		c.kind, dst = decodeInt4, &d.i32
 	case pgtype.Int8Codec:
-		c.kind, dst = decodeInt8, &c.i64
+		c.kind, dst = decodeInt8, &d.i64
 	case pgtype.Float4Codec:
-		c.kind, dst = decodeFloat4, &c.f32
+		c.kind, dst = decodeFloat4, &d.f32
 	case pgtype.Float8Codec:
-		c.kind, dst = decodeFloat8, &c.f64
+		c.kind, dst = decodeFloat8, &d.f64
 	case pgtype.BoolCodec:
-		c.kind, dst = decodeBool, &c.b
+		c.kind, dst = decodeBool, &d.b
 	case *pgtype.TimestamptzCodec:
-		c.kind, dst = decodeTimestamptz, &c.tstz
+		c.kind, dst = decodeTimestamptz, &d.tstz
 	case *pgtype.TimestampCodec:
-		c.kind, dst = decodeTimestamp, &c.ts
+		c.kind, dst = decodeTimestamp, &d.ts
 	case pgtype.DateCodec:
-		c.kind, dst = decodeDate, &c.date
+		c.kind, dst = decodeDate, &d.date
 	case pgtype.UUIDCodec:
-		c.kind, dst = decodeUUID, &c.uuid
+		c.kind, dst = decodeUUID, &d.uuid
 	default:
 		return // decodeCodec
 	}
@@ -129,25 +133,25 @@ func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
 	}
 	switch c.kind {
 	case decodeInt2:
-		return scanned(c.scan, src, &c.i16, arena.i16.box)
+		return scanned(c.scan, src, &arena.dst.i16, arena.i16.box)
 	case decodeInt4:
-		return scanned(c.scan, src, &c.i32, arena.i32.box)
+		return scanned(c.scan, src, &arena.dst.i32, arena.i32.box)
 	case decodeInt8:
-		return scanned(c.scan, src, &c.i64, arena.i64.box)
+		return scanned(c.scan, src, &arena.dst.i64, arena.i64.box)
 	case decodeFloat4:
-		return scanned(c.scan, src, &c.f32, arena.f32.box)
+		return scanned(c.scan, src, &arena.dst.f32, arena.f32.box)
 	case decodeFloat8:
-		return scanned(c.scan, src, &c.f64, arena.f64.box)
+		return scanned(c.scan, src, &arena.dst.f64, arena.f64.box)
 	case decodeBool: // boxing a bool allocates nothing
-		return scanned(c.scan, src, &c.b, func(b bool) any { return b })
+		return scanned(c.scan, src, &arena.dst.b, func(b bool) any { return b })
 	case decodeTimestamptz:
-		return scanned(c.scan, src, &c.tstz, func(t pgtype.Timestamptz) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
+		return scanned(c.scan, src, &arena.dst.tstz, func(t pgtype.Timestamptz) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
 	case decodeTimestamp:
-		return scanned(c.scan, src, &c.ts, func(t pgtype.Timestamp) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
+		return scanned(c.scan, src, &arena.dst.ts, func(t pgtype.Timestamp) any { return arena.finiteOr(t.Time, t.InfinityModifier) })
 	case decodeDate:
-		return scanned(c.scan, src, &c.date, func(d pgtype.Date) any { return arena.finiteOr(d.Time, d.InfinityModifier) })
+		return scanned(c.scan, src, &arena.dst.date, func(d pgtype.Date) any { return arena.finiteOr(d.Time, d.InfinityModifier) })
 	default: // decodeUUID
-		return scanned(c.scan, src, &c.uuid, func(u pgtype.UUID) any { return arena.uuid.box(u.Bytes) })
+		return scanned(c.scan, src, &arena.dst.uuid, func(u pgtype.UUID) any { return arena.uuid.box(u.Bytes) })
 	}
 }
 
@@ -166,6 +170,7 @@ func scanned[T any](plan pgtype.ScanPlan, src []byte, dst *T, box func(T) any) (
 // backing array alive, so the arrays are small, and long strings get memory
 // of their own. What the arena has handed out it never changes.
 type valueArena struct {
+	dst  scanDsts
 	text strings.Builder
 	strs slab[string]
 	i16  slab[int16]

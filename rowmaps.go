@@ -42,7 +42,7 @@ type rowPlan struct {
 func (p *rowPlan) decode(rows pgx.Rows, arena *valueArena) (map[string]any, error) {
 	fields := rows.FieldDescriptions()
 	if !p.isFor(fields) {
-		p.make(typeMap(rows), fields)
+		p.make(typeMap(rows), fields, &arena.dst)
 	}
 	raw := rows.RawValues()
 	row := make(map[string]any, len(fields))
@@ -72,10 +72,10 @@ func (p *rowPlan) isFor(fields []pgconn.FieldDescription) bool {
 
 // make plans the decoding of fields with tm, pgx's types of the
 // connection.
-func (p *rowPlan) make(tm *pgtype.Map, fields []pgconn.FieldDescription) {
+func (p *rowPlan) make(tm *pgtype.Map, fields []pgconn.FieldDescription, d *scanDsts) {
 	p.cols = make([]columnDecoder, len(fields))
 	for i, fd := range fields {
-		p.cols[i].plan(tm, fd.DataTypeOID, fd.Format)
+		p.cols[i].plan(tm, fd.DataTypeOID, fd.Format, d)
 	}
 }
 
