@@ -34,9 +34,9 @@ const (
 
 // columnDecoder decodes the values of one column as pgx's rows.Values does,
 // with the scan plan of the column's codec made once. The common types of
-// pgx's own codecs are scanned into a scanDsts and boxed once; any other type, or a codec
-// the connection registered in place of pgx's, goes through the codec's
-// DecodeValue, as rows.Values does.
+// pgx's own codecs are scanned into a scanDsts and boxed once; any other
+// type, or a codec the connection registered in place of pgx's, goes
+// through the codec's DecodeValue, as rows.Values does.
 type columnDecoder struct {
 	oid    uint32
 	format int16
