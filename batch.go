@@ -126,11 +126,11 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 // caller's transaction its cursor is closed if that transaction is still
 // usable.
 func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
-	rows := make([]map[string]any, 0, min(b.size, 1024))
-	if _, err := b.NextFunc(ctx, appendMaps(&rows)); err != nil {
+	m := &mapRows{out: make([]map[string]any, 0, min(b.size, 1024))}
+	if _, err := b.NextFunc(ctx, m.scan); err != nil {
 		return nil, err
 	}
-	return rows, nil
+	return m.out, nil
 }
 
 // NextFunc fetches the next rows and calls scan for each while the

@@ -193,19 +193,6 @@ func readRows(rows pgx.Rows, scan func(pgx.Rows) error) (pgconn.CommandTag, int,
 	return rows.CommandTag(), n, rows.Err()
 }
 
-// appendMaps is a scan function that appends each row to out as a map
-// from column name to value.
-func appendMaps(out *[]map[string]any) func(pgx.Rows) error {
-	return func(rows pgx.Rows) error {
-		row, err := pgx.RowToMap(rows)
-		if err != nil {
-			return err
-		}
-		*out = append(*out, row)
-		return nil
-	}
-}
-
 // lostConn marks an error after which the connection was closed although
 // PostgreSQL sent no error: the network or the server failed under the
 // statement (pgx then often says no more than "conn closed"). It reads as

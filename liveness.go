@@ -32,7 +32,7 @@ func sessionAlive(conn *pgconn.PgConn) bool {
 		if conn.IsClosed() {
 			return false
 		}
-		if !socketPending(conn.Conn()) {
+		if !socketPending(conn) {
 			return true
 		}
 		readPending(conn)
@@ -56,9 +56,41 @@ func readPending(conn *pgconn.PgConn) {
 }
 
 // socketPending reports whether conn's socket has something to read: data,
-// the end of the stream or an error. It never blocks. A *tls.Conn is seen
-// through: its socket holds the encrypted bytes.
-func socketPending(conn net.Conn) bool {
+// the end of the stream or an error. It never blocks.
+//
+// What it needs of the socket (its raw descriptor, and the function that
+// peeks) is found once per connection and kept in the connection's custom
+// data, so that the check allocates nothing per statement.
+func socketPending(conn *pgconn.PgConn) bool {
+	data := conn.CustomData()
+	p, ok := data[peekerKey].(*peeker)
+	if !ok {
+		var err error
+		if p, err = newPeeker(conn.Conn()); err != nil {
+			return true // closed: reading says so
+		}
+		if data != nil {
+			data[peekerKey] = p
+		}
+	}
+	return p.pending()
+}
+
+// peekerKey is the peeker's key in a connection's custom data.
+const peekerKey = "piccolo.peeker"
+
+// peeker looks into one connection's socket without reading from it. Only
+// the goroutine that holds the connection uses it.
+type peeker struct {
+	raw  syscall.RawConn // nil: the socket cannot be inspected
+	seen bool            // what the last peek found
+	peek func(fd uintptr)
+}
+
+// newPeeker returns the peeker of conn's socket. A *tls.Conn is seen
+// through: its socket holds the encrypted bytes. A net.Conn that is not a
+// socket and does not say what it wraps gets a peeker that finds nothing.
+func newPeeker(conn net.Conn) (*peeker, error) {
 	for {
 		wrapper, ok := conn.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -66,19 +98,30 @@ func socketPending(conn net.Conn) bool {
 		}
 		conn = wrapper.NetConn()
 	}
+	p := &peeker{}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return false
+		return p, nil
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return true // closed: reading says so
+		return nil, err
+	}
+	p.raw = raw
+	p.peek = func(fd uintptr) { p.seen = peek(fd) }
+	return p, nil
+}
+
+// pending reports whether the socket has something to read.
+func (p *peeker) pending() bool {
+	if p.raw == nil {
+		return false
 	}
 	// Control, not Read: pgconn's background reader may sit in a Read of
 	// this socket, holding its read lock; a peek takes nothing from it.
-	pending := false
-	if err := raw.Control(func(fd uintptr) { pending = peek(fd) }); err != nil {
-		return true
+	p.seen = false
+	if err := p.raw.Control(p.peek); err != nil {
+		return true // closed: reading says so
 	}
-	return pending
+	return p.seen
 }

@@ -140,20 +140,14 @@ func (e *PostgresEngine) logScan(scan func(pgx.Rows) error) (func(pgx.Rows) erro
 	if !e.logResponses || scan == nil {
 		return scan, func(context.Context) {}
 	}
-	var seen []map[string]any
+	seen := &mapRows{}
 	wrapped := func(rows pgx.Rows) error {
-		values, err := rows.Values()
-		if err != nil {
+		if err := seen.scan(rows); err != nil {
 			return err
 		}
-		row := make(map[string]any, len(values))
-		for i, fd := range rows.FieldDescriptions() {
-			row[fd.Name] = values[i]
-		}
-		seen = append(seen, row)
 		return scan(rows)
 	}
 	return wrapped, func(ctx context.Context) {
-		e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: response", slog.Int("rows", len(seen)), slog.Any("data", seen))
+		e.logger.LogAttrs(ctx, slog.LevelInfo, "piccolo: response", slog.Int("rows", len(seen.out)), slog.Any("data", seen.out))
 	}
 }

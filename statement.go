@@ -21,11 +21,11 @@ func (e *PostgresEngine) RunQuerystring(ctx context.Context, q Query, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	var out []map[string]any
-	if _, err := e.statement(ctx, "RunQuerystring", opts, one, appendMaps(&out)); err != nil {
+	m := &mapRows{}
+	if _, err := e.statement(ctx, "RunQuerystring", opts, one, m.scan); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return m.out, nil
 }
 
 // RunDDL runs a DDL string. It may hold several statements separated by
@@ -47,11 +47,11 @@ func (e *PostgresEngine) RunDDL(ctx context.Context, ddl string, opts ...Option)
 // as GetOrCreate) runs its own logic. Inside a transaction of the engine,
 // Exec refuses SQL that would begin or end that transaction, as RunDDL does.
 func (e *PostgresEngine) Exec(ctx context.Context, q Query, opts ...Option) (pgconn.CommandTag, error) {
-	if one, ok := q.(Querystring); ok { // the common case, rendered already
+	if one, ok, err := rendered("Exec", q); ok || err != nil { // the common case
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
 		return e.statement(ctx, "Exec", opts, one, nil)
-	}
-	if q == nil {
-		return pgconn.CommandTag{}, errors.New("piccolo: Exec: nil query")
 	}
 	if r, ok := q.(Runner); ok {
 		if len(opts) > 0 {
@@ -85,11 +85,8 @@ func (e *PostgresEngine) Exec(ctx context.Context, q Query, opts ...Option) (pgc
 
 // oneStatement renders q, which must be one statement, for call.
 func oneStatement(call string, q Query) (Querystring, error) {
-	if one, ok := q.(Querystring); ok {
-		return one, nil
-	}
-	if q == nil {
-		return Querystring{}, fmt.Errorf("piccolo: %s: nil query", call)
+	if one, ok, err := rendered(call, q); ok || err != nil {
+		return one, err
 	}
 	list, err := q.Querystrings()
 	if err != nil {
@@ -99,6 +96,25 @@ func oneStatement(call string, q Query) (Querystring, error) {
 		return Querystring{}, fmt.Errorf("piccolo: %s runs one statement and the query renders %d: use Exec or an Atomic", call, len(list))
 	}
 	return list[0], nil
+}
+
+// rendered returns q when it is rendered already: a Querystring, or a
+// *Querystring (which the query layer passes: it goes into a Query without
+// an allocation of its own). A nil q, or a nil *Querystring, is an error of
+// call.
+func rendered(call string, q Query) (Querystring, bool, error) {
+	switch q := q.(type) {
+	case Querystring:
+		return q, true, nil
+	case *Querystring:
+		if q != nil {
+			return *q, true, nil
+		}
+	case nil:
+	default:
+		return Querystring{}, false, nil
+	}
+	return Querystring{}, false, fmt.Errorf("piccolo: %s: nil query", call)
 }
 
 // QueryFunc runs one statement and calls scan once per row (after

@@ -8,6 +8,10 @@
 //	cd bench && go run . -quick     # every workload briefly, for CI
 //	cd bench && go run . -only Atomic -rounds 9   # only the workloads named so
 //
+// The round-trip workloads (issue 12's table) run twice: on the loopback,
+// and through a proxy that delays each direction by -latency (1 ms), as a
+// network between zones would; each is shown with its round trips counted.
+//
 // The server is DATABASE_URL's (whose user must be allowed to create
 // databases), or a throw-away cluster started from the machine's PostgreSQL
 // programs when DATABASE_URL is unset. Each run creates its own database and
@@ -45,6 +49,7 @@ func main() {
 		benchtime    = flag.String("benchtime", "80ms", "time (or Nx iterations) per query case and round")
 		streamRows   = flag.Int64("stream-rows", 1_000_000, "rows in the streaming table")
 		streamRounds = flag.Int("stream-rounds", 3, "rounds of every streaming case, each in a new process")
+		latency      = flag.Duration("latency", time.Millisecond, "delay each way of the round-trip workloads' second run, through a loopback proxy (0: no such run)")
 		child        = flag.String("stream-child", "", "internal: run one streaming case and print its result")
 		only         = flag.String("only", "", "run only the query workloads whose name contains this (no streaming, no report written): for a quick look at one")
 	)
@@ -59,7 +64,7 @@ func main() {
 		return
 	}
 	cfg := runConfig{outDir: *outDir, rounds: *rounds, benchtime: *benchtime,
-		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick, only: *only}
+		streamRows: *streamRows, streamRounds: *streamRounds, quick: *quick, only: *only, latency: *latency}
 	if *quick {
 		cfg.rounds, cfg.benchtime, cfg.streamRows, cfg.streamRounds = 1, "3x", 10_000, 1
 	}
@@ -78,6 +83,7 @@ type runConfig struct {
 	streamRounds int
 	quick        bool
 	only         string // run only the query workloads whose name contains it
+	latency      time.Duration
 }
 
 // run sets up the server, runs every case and writes the report.
@@ -91,7 +97,7 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 	if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
-	start := time.Now()
+	start, startLoad := time.Now(), loadAverage()
 	srv, err := openServer(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		return err
@@ -121,6 +127,10 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 		cases = slices.DeleteFunc(cases, func(c benchCase) bool { return !strings.Contains(c.workload, cfg.only) })
 	}
 	results, err := runCases(ctx, p, cases, cfg.rounds, log)
+	var rt roundTrips
+	if err == nil && cfg.only == "" {
+		rt, err = runRoundTrips(ctx, p, srv.dsn, cfg, log)
+	}
 	if err = errors.Join(err, p.close(ctx)); err != nil || cfg.only != "" {
 		return err
 	}
@@ -131,7 +141,7 @@ func run(ctx context.Context, cfg runConfig, log io.Writer) (err error) {
 
 	rep := report{
 		machine: machineInfo(), server: info, cfg: cfg,
-		results: results, streams: streams, elapsed: time.Since(start),
+		results: results, rt: rt, streams: streams, elapsed: time.Since(start), load: [2]string{startLoad, loadAverage()},
 	}
 	md := filepath.Join(cfg.outDir, "RESULTS.md")
 	if err := os.WriteFile(md, []byte(rep.markdown()), 0o644); err != nil {

@@ -31,7 +31,7 @@ var (
 
 // benchSetup returns an engine and a pgxpool on the same schema, with the
 // item table holding rows rows, and the same pool size.
-func benchSetup(b *testing.B, rows int) (*piccolo.PostgresEngine, *pgxpool.Pool) {
+func benchSetup(b testing.TB, rows int) (*piccolo.PostgresEngine, *pgxpool.Pool) {
 	b.Helper()
 	ctx := context.Background()
 	eng := newEngine(b)

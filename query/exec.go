@@ -70,11 +70,11 @@ func firstRow[T any](rows []T, err error, table string) (T, error) {
 
 // queryAll runs q and scans its rows, whose columns are cols, into Ts.
 func queryAll[T any](ctx context.Context, e piccolo.Engine, q piccolo.Querystring, cols []*column, opts []piccolo.Option) ([]T, error) {
-	var out []T
-	if err := e.QueryFunc(ctx, q, appendRow(&out, cols), opts...); err != nil {
-		return nil, err
+	r := newRowsOf[T](q, cols)
+	if err := e.QueryFunc(ctx, &r.q, r.scan, opts...); err != nil || len(r.out) == 0 {
+		return nil, err // no rows: nil, as before
 	}
-	return out, nil
+	return r.out, nil
 }
 
 // queryOne runs a single-statement query whose one row is one value.

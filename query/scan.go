@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/piccolo-go/piccolo"
 )
 
 // fieldPointer returns a typed pointer to a column's field, given the
@@ -60,13 +61,46 @@ func dest(dest []any, p unsafe.Pointer, cols []*column) {
 // order) straight into the new element's fields.
 func appendRow[T any](out *[]T, cols []*column) func(pgx.Rows) error {
 	d := make([]any, len(cols))
-	return func(rows pgx.Rows) error {
-		var zero T
-		*out = append(*out, zero)
-		dest(d, unsafe.Pointer(&(*out)[len(*out)-1]), cols)
-		return rows.Scan(d...)
-	}
+	return func(rows pgx.Rows) error { return scanAppend(rows, out, d, cols) }
 }
+
+// scanAppend appends the current row of rows to *out, scanning cols
+// straight into the new element's fields through d, len(cols) long.
+func scanAppend[T any](rows pgx.Rows, out *[]T, d []any, cols []*column) error {
+	var zero T
+	*out = append(*out, zero)
+	dest(d, unsafe.Pointer(&(*out)[len(*out)-1]), cols)
+	return rows.Scan(d...)
+}
+
+// rowsOf is what reading a statement's rows into Ts needs, in one
+// allocation: the statement (handed to the engine as a *Querystring, which
+// goes into a piccolo.Query without an allocation of its own), the rows
+// read (the first in first: a point read needs no more), and the scan
+// destinations (in buf for up to len(buf) columns).
+type rowsOf[T any] struct {
+	q     piccolo.Querystring
+	out   []T
+	first [1]T
+	cols  []*column
+	d     []any
+	buf   [8]any
+}
+
+// newRowsOf returns the reading of q's rows, whose columns are cols.
+func newRowsOf[T any](q piccolo.Querystring, cols []*column) *rowsOf[T] {
+	r := &rowsOf[T]{q: q, cols: cols}
+	r.out = r.first[:0]
+	if len(cols) <= len(r.buf) {
+		r.d = r.buf[:len(cols)]
+	} else {
+		r.d = make([]any, len(cols))
+	}
+	return r
+}
+
+// scan is the QueryFunc callback: it appends the row to r.out.
+func (r *rowsOf[T]) scan(rows pgx.Rows) error { return scanAppend(rows, &r.out, r.d, r.cols) }
 
 // intoTargets returns a QueryFunc callback that scans the n-th row into
 // targets[n], counting rows in *n.

@@ -1,0 +1,210 @@
+package piccolo
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// decodeKind is how a columnDecoder decodes a value.
+type decodeKind uint8
+
+const (
+	decodeCodec         decodeKind = iota // the codec's DecodeValue
+	decodeUnknownText                     // a type pgx does not know, in text: a string
+	decodeUnknownBinary                   // a type pgx does not know, in binary: the bytes, copied
+	decodeUnknownFormat                   // neither text nor binary: an error
+	decodeText                            // pgx's TextCodec: a string
+	decodeInt2
+	decodeInt4
+	decodeInt8
+	decodeFloat4
+	decodeFloat8
+	decodeBool
+	decodeTimestamptz
+	decodeTimestamp
+	decodeDate
+	decodeUUID
+)
+
+// columnDecoder decodes the values of one column as pgx's rows.Values does,
+// with the scan plan of the column's codec made once. The common types of
+// pgx's own codecs are scanned into a scanDsts and boxed once; any other
+// type, or a codec the connection registered in place of pgx's, goes
+// through the codec's DecodeValue, as rows.Values does.
+type columnDecoder struct {
+	oid    uint32
+	format int16
+	kind   decodeKind
+	tm     *pgtype.Map
+	codec  pgtype.Codec
+	scan   pgtype.ScanPlan
+}
+
+// scanDsts are the destinations of the columnDecoders' scan plans, one per
+// kind, shared by the columns of a result (which are decoded one at a
+// time): variables that need no allocation of their own.
+type scanDsts struct {
+	i16  int16
+	i32  int32
+	i64  int64
+	f32  float32
+	f64  float64
+	b    bool
+	tstz pgtype.Timestamptz
+	ts   pgtype.Timestamp
+	date pgtype.Date
+	uuid pgtype.UUID
+}
+
+// plan sets c up for a column of type oid in format, with tm's types, to
+// scan into d.
+func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16, d *scanDsts) {
+	*c = columnDecoder{oid: oid, format: format, tm: tm}
+	dt, ok := tm.TypeForOID(oid)
+	if !ok {
+		switch format {
+		case pgx.TextFormatCode:
+			c.kind = decodeUnknownText
+		case pgx.BinaryFormatCode:
+			c.kind = decodeUnknownBinary
+		default:
+			c.kind = decodeUnknownFormat
+		}
+		return
+	}
+	c.codec = dt.Codec
+	var dst any // the scan plan's destination
+	switch dt.Codec.(type) {
+	case pgtype.TextCodec:
+		c.kind = decodeText
+		return
+	case pgtype.Int2Codec:
+		c.kind, dst = decodeInt2, &d.i16
+	case pgtype.Int4Codec:
+		c.kind, dst = decodeInt4, &d.i32
+	case pgtype.Int8Codec:
+		c.kind, dst = decodeInt8, &d.i64
+	case pgtype.Float4Codec:
+		c.kind, dst = decodeFloat4, &d.f32
+	case pgtype.Float8Codec:
+		c.kind, dst = decodeFloat8, &d.f64
+	case pgtype.BoolCodec:
+		c.kind, dst = decodeBool, &d.b
+	case *pgtype.TimestamptzCodec:
+		c.kind, dst = decodeTimestamptz, &d.tstz
+	case *pgtype.TimestampCodec:
+		c.kind, dst = decodeTimestamp, &d.ts
+	case pgtype.DateCodec:
+		c.kind, dst = decodeDate, &d.date
+	case pgtype.UUIDCodec:
+		c.kind, dst = decodeUUID, &d.uuid
+	default:
+		return // decodeCodec
+	}
+	if c.scan = dt.Codec.PlanScan(tm, oid, format, dst); c.scan == nil {
+		c.kind = decodeCodec // DecodeValue reports the missing plan
+	}
+}
+
+// errUnknownFormat is rows.Values' error for a value in neither text nor
+// binary format.
+var errUnknownFormat = errors.New("unknown format code")
+
+// decode returns the value src holds (nil for NULL).
+func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
+	if src == nil {
+		return nil, nil
+	}
+	switch c.kind {
+	case decodeText, decodeUnknownText:
+		return arena.string(src), nil
+	case decodeUnknownBinary:
+		return bytes.Clone(src), nil
+	case decodeUnknownFormat:
+		return nil, errUnknownFormat
+	case decodeCodec:
+		return c.codec.DecodeValue(c.tm, c.oid, c.format, src)
+	}
+	switch c.kind {
+	case decodeInt2:
+		return scanned(c.scan, src, &arena.dst.i16, boxed[int16])
+	case decodeInt4:
+		return scanned(c.scan, src, &arena.dst.i32, boxed[int32])
+	case decodeInt8:
+		return scanned(c.scan, src, &arena.dst.i64, boxed[int64])
+	case decodeFloat4:
+		return scanned(c.scan, src, &arena.dst.f32, boxed[float32])
+	case decodeFloat8:
+		return scanned(c.scan, src, &arena.dst.f64, boxed[float64])
+	case decodeBool:
+		return scanned(c.scan, src, &arena.dst.b, boxed[bool])
+	case decodeTimestamptz:
+		return scanned(c.scan, src, &arena.dst.tstz, func(t pgtype.Timestamptz) any { return finiteOr(t.Time, t.InfinityModifier) })
+	case decodeTimestamp:
+		return scanned(c.scan, src, &arena.dst.ts, func(t pgtype.Timestamp) any { return finiteOr(t.Time, t.InfinityModifier) })
+	case decodeDate:
+		return scanned(c.scan, src, &arena.dst.date, func(d pgtype.Date) any { return finiteOr(d.Time, d.InfinityModifier) })
+	default: // decodeUUID
+		return scanned(c.scan, src, &arena.dst.uuid, func(u pgtype.UUID) any { return u.Bytes })
+	}
+}
+
+// scanned scans src with plan into *dst, a field of a columnDecoder, and
+// returns box(*dst).
+func scanned[T any](plan pgtype.ScanPlan, src []byte, dst *T, box func(T) any) (any, error) {
+	if err := plan.Scan(src, dst); err != nil {
+		return nil, err
+	}
+	return box(*dst), nil
+}
+
+// valueArena holds what a result's maps share: the scan destinations, and
+// short strings, copied into shared chunks (one allocation for many
+// strings rather than one a string). A string keeps its whole chunk alive,
+// so chunks are small, and long strings get memory of their own. Other
+// values are boxed into their map's any as Go boxes them.
+type valueArena struct {
+	dst  scanDsts
+	text strings.Builder
+}
+
+// boxed returns v as an any.
+func boxed[T any](v T) any { return v }
+
+// The largest chunk of strings (the first are smaller: a result of one row
+// needs no more), and the longest string copied into one.
+const (
+	textChunk   = 4096
+	textLongest = 256
+)
+
+// string returns src as a string.
+func (a *valueArena) string(src []byte) string {
+	if len(src) > textLongest {
+		return string(src)
+	}
+	if a.text.Cap()-a.text.Len() < len(src) {
+		size := min(max(2*a.text.Cap(), 64, len(src)), textChunk)
+		a.text = strings.Builder{}
+		a.text.Grow(size)
+	}
+	// What a Builder has written it never changes: earlier strings stay
+	// as they were when the chunk grows or is replaced.
+	start := a.text.Len()
+	a.text.Write(src)
+	return a.text.String()[start:]
+}
+
+// finiteOr is a time value as pgtype's DecodeValue returns it: the time,
+// or its infinity modifier when it is infinite.
+func finiteOr(t time.Time, m pgtype.InfinityModifier) any {
+	if m != pgtype.Finite {
+		return m
+	}
+	return t
+}
