@@ -22,6 +22,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 	c.mu.Unlock()
 	outcome := txRolledBack
 	defer func() {
+		c.settleReadOnly(ctx)
 		c.lease.release(ctx)
 		c.conn = nil
 		c.mu.Lock()
@@ -57,7 +58,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 	}
 	if c.conn.IsClosed() {
 		// The connection died before COMMIT: the server rolled back.
-		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
+		return nil, commitRolledBack(true, lostConn{errors.New("the connection was closed before COMMIT")})
 	}
 	tag, err := c.conn.Exec(ctx, "COMMIT")
 	var pgErr *pgconn.PgError

@@ -1,0 +1,158 @@
+package piccolo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/piccolo-go/piccolo"
+)
+
+// failoverSetup is a primary and its standby, and an engine on both
+// through a multi-host DSN with target_session_attrs=read-write, its pool
+// full of connections to the primary, with a table written before the
+// failover and replayed on the standby.
+type failoverSetup struct {
+	replicaPair
+	e, onPrimary, onStandby *piccolo.PostgresEngine
+	app, table              string
+}
+
+// failoverMaxConns is the pool size of failoverSetup's engine.
+const failoverMaxConns = 3
+
+func newFailoverSetup(t *testing.T) failoverSetup {
+	t.Helper()
+	s := failoverSetup{replicaPair: newReplicaPair(t), app: fmt.Sprintf("failover_%d", tableSeq.Add(1))}
+	dsn := fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres sslmode=disable "+
+		"target_session_attrs=read-write application_name=%s", s.primary.Port(), s.standby.Port(), s.app)
+	s.e = newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: failoverMaxConns})
+	s.onPrimary = newEngine(t, false, piccolo.PostgresConfig{DSN: s.primary.DSN("postgres")})
+	s.onStandby = newEngine(t, false, piccolo.PostgresConfig{DSN: s.standby.DSN("postgres")})
+	s.table = newTable(t, s.e)
+	mustInsert(t, context.Background(), s.e, s.table, "before")
+	warmPool(t, s.e, failoverMaxConns)
+	if n := backends(t, s.onPrimary, s.app, ""); n != failoverMaxConns {
+		t.Fatalf("%d pooled backends on the primary, want %d", n, failoverMaxConns)
+	}
+	eventually(t, "the standby replaying the row", func() error {
+		rows, err := s.onStandby.RunQuerystring(context.Background(), piccolo.Querystring{SQL: "SELECT name FROM " + s.table})
+		if err != nil || len(rows) != 1 {
+			return fmt.Errorf("%v rows, %v", rows, err)
+		}
+		return nil
+	})
+	return s
+}
+
+// promote makes the standby the primary.
+func (s failoverSetup) promote(t *testing.T) {
+	t.Helper()
+	if !scalar[bool](t, context.Background(), s.onStandby, "SELECT pg_promote()") {
+		t.Fatal("the standby was not promoted")
+	}
+}
+
+// transfer runs a transaction with Retry and FailoverBudget that writes
+// row, and returns the port of the server each run of its closure was on.
+func (s failoverSetup) transfer(t *testing.T, row string) []int32 {
+	t.Helper()
+	var ports []int32
+	start := time.Now()
+	err := s.e.Transaction(context.Background(), func(ctx context.Context) error {
+		ports = append(ports, scalar[int32](t, ctx, s.e, "SELECT inet_server_port()"))
+		return insert(ctx, s.e, s.table, row)
+	}, retryFailovers...)
+	if err != nil {
+		t.Fatalf("Transaction across the failover: %v (runs on ports %v)", err, ports)
+	}
+	t.Logf("the transaction committed %v after it started, in %d runs", time.Since(start).Round(time.Millisecond), len(ports))
+	return ports
+}
+
+// newPrimaryHasAll checks that the new primary has the rows written
+// before and across the failover, and that no connection of the engine is
+// left on the old primary (poll: the server ends evicted backends
+// asynchronously).
+func (s failoverSetup) newPrimaryHasAll(t *testing.T, rows ...string) {
+	t.Helper()
+	if got := names(t, s.onStandby, s.table); !slices.Equal(got, rows) {
+		t.Fatalf("rows on the new primary %v, want %v", got, rows)
+	}
+	eventually(t, "no pooled connection on the old primary", func() error {
+		if n := backends(t, s.onPrimary, s.app, ""); n != 0 {
+			return fmt.Errorf("%d backends of the engine on the old primary", n)
+		}
+		return nil
+	})
+	if got := backends(t, s.onStandby, s.app, ""); got < 1 || got > failoverMaxConns {
+		t.Fatalf("%d backends of the engine on the new primary", got)
+	}
+}
+
+// Rule 14 (conn.go's evictIfReadOnly): a pooled connection whose node
+// turned read-only under it (the old primary demoted, here by
+// default_transaction_read_only=on in its configuration, reloaded, as a
+// fencing failover manager does, without a restart) meets 25006; the
+// engine asks the node, finds it read-only for everyone, and evicts that
+// connection and the pool's idle ones, without waiting for
+// MaxConnLifetime. Rule 13: Transaction with Retry and FailoverBudget runs
+// the closure again; the new connection skips the read-only host
+// (target_session_attrs=read-write) and commits on the new primary.
+func TestRule14ReadOnlyNodeEvictedAndRule13CommitsOnNewPrimary(t *testing.T) {
+	t.Parallel()
+	s := newFailoverSetup(t)
+	bg := context.Background()
+	for _, sql := range []string{"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"} {
+		if _, err := s.onPrimary.Exec(bg, piccolo.Querystring{SQL: sql}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.promote(t)
+	// Every pooled backend takes the reload in before the test goes on: a
+	// backend reads its configuration again between two statements.
+	held := make([]*piccolo.PostgresTransaction, failoverMaxConns)
+	for i := range held {
+		var ctx context.Context
+		ctx, held[i] = mustBegin(t, s.e)
+		eventually(t, "the pooled backend reading the new configuration", func() error {
+			if v := scalar[string](t, ctx, s.e, "SHOW default_transaction_read_only"); v != "on" {
+				return errors.New(v)
+			}
+			return nil
+		})
+	}
+	for _, tx := range held {
+		if err := tx.Rollback(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := s.transfer(t, "across")
+	if want := []int32{int32(s.primary.Port()), int32(s.standby.Port())}; !slices.Equal(ports, want) {
+		t.Fatalf("the closure ran on ports %v, want %v (the old primary, then the new one)", ports, want)
+	}
+	s.newPrimaryHasAll(t, "before", "across")
+}
+
+// Rule 13 across a switchover: the standby is promoted and the old primary
+// shut down under the pool (its sessions end with 57P01, then it refuses
+// connections). The pooled connections are dropped, not handed out again;
+// the transaction runs again and commits on the new primary.
+func TestRule13SwitchoverCommitsOnNewPrimary(t *testing.T) {
+	t.Parallel()
+	s := newFailoverSetup(t)
+	s.promote(t)
+	if err := s.primary.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ports := s.transfer(t, "across")
+	if ports[len(ports)-1] != int32(s.standby.Port()) {
+		t.Fatalf("the closure ran on ports %v, last on the new primary %d", ports, s.standby.Port())
+	}
+	if got := names(t, s.onStandby, s.table); !slices.Equal(got, []string{"before", "across"}) {
+		t.Fatalf("rows on the new primary %v", got)
+	}
+}
