@@ -146,27 +146,35 @@ func sessionEnded(err error) bool {
 
 // connFailed is the engine's one rule for a connection whose work failed
 // with err (withLease and a transaction's onConn pass every outcome
-// through it): it returns err, marked lostConn when the connection closed
-// under the work without an error from PostgreSQL (see markLost). When the
-// session was lost (the connection closed, or the server ended it:
-// 57P01, 57P02, 57P03) while ctx was alive, it also resets the pool: the
-// closed connection is destroyed when it is given back, never handed out
-// again, and the idle ones are dropped before reuse, since whatever ended
-// this session (a restart, a failover that demoted the node, a network
-// split) most likely ended theirs. New connections then go through the DSN
-// again: with several hosts and target_session_attrs=read-write they find
-// the new primary. A connection that closed because ctx ended lost nothing
-// but its own session.
+// through it). It returns err, marked lostConn when the connection closed
+// under the work without an error from PostgreSQL (see markLost). A
+// connection that lost its session, however, is closed: the pool destroys
+// it when it is given back and never hands it out again. The pool's idle
+// connections are then dealt with by what the failure says of them:
+//   - the server ended the session (57P01, 57P02, 57P03: terminated, shut
+//     down, restarting, as when a failover manager stops a primary to
+//     demote it): it ended or will end theirs the same way, and acquire
+//     checks each before use (sessionAlive finds the FATAL error waiting in
+//     its socket), so they are left to that check;
+//   - the connection broke under the work (the network or the host
+//     failed: nothing came from the server, yet something was sent) while
+//     ctx was alive: the idle ones most likely broke too, with nothing in
+//     their sockets to tell, so the pool is reset: they are dropped before
+//     reuse. A connection that closed because ctx ended, or work that was
+//     never sent because the connection had closed already, says nothing
+//     of the others.
 //
-// The other way a node can fail its pooled connections, turning read-only
-// (25006 read_only_sql_transaction, a demoted primary), needs a question
-// to the node before eviction: see evictIfReadOnly.
+// New connections go through the DSN again: with several hosts and
+// target_session_attrs=read-write they find the new primary. The third
+// way a node fails its pooled connections, turning read-only (25006, a
+// demoted primary still serving), needs a question to the node before
+// eviction: see evictIfReadOnly.
 func (e *PostgresEngine) connFailed(ctx context.Context, conn *pgx.Conn, err error) error {
 	if err == nil {
 		return nil
 	}
 	err = markLost(conn, err)
-	if ctx.Err() == nil && (conn != nil && conn.IsClosed() || sessionEnded(err)) {
+	if _, lost := err.(lostConn); lost && ctx.Err() == nil && !pgconn.SafeToRetry(err) {
 		e.resetPool()
 	}
 	return err

@@ -30,12 +30,12 @@ type retrier struct {
 	waited      time.Duration
 }
 
-// next is called with err, the outcome of a run, which ctx ran, and
-// whether that run's transaction is known not to have committed. It
-// returns how long to wait before the next run, or done with the error
+// next is called with the outcome of a run of the closure, which ctx ran.
+// It returns how long to wait before the next run, or done with the error
 // Transaction returns.
-func (r *retrier) next(ctx context.Context, err error, rolledBack bool) (wait time.Duration, done bool, _ error) {
+func (r *retrier) next(ctx context.Context, run run) (wait time.Duration, done bool, _ error) {
 	r.runs++
+	err := run.err
 	switch {
 	case err == nil:
 		return 0, true, nil
@@ -45,7 +45,7 @@ func (r *retrier) next(ctx context.Context, err error, rolledBack bool) (wait ti
 			return 0, true, r.giveUp(err, false)
 		}
 		return conflictBackoff(r.conflicts), false, nil
-	case r.budget > 0 && rolledBack && ctx.Err() == nil && failoverFailure(err):
+	case r.budget > 0 && run.rolledBack && ctx.Err() == nil && failoverFailure(run.cause):
 		now := time.Now()
 		if r.failovers == 0 {
 			r.firstFail = now
@@ -91,11 +91,12 @@ func conflictBackoff(n int) time.Duration {
 }
 
 // failoverBackoff is the wait before the run after failover failure
-// number n: exponential from 50ms, capped at 1s, the upper half jittered:
-// a failover takes seconds, and waiting clients should come back soon
-// after the new primary accepts writes, not all at once.
+// number n: exponential from 10ms (a lost connection alone is replaced at
+// once), capped at 1s, the upper half jittered: a failover takes seconds,
+// and waiting clients should come back soon after the new primary accepts
+// writes, not all at once.
 func failoverBackoff(n int) time.Duration {
-	ceiling := min(50*time.Millisecond<<min(n-1, 10), time.Second)
+	ceiling := min(10*time.Millisecond<<min(n-1, 10), time.Second)
 	return ceiling/2 + rand.N(ceiling/2+1)
 }
 

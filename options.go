@@ -211,7 +211,7 @@ const DefaultFailoverBudget = 30 * time.Second
 //
 // Failover re-runs do not count against Retry's attempts, which stay for
 // serialization failures and deadlocks; they wait with exponential
-// backoff (from 50 ms, doubling, capped at 1 s, half of it jittered), so
+// backoff (from 10 ms, doubling, capped at 1 s, half of it jittered), so
 // writes resume within about a second of a new primary accepting them.
 // When the budget runs out Transaction returns a *RetryError whose
 // Failover is true. It needs Retry, is refused by Begin, and a negative

@@ -35,8 +35,7 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 		r = retrier{maxAttempts: 1} // only the outermost transaction can start over
 	}
 	for {
-		rolledBack, err := e.runTx(ctx, fn, o)
-		wait, done, err := r.next(ctx, err, rolledBack)
+		wait, done, err := r.next(ctx, e.runTx(ctx, fn, o))
 		if done {
 			return err
 		}
@@ -49,20 +48,31 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 // errPanicked is the rollback cause recorded when a closure panics.
 var errPanicked = errors.New("piccolo: transaction closure panicked")
 
-// runTx runs fn once in a transaction and returns its error, and whether
-// the transaction is known not to have committed: it never began, or it
-// rolled back (a failover failure is re-run only then).
-func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) (rolledBack bool, err error) {
+// run is the outcome of one run of a Transaction closure.
+type run struct {
+	err error // what Transaction returns for the run
+	// cause is the failure that decides whether Retry re-runs a node's
+	// failure: the closure's own error when it returned one (a rollback
+	// that fails after it is not the closure's failure), else that of
+	// Begin or Commit.
+	cause error
+	// rolledBack: the transaction is known not to have committed: it never
+	// began, or it rolled back.
+	rolledBack bool
+}
+
+// runTx runs fn once in a transaction.
+func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) (r run) {
 	txCtx, tx, err := e.begin(ctx, o)
 	if err != nil {
-		return true, err
+		return run{err: err, cause: err, rolledBack: true}
 	}
 	defer func() {
-		rolledBack = tx.RolledBack()
-		if err != nil && tx.c.demoted.Load() {
+		r.rolledBack = tx.RolledBack()
+		if r.cause != nil && tx.c.demoted.Load() {
 			// A statement met 25006 because the node turned read-only
-			// (settleReadOnly): a failover failure, whatever fn made of it.
-			err = readOnlyNode{err}
+			// (settleReadOnly): a failure of the node, whatever fn made of it.
+			r.cause = readOnlyNode{r.cause}
 		}
 	}()
 	returned := false
@@ -75,16 +85,18 @@ func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context)
 	returned = true
 	if err != nil {
 		if rbErr := tx.abort(ctx, err); rbErr != nil {
-			return false, errors.Join(err, rbErr)
+			return run{err: errors.Join(err, rbErr), cause: err}
 		}
-		return false, err
+		return run{err: err, cause: err}
 	}
 	if !tx.active() {
 		// Committed or rolled back by hand (nil), or rolled back because an
 		// enclosing block ended while fn ran: that is not a success.
-		return false, tx.endedByEnclosing()
+		err = tx.endedByEnclosing()
+		return run{err: err, cause: err}
 	}
-	return false, tx.Commit(ctx)
+	err = tx.Commit(ctx)
+	return run{err: err, cause: err}
 }
 
 // IsRetryable reports whether err is a serialization failure (40001) or a

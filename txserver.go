@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -60,7 +61,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		// The connection died before COMMIT: the server rolled back.
 		return nil, commitRolledBack(true, lostConn{errors.New("the connection was closed before COMMIT")})
 	}
-	tag, err := c.conn.Exec(ctx, "COMMIT")
+	tag, err := c.engine.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return sendCommit(ctx, c.conn) })
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil && tag.String() == "ROLLBACK":
@@ -178,4 +179,17 @@ func (c *txConn) rollBackSavepoint(ctx context.Context, s *PostgresTransaction) 
 		u.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", err)
 	}
 	return err
+}
+
+// sendCommit sends COMMIT alone, straight through pgconn: pgx's Exec would
+// first deallocate the statements its cache invalidated, and a failure
+// there (a session the server had ended) comes before COMMIT is written:
+// it must not read as an ambiguous commit. The wire is the same: pgx sends
+// a statement without arguments as a simple query.
+func sendCommit(ctx context.Context, conn *pgx.Conn) (pgconn.CommandTag, error) {
+	results, err := conn.PgConn().Exec(ctx, "COMMIT").ReadAll()
+	if len(results) == 0 {
+		return pgconn.CommandTag{}, err
+	}
+	return results[len(results)-1].CommandTag, err
 }

@@ -13,7 +13,8 @@
 // blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
 // 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
 // batch.go; state.go is the server side, with the SAVEPOINTs an aborted
-// transaction refuses (rule 12).
+// transaction refuses (rule 12); the connection lost under a Retry
+// transaction (rule 13) in failover.go.
 package txmodel
 
 import (
@@ -48,6 +49,11 @@ const (
 	Cancel                     // cancel the ctx the innermost block was started with
 	SQLCommit                  // Exec "COMMIT": refused inside a transaction, which it would end behind the engine's back
 	SQLRollback                // Exec "ROLLBACK", as SQLCommit
+	// Kill terminates the backend of cur's connection from another
+	// connection (pg_terminate_backend, waiting for it to end), the first
+	// time the operation runs (a Retry re-run runs it as a no-op): the
+	// server rolls back what the transaction did (rule 13).
+	Kill
 )
 
 // End is how a block ends.
@@ -90,6 +96,8 @@ type Op struct {
 	// Outer runs the operation with the ctx of the block enclosing the
 	// innermost one (a goroutine still holding the outer ctx).
 	Outer bool
+	// Retry: a Tx given Retry(2) and FailoverBudget(0) (rule 13).
+	Retry bool
 }
 
 // Item is one query queued in an Atomic.
@@ -149,7 +157,11 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("e.Transaction(%s, func(%s context.Context) error { // %s", ctx, inner, op.Mode)
 		writeOps(b, op.Body, depth+1)
 		line("\t%s", op.End)
-		line("})")
+		if op.Retry {
+			line("}, Retry(2), FailoverBudget(0))")
+		} else {
+			line("})")
+		}
 	case Begin:
 		line("%s, tx%d, _ := e.Begin(%s, Nesting(%s))", inner, depth+1, ctx, op.Mode)
 		writeOps(b, op.Body, depth+1)
@@ -190,6 +202,8 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("exec(%s, \"ROLLBACK\")", ctx)
 	case Cancel:
 		line("cancel%d()", depth)
+	case Kill:
+		line("kill(%s) // pg_terminate_backend of its connection, on the first run only", ctx)
 	}
 }
 
