@@ -107,26 +107,27 @@ func failoverBackoff(n int) time.Duration {
 // a 25006 the engine confirmed on the node), or connecting failed for a
 // reason a failover explains. An ambiguous commit is not one (COMMIT was
 // sent: the server may have committed), nor is a connection closed
-// because a context ended.
+// because a context ended (a deadline of the closure's own, say).
 func failoverFailure(err error) bool {
-	if errors.Is(err, ErrAmbiguousCommit) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, ErrAmbiguousCommit) {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return connectFailover(connErr)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var lost lostConn
 	var readOnly readOnlyNode
-	var connErr *pgconn.ConnectError
-	switch {
-	case errors.As(err, &lost), errors.As(err, &readOnly), sessionEnded(err), errors.Is(err, errSessionsEnded):
-		return true
-	case errors.As(err, &connErr):
-		return connectFailover(connErr)
-	}
-	return false
+	return errors.As(err, &lost) || errors.As(err, &readOnly) || sessionEnded(err) || errors.Is(err, errSessionsEnded)
 }
 
 // connectFailover reports whether a failed connection attempt is what a
 // failover looks like from outside: the host refused or dropped the
-// connection, or did not answer; the server is starting or shutting down
+// connection, or did not answer in time (connect_timeout, AcquireTimeout);
+// the server is starting or shutting down
 // (57P01, 57P02, 57P03) or out of connections (53300); or, with
 // target_session_attrs, no host offered a writable session yet. A refused
 // password or an unknown database is not: waiting would not mend it.
@@ -136,7 +137,7 @@ func connectFailover(err *pgconn.ConnectError) bool {
 		return sessionEnded(err) || pgErr.Code == pgerrcode.TooManyConnections
 	}
 	var netErr net.Error
-	return errors.Is(err, pgconn.ErrReadOnlyConnection) || errors.Is(err, pgconn.ErrStandbyConnection) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pgconn.ErrReadOnlyConnection) || errors.Is(err, pgconn.ErrStandbyConnection) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -46,6 +47,37 @@ func newFailoverSetup(t *testing.T) failoverSetup {
 		return nil
 	})
 	return s
+}
+
+// makePrimaryReadOnly turns the primary read-only for every session, as
+// a fencing failover manager does without a restart:
+// default_transaction_read_only=on in its configuration, reloaded. It
+// returns once every pooled backend has taken the reload in (a backend
+// reads its configuration again between two statements).
+func (s failoverSetup) makePrimaryReadOnly(t *testing.T) {
+	t.Helper()
+	bg := context.Background()
+	for _, sql := range []string{"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"} {
+		if _, err := s.onPrimary.Exec(bg, piccolo.Querystring{SQL: sql}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := make([]*piccolo.PostgresTransaction, failoverMaxConns)
+	for i := range held {
+		var ctx context.Context
+		ctx, held[i] = mustBegin(t, s.e)
+		eventually(t, "the pooled backend reading the new configuration", func() error {
+			if v := scalar[string](t, ctx, s.e, "SHOW default_transaction_read_only"); v != "on" {
+				return errors.New(v)
+			}
+			return nil
+		})
+	}
+	for _, tx := range held {
+		if err := tx.Rollback(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // promote makes the standby the primary.
@@ -105,36 +137,33 @@ func (s failoverSetup) newPrimaryHasAll(t *testing.T, rows ...string) {
 func TestRule14ReadOnlyNodeEvictedAndRule13CommitsOnNewPrimary(t *testing.T) {
 	t.Parallel()
 	s := newFailoverSetup(t)
-	bg := context.Background()
-	for _, sql := range []string{"ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"} {
-		if _, err := s.onPrimary.Exec(bg, piccolo.Querystring{SQL: sql}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.makePrimaryReadOnly(t)
 	s.promote(t)
-	// Every pooled backend takes the reload in before the test goes on: a
-	// backend reads its configuration again between two statements.
-	held := make([]*piccolo.PostgresTransaction, failoverMaxConns)
-	for i := range held {
-		var ctx context.Context
-		ctx, held[i] = mustBegin(t, s.e)
-		eventually(t, "the pooled backend reading the new configuration", func() error {
-			if v := scalar[string](t, ctx, s.e, "SHOW default_transaction_read_only"); v != "on" {
-				return errors.New(v)
-			}
-			return nil
-		})
-	}
-	for _, tx := range held {
-		if err := tx.Rollback(bg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ports := s.transfer(t, "across")
 	if want := []int32{int32(s.primary.Port()), int32(s.standby.Port())}; !slices.Equal(ports, want) {
 		t.Fatalf("the closure ran on ports %v, want %v (the old primary, then the new one)", ports, want)
 	}
 	s.newPrimaryHasAll(t, "before", "across")
+}
+
+// Rule 14 outside a transaction: an autocommit write that meets 25006 on
+// a node turned read-only fails (nothing re-runs a statement), and the
+// pool's connections to that node are evicted at once.
+func TestRule14ReadOnlyNodeEvictedByAutocommitWrite(t *testing.T) {
+	t.Parallel()
+	s := newFailoverSetup(t)
+	s.makePrimaryReadOnly(t)
+	err := insert(context.Background(), s.e, s.table, "refused")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "25006" {
+		t.Fatalf("a write on the read-only node: %v, want 25006", err)
+	}
+	eventually(t, "no pooled connection on the read-only node", func() error {
+		if n := backends(t, s.onPrimary, s.app, ""); n != 0 {
+			return fmt.Errorf("%d backends of the engine on it", n)
+		}
+		return nil
+	})
 }
 
 // Rule 13 across a switchover: the standby is promoted and the old primary

@@ -156,6 +156,25 @@ func TestRule13FailoverBudgetRunsOut(t *testing.T) {
 	}
 }
 
+// Rule 13: a connection refused for a reason waiting cannot mend (a
+// database that does not exist) is not a failover: it comes back at once.
+func TestRule13ConnectErrorOfConfigurationNotRetried(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgconn.ParseConfig(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=piccolo_no_such_database sslmode=disable", cfg.Host, cfg.Port, cfg.User)
+	e := newEngine(t, false, piccolo.PostgresConfig{DSN: dsn})
+	calls := 0
+	err = e.Transaction(context.Background(), func(context.Context) error { calls++; return nil }, retryFailovers...)
+	var re *piccolo.RetryError
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" || errors.As(err, &re) || calls != 0 {
+		t.Fatalf("%v after %d calls, want 3D000 at once", err, calls)
+	}
+}
+
 // FailoverBudget means something only with Retry, for Transaction; a
 // negative budget is refused.
 func TestFailoverBudgetOptionRefused(t *testing.T) {
