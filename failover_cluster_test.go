@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/piccolo-go/piccolo"
 )
@@ -25,12 +26,13 @@ type failoverSetup struct {
 // failoverMaxConns is the pool size of failoverSetup's engine.
 const failoverMaxConns = 3
 
-func newFailoverSetup(t *testing.T) failoverSetup {
+// newFailoverSetup starts it; tracer, when not nil, traces the engine.
+func newFailoverSetup(t *testing.T, tracer pgx.QueryTracer) failoverSetup {
 	t.Helper()
 	s := failoverSetup{replicaPair: newReplicaPair(t), app: fmt.Sprintf("failover_%d", tableSeq.Add(1))}
 	dsn := fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres sslmode=disable "+
 		"target_session_attrs=read-write application_name=%s", s.primary.Port(), s.standby.Port(), s.app)
-	s.e = newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: failoverMaxConns})
+	s.e = newEngine(t, true, piccolo.PostgresConfig{DSN: dsn, MaxConns: failoverMaxConns, Tracer: tracer})
 	s.onPrimary = newEngine(t, false, piccolo.PostgresConfig{DSN: s.primary.DSN("postgres")})
 	s.onStandby = newEngine(t, false, piccolo.PostgresConfig{DSN: s.standby.DSN("postgres")})
 	s.table = newTable(t, s.e)
@@ -92,17 +94,38 @@ func (s failoverSetup) promote(t *testing.T) {
 // row, and returns the port of the server each run of its closure was on.
 func (s failoverSetup) transfer(t *testing.T, row string) []int32 {
 	t.Helper()
-	var ports []int32
+	r := s.tryTransfer(row)
+	if r.err != nil {
+		t.Fatalf("Transaction across the failover: %v (runs on ports %v)", r.err, r.ports)
+	}
+	t.Logf("the transaction committed %v after it started, in %d runs", r.took.Round(time.Millisecond), len(r.ports))
+	return r.ports
+}
+
+// transferred is what tryTransfer saw.
+type transferred struct {
+	ports []int32 // the server port each run of the closure was on
+	took  time.Duration
+	ended time.Time
+	err   error
+}
+
+// tryTransfer is transfer for any goroutine.
+func (s failoverSetup) tryTransfer(row string) transferred {
+	var r transferred
 	start := time.Now()
-	err := s.e.Transaction(context.Background(), func(ctx context.Context) error {
-		ports = append(ports, scalar[int32](t, ctx, s.e, "SELECT inet_server_port()"))
+	r.err = s.e.Transaction(context.Background(), func(ctx context.Context) error {
+		var port int32
+		err := s.e.QueryFunc(ctx, piccolo.Querystring{SQL: "SELECT inet_server_port()"}, func(rows pgx.Rows) error { return rows.Scan(&port) })
+		if err != nil {
+			return err
+		}
+		r.ports = append(r.ports, port)
 		return insert(ctx, s.e, s.table, row)
 	}, retryFailovers...)
-	if err != nil {
-		t.Fatalf("Transaction across the failover: %v (runs on ports %v)", err, ports)
-	}
-	t.Logf("the transaction committed %v after it started, in %d runs", time.Since(start).Round(time.Millisecond), len(ports))
-	return ports
+	r.ended = time.Now()
+	r.took = r.ended.Sub(start)
+	return r
 }
 
 // newPrimaryHasAll checks that the new primary has the rows written
@@ -136,7 +159,7 @@ func (s failoverSetup) newPrimaryHasAll(t *testing.T, rows ...string) {
 // (target_session_attrs=read-write) and commits on the new primary.
 func TestRule14ReadOnlyNodeEvictedAndRule13CommitsOnNewPrimary(t *testing.T) {
 	t.Parallel()
-	s := newFailoverSetup(t)
+	s := newFailoverSetup(t, nil)
 	s.makePrimaryReadOnly(t)
 	s.promote(t)
 	ports := s.transfer(t, "across")
@@ -151,7 +174,7 @@ func TestRule14ReadOnlyNodeEvictedAndRule13CommitsOnNewPrimary(t *testing.T) {
 // pool's connections to that node are evicted at once.
 func TestRule14ReadOnlyNodeEvictedByAutocommitWrite(t *testing.T) {
 	t.Parallel()
-	s := newFailoverSetup(t)
+	s := newFailoverSetup(t, nil)
 	s.makePrimaryReadOnly(t)
 	err := insert(context.Background(), s.e, s.table, "refused")
 	var pgErr *pgconn.PgError
@@ -166,20 +189,37 @@ func TestRule14ReadOnlyNodeEvictedByAutocommitWrite(t *testing.T) {
 	})
 }
 
-// Rule 13 across a switchover: the standby is promoted and the old primary
-// shut down under the pool (its sessions end with 57P01, then it refuses
-// connections). The pooled connections are dropped, not handed out again;
-// the transaction runs again and commits on the new primary.
-func TestRule13SwitchoverCommitsOnNewPrimary(t *testing.T) {
+// Rule 13 across a failover: the primary goes down under the pool (its
+// sessions end with 57P01, then it refuses connections) and, for a while,
+// no node takes writes: a transaction started then waits, trying again
+// with backoff, and once the standby is promoted it runs and commits
+// there. The pooled connections to the old primary are never handed out.
+func TestRule13FailoverWaitsForNewPrimary(t *testing.T) {
 	t.Parallel()
-	s := newFailoverSetup(t)
-	s.promote(t)
+	refused := make(chan struct{}, 64)
+	s := newFailoverSetup(t, connectFailures(refused))
 	if err := s.primary.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ports := s.transfer(t, "across")
-	if ports[len(ports)-1] != int32(s.standby.Port()) {
-		t.Fatalf("the closure ran on ports %v, last on the new primary %d", ports, s.standby.Port())
+	done := make(chan transferred, 1)
+	go func() { done <- s.tryTransfer("across") }()
+	for range 2 { // no node takes writes: the transaction waits and tries again
+		select {
+		case <-refused:
+		case r := <-done:
+			t.Fatalf("the transaction ended while no node took writes: %v (runs on ports %v)", r.err, r.ports)
+		}
+	}
+	promoted := time.Now()
+	s.promote(t)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Transaction across the failover: %v (runs on ports %v)", r.err, r.ports)
+	}
+	t.Logf("committed %v after it started, %v after the promotion was asked for",
+		r.took.Round(time.Millisecond), r.ended.Sub(promoted).Round(time.Millisecond))
+	if want := []int32{int32(s.standby.Port())}; !slices.Equal(r.ports, want) {
+		t.Fatalf("the closure ran on ports %v, want %v: once, on the new primary", r.ports, want)
 	}
 	if got := names(t, s.onStandby, s.table); !slices.Equal(got, []string{"before", "across"}) {
 		t.Fatalf("rows on the new primary %v", got)
