@@ -284,8 +284,11 @@ func (r readOnlyNode) Unwrap() error { return r.error }
 // readOnlySQL reports whether PostgreSQL refused a write with 25006
 // read_only_sql_transaction.
 func readOnlySQL(err error) bool {
+	if err == nil {
+		return false // before the error target, which escapes: no allocation per statement
+	}
 	var pgErr *pgconn.PgError
-	return err != nil && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ReadOnlySQLTransaction
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ReadOnlySQLTransaction
 }
 
 // readOnlyProbe asks a node whether it is read-only for every session, as

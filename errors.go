@@ -149,7 +149,7 @@ func (e *StatementError) Unwrap() error { return e.Err }
 // a failure of the node before COMMIT was sent (see FailoverBudget), after
 // the failover budget ran out. Running the transaction later may succeed.
 type RetryError struct {
-	Attempts int           // how many times the closure ran
+	Attempts int           // how many times the transaction was tried (the closure ran, or no connection could be had)
 	Failover bool          // the last failure was the node's, not a conflict
 	Waited   time.Duration // how long Transaction waited between runs, in all
 	Err      error         // the last attempt's error
