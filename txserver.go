@@ -57,11 +57,8 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		}
 		return nil, nil
 	}
-	if c.conn.IsClosed() || !sessionAlive(c.conn.PgConn()) {
-		// The connection died, or the server ended the session (its FATAL
-		// error was waiting in the socket), before COMMIT: the server
-		// rolled back. Looking first is what makes the session's end in
-		// answer to COMMIT below ambiguous rather than a rollback.
+	if c.conn.IsClosed() {
+		// The connection died before COMMIT: the server rolled back.
 		return nil, commitRolledBack(true, lostConn{errors.New("the connection was closed before COMMIT")})
 	}
 	tag, err := c.engine.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return sendCommit(ctx, c.conn) })
@@ -72,17 +69,14 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 	case err == nil:
 		outcome = txCommitted
 		return nil, nil
-	case errors.As(err, &pgErr) && !sessionEnded(err):
+	case errors.As(err, &pgErr):
 		// The server refused the commit (a deferred constraint, a
 		// serialization failure): the transaction is gone.
 		return nil, commitRolledBack(true, err)
 	default:
 		// COMMIT was handed to a live connection that then failed: pgx may
 		// call the failure safe to retry, but the server may have
-		// committed. Only the caller can find out. So may a session that
-		// ended in answer to COMMIT (57P01, 57P02): an immediate shutdown
-		// or a crash ends it with that error at any point, after the
-		// commit record too.
+		// committed. Only the caller can find out.
 		outcome = txUnknown
 		return nil, fmt.Errorf("%w: %w", ErrAmbiguousCommit, err)
 	}
