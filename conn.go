@@ -112,16 +112,24 @@ var errSessionsEnded = errors.New("the server ended the session of every connect
 // in place of *l and reports true, so the caller sends the same work
 // again. Otherwise it returns err, joined with the reason no fresh
 // connection could be had.
+//
+// The dead connection goes back to the pool (which destroys it) before the
+// fresh one is borrowed: holding it while waiting would deadlock once
+// every pooled connection is held by a transaction in the same plight, as
+// when a failover ends every session under load. Until a fresh one is had,
+// *l keeps the dead connection as a lease of no pool, closed already.
 func (e *PostgresEngine) replaceEnded(ctx context.Context, l *lease, err error) (bool, error) {
 	if !sessionEnded(err) || l.pooled == nil || ctx.Err() != nil {
 		return false, err
 	}
 	e.resetPool()
+	dead := l.conn
+	l.release(ctx)
+	*l = lease{conn: dead}
 	fresh, acqErr := e.acquire(ctx)
 	if acqErr != nil {
 		return false, errors.Join(err, acqErr)
 	}
-	l.release(ctx)
 	*l = fresh
 	return true, nil
 }

@@ -71,7 +71,14 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 		return nil, nil
 	case errors.As(err, &pgErr):
 		// The server refused the commit (a deferred constraint, a
-		// serialization failure): the transaction is gone.
+		// serialization failure): the transaction is gone. So it is when
+		// the answer is the session's end (57P01, 57P02): PostgreSQL sends
+		// that error only where it handles interrupts, never between the
+		// commit record and COMMIT's reply. (A crash or an immediate
+		// shutdown ends a session with a WARNING and the end of the stream,
+		// and one terminated while waiting for a synchronous standby warns
+		// and says nothing more: both fall to the default case.) So Retry
+		// may run it again.
 		return nil, commitRolledBack(true, err)
 	default:
 		// COMMIT was handed to a live connection that then failed: pgx may
