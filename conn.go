@@ -94,7 +94,11 @@ func (e *PostgresEngine) withLease(ctx context.Context, fn connFunc) error {
 		return err
 	}
 	defer l.release(ctx)
-	return markLost(l.conn, fn(ctx, l.conn))
+	err = e.connFailed(ctx, l.conn, fn(ctx, l.conn))
+	if readOnlySQL(err) && e.evictIfReadOnly(ctx, l.conn) {
+		err = readOnlyNode{err}
+	}
+	return err
 }
 
 // errSessionsEnded is why acquire gave up: the server had ended the
@@ -108,16 +112,24 @@ var errSessionsEnded = errors.New("the server ended the session of every connect
 // in place of *l and reports true, so the caller sends the same work
 // again. Otherwise it returns err, joined with the reason no fresh
 // connection could be had.
+//
+// The dead connection goes back to the pool (which destroys it) before the
+// fresh one is borrowed: holding it while waiting would deadlock once
+// every pooled connection is held by a transaction in the same plight, as
+// when a failover ends every session under load. Until a fresh one is had,
+// *l keeps the dead connection as a lease of no pool, closed already.
 func (e *PostgresEngine) replaceEnded(ctx context.Context, l *lease, err error) (bool, error) {
 	if !sessionEnded(err) || l.pooled == nil || ctx.Err() != nil {
 		return false, err
 	}
 	e.resetPool()
+	dead := l.conn
+	l.release(ctx)
+	*l = lease{conn: dead}
 	fresh, acqErr := e.acquire(ctx)
 	if acqErr != nil {
 		return false, errors.Join(err, acqErr)
 	}
-	l.release(ctx)
 	*l = fresh
 	return true, nil
 }
@@ -138,6 +150,42 @@ func sessionEnded(err error) bool {
 		return true
 	}
 	return false
+}
+
+// connFailed is the engine's one rule for a connection whose work failed
+// with err (withLease and a transaction's onConn pass every outcome
+// through it). It returns err, marked lostConn when the connection closed
+// under the work without an error from PostgreSQL (see markLost). A
+// connection that lost its session, however, is closed: the pool destroys
+// it when it is given back and never hands it out again. The pool's idle
+// connections are then dealt with by what the failure says of them:
+//   - the server ended the session (57P01, 57P02, 57P03: terminated, shut
+//     down, restarting, as when a failover manager stops a primary to
+//     demote it): it ended or will end theirs the same way, and acquire
+//     checks each before use (sessionAlive finds the FATAL error waiting in
+//     its socket), so they are left to that check;
+//   - the connection broke under the work (the network or the host
+//     failed: nothing came from the server, yet something was sent) while
+//     ctx was alive: the idle ones most likely broke too, with nothing in
+//     their sockets to tell, so the pool is reset: they are dropped before
+//     reuse. A connection that closed because ctx ended, or work that was
+//     never sent because the connection had closed already, says nothing
+//     of the others.
+//
+// New connections go through the DSN again: with several hosts and
+// target_session_attrs=read-write they find the new primary. The third
+// way a node fails its pooled connections, turning read-only (25006, a
+// demoted primary still serving), needs a question to the node before
+// eviction: see evictIfReadOnly.
+func (e *PostgresEngine) connFailed(ctx context.Context, conn *pgx.Conn, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = markLost(conn, err)
+	if _, lost := err.(lostConn); lost && ctx.Err() == nil && !pgconn.SafeToRetry(err) {
+		e.resetPool()
+	}
+	return err
 }
 
 // resetPool closes the pool's idle connections, which a session that ended
@@ -217,4 +265,58 @@ func markLost(conn *pgx.Conn, err error) error {
 func fromServer(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr)
+}
+
+// readOnlyNode marks a 25006 (read_only_sql_transaction) that came from
+// the node rather than from the transaction: the node had turned read-only
+// (a primary demoted to a standby, or made read-only by its configuration)
+// and the connection was evicted (see evictIfReadOnly). It reads as the
+// error it wraps.
+type readOnlyNode struct{ error }
+
+func (r readOnlyNode) Unwrap() error { return r.error }
+
+// readOnlySQL reports whether PostgreSQL refused a write with 25006
+// read_only_sql_transaction.
+func readOnlySQL(err error) bool {
+	if err == nil {
+		return false // before the error target, which escapes: no allocation per statement
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ReadOnlySQLTransaction
+}
+
+// readOnlyProbe asks a node whether it is read-only for every session, as
+// opposed to the session or transaction that met a 25006: in recovery (a
+// standby, such as a demoted primary), or default_transaction_read_only
+// on in its configuration (reset_val: a session's own SET does not count).
+const readOnlyProbe = "SELECT pg_is_in_recovery() OR reset_val = 'on' FROM pg_settings WHERE name = 'default_transaction_read_only'"
+
+// evictIfReadOnly settles a 25006 met on conn, now idle, in work that the
+// engine did not make read-only (a transaction started with ReadOnly is
+// never probed: its 25006 is its own). The rule: the connection is evicted
+// only on evidence that its node refuses writes from everyone, which
+// readOnlyProbe asks on the connection itself (one round trip, on this
+// path only). A 25006 of a transaction made read-only by the caller's own
+// SQL (SET TRANSACTION READ ONLY, a session SET) finds the node writable:
+// the connection stays and nothing is retried. When the node is read-only
+// the connection is closed, so the pool destroys it when it is given
+// back, and the pool is reset, so that no idle connection to the node is
+// handed out again; it reports true. A connection that is not idle, or
+// whose probe fails, is left to the rules of connFailed.
+func (e *PostgresEngine) evictIfReadOnly(ctx context.Context, conn *pgx.Conn) bool {
+	if conn == nil || conn.IsClosed() || conn.PgConn().TxStatus() != 'I' {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	var readOnly bool
+	if err := conn.QueryRow(ctx, readOnlyProbe).Scan(&readOnly); err != nil || !readOnly {
+		return false
+	}
+	e.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: evicting the pool's connections to a node that turned read-only (25006: demoted primary?)",
+		slog.String("host", conn.PgConn().Conn().RemoteAddr().String()))
+	_ = conn.Close(ctx)
+	e.resetPool()
+	return true
 }

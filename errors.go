@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -142,17 +143,27 @@ func (e *StatementError) Error() string {
 // Unwrap returns the cause.
 func (e *StatementError) Unwrap() error { return e.Err }
 
-// RetryError is what Transaction returns when Retry's attempts ran out:
-// every attempt failed with a retryable error (IsRetryable), the last of
-// which is Err. Running the transaction later may succeed.
+// RetryError is what Transaction returns when Retry gave up: every run of
+// the closure failed with an error Retry re-runs, the last of which is
+// Err. Failover says which kind that last one was: false, a serialization
+// failure or deadlock (40001, 40P01), after Retry's attempts ran out; true,
+// a failure of the node before COMMIT was sent (see FailoverBudget), after
+// the failover budget ran out. Running the transaction later may succeed.
 type RetryError struct {
-	Attempts int   // how many times the closure ran
-	Err      error // the last attempt's error
+	Attempts int           // how many times the transaction was tried (the closure ran, or no connection could be had)
+	Failover bool          // the last failure was the node's, not a conflict
+	Waited   time.Duration // how long Transaction waited between runs, in all
+	Err      error         // the last attempt's error
 }
 
 // Error implements error.
 func (e *RetryError) Error() string {
-	return fmt.Sprintf("piccolo: transaction failed after %d attempts: %s", e.Attempts, causeText(e.Err))
+	kind := "serialization failure or deadlock"
+	if e.Failover {
+		kind = "failover: the node failed before COMMIT was sent"
+	}
+	return fmt.Sprintf("piccolo: transaction failed after %d attempts (%s; waited %v): %s",
+		e.Attempts, kind, e.Waited.Round(time.Millisecond), causeText(e.Err))
 }
 
 // Unwrap returns the last attempt's error.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/piccolo-go/piccolo"
 )
@@ -204,4 +205,36 @@ func ExampleAtomic() {
 	// Output:
 	// query 2 failed; nothing was committed
 	// table gone: true
+}
+
+func ExampleFailoverBudget() {
+	ctx := context.Background()
+	// Against a cluster, name every node and ask for the one that takes
+	// writes, e.g. DSN: "host=pg1,pg2,pg3 port=5432,5432,5432 user=app
+	// dbname=app target_session_attrs=read-write". Here: the PG* variables.
+	engine, err := piccolo.NewPostgresEngine(piccolo.PostgresConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := engine.StartConnectionPool(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close()
+
+	// Up to 5 runs for serialization failures; and while a failover lasts
+	// (up to 30 s), runs again whenever the node failed before COMMIT.
+	err = engine.Transaction(ctx, func(ctx context.Context) error {
+		_, err := engine.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"})
+		return err
+	}, piccolo.Retry(5), piccolo.FailoverBudget(30*time.Second))
+	var re *piccolo.RetryError
+	switch {
+	case errors.As(err, &re) && re.Failover:
+		fmt.Printf("no primary for %v\n", re.Waited)
+	case err != nil:
+		fmt.Println(err)
+	default:
+		fmt.Println("committed")
+	}
+	// Output: committed
 }

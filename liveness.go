@@ -35,7 +35,15 @@ func sessionAlive(conn *pgconn.PgConn) bool {
 		if !socketPending(conn) {
 			return true
 		}
-		readPending(conn)
+		if err := readPending(conn); err != nil {
+			// The FATAL error closed it; or the read timed out with
+			// something in the socket (a loaded machine, a split
+			// message): unknown is not alive, and the pool makes another.
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			_ = conn.Close(ctx)
+			cancel()
+			return false
+		}
 	}
 	return !conn.IsClosed()
 }
@@ -47,12 +55,13 @@ const pendingReadTimeout = time.Millisecond
 
 // readPending reads one message from a connection whose socket has
 // something to read. A FATAL error or the end of the stream closes the
-// connection; a notification is kept for the caller (pgx's OnNotification
-// runs). A timeout leaves the connection as it was.
-func readPending(conn *pgconn.PgConn) {
+// connection and comes back as an error, as does a timeout; a notification
+// is kept for the caller (pgx's OnNotification runs).
+func readPending(conn *pgconn.PgConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pendingReadTimeout)
 	defer cancel()
-	_, _ = conn.ReceiveMessage(ctx)
+	_, err := conn.ReceiveMessage(ctx)
+	return err
 }
 
 // socketPending reports whether conn's socket has something to read: data,

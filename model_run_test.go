@@ -28,8 +28,9 @@ type programRun struct {
 	q     *piccolo.Querier
 	rows  map[int]pgx.Rows // the Querier's rows the program opened
 
-	hooks *hookLog
-	res   []txmodel.Result // recorded by the one goroutine running the ops
+	hooks  *hookLog
+	res    []txmodel.Result // recorded by the one goroutine running the ops
+	killed map[string]bool  // the Kill operations that ran, by path
 }
 
 // hookLog lists the hooks that ran, in order; hooks may run on any goroutine.
@@ -52,7 +53,7 @@ func (l *hookLog) list() []string {
 
 func newProgramRun(e *piccolo.PostgresEngine, table string, prog int, hooks *hookLog) *programRun {
 	return &programRun{e: e, table: table, prog: prog, hooks: hooks, q: e.Querier(),
-		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}, rows: map[int]pgx.Rows{}}
+		sps: map[int]*piccolo.Savepoint{}, bats: map[int]*piccolo.Batch{}, rows: map[int]pgx.Rows{}, killed: map[string]bool{}}
 }
 
 // eframe is a block being run: its ctx, the cancel of the ctx the block
@@ -165,6 +166,12 @@ func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
 			break
 		}
 		res.Value, err = readRows(rows, op.Kind)
+	case txmodel.Kill:
+		if h == nil {
+			res.Skipped = true
+			break
+		}
+		err = r.kill(h, path)
 	}
 	r.record(res, err, h, ctx)
 }
@@ -306,6 +313,34 @@ func (r *programRun) hook(prefix string, op txmodel.Op) func(context.Context) {
 	}
 }
 
+// kill terminates the backend of h's connection from another connection
+// and waits for it to end, the first time the operation at path runs.
+func (r *programRun) kill(h *piccolo.PostgresTransaction, path string) error {
+	if r.killed[path] {
+		return nil
+	}
+	r.killed[path] = true
+	pid := piccolo.BackendPID(h)
+	if pid == 0 {
+		return nil
+	}
+	var ok bool
+	err := r.e.QueryFunc(context.Background(), piccolo.Querystring{SQL: "SELECT pg_terminate_backend($1)", Args: []any{int32(pid)}},
+		func(rows pgx.Rows) error { return rows.Scan(&ok) })
+	if err == nil && !ok {
+		err = fmt.Errorf("backend %d not terminated", pid)
+	}
+	// Wait for the session's end to reach the socket (pg_terminate_backend
+	// with a timeout would poll every 100 ms).
+	for deadline := time.Now().Add(5 * time.Second); err == nil && !piccolo.BackendEnded(h); {
+		if time.Now().After(deadline) {
+			err = fmt.Errorf("backend %d still running", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err
+}
+
 // tx runs e.Transaction with the operation's body as its closure.
 func (r *programRun) tx(op txmodel.Op, ctx context.Context, f *eframe, path string) {
 	bctx, cancel := context.WithCancel(ctx)
@@ -327,9 +362,18 @@ func (r *programRun) tx(op txmodel.Op, ctx context.Context, f *eframe, path stri
 				panic("boom")
 			}
 			return nil
-		}, piccolo.Nesting(piccolo.NestMode(op.Mode)))
+		}, txOptions(op)...)
 	}()
 	r.record(txmodel.Result{Path: path, Op: txmodel.Tx, Atomic: -1}, err, h, ctx)
+}
+
+// txOptions are the options of a Tx operation's Transaction.
+func txOptions(op txmodel.Op) []piccolo.TxOption {
+	opts := []piccolo.TxOption{piccolo.Nesting(piccolo.NestMode(op.Mode))}
+	if op.Retry {
+		opts = append(opts, piccolo.Retry(2), piccolo.FailoverBudget(0))
+	}
+	return opts
 }
 
 // begin runs e.Begin, the body with its ctx, then Commit or Rollback.

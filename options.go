@@ -1,8 +1,10 @@
 package piccolo
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // DefaultBatchSize is the number of rows a Batch fetches per Next unless
@@ -129,13 +131,14 @@ const (
 )
 
 // TxOption adjusts a transaction started by Transaction or Begin: build
-// one with Nesting, Isolation, ReadOnly or Retry. Like Option it is a plain
+// one with Nesting, Isolation, ReadOnly, Retry or FailoverBudget. Like Option it is a plain
 // value; the zero TxOption changes nothing.
 type TxOption struct {
 	kind      txOptionKind
 	nesting   NestMode
 	isolation IsoLevel
 	count     int
+	budget    time.Duration
 }
 
 type txOptionKind uint8
@@ -146,6 +149,7 @@ const (
 	txOptIsolation
 	txOptReadOnly
 	txOptRetry
+	txOptFailover
 )
 
 type txOptions struct {
@@ -153,8 +157,9 @@ type txOptions struct {
 	isolation   IsoLevel
 	readOnly    bool
 	maxAttempts int
-	retry       bool // Retry was given
-	attempt     int  // the run of Transaction's closure, from 1 (0: 1)
+	retry       bool          // Retry was given
+	attempt     int           // the run of Transaction's closure, from 1 (0: 1)
+	failover    time.Duration // FailoverBudget: how long failovers are retried; 0: not at all
 }
 
 // Nesting sets what happens when a transaction is already running in the
@@ -180,13 +185,45 @@ func ReadOnly() TxOption {
 // exponential backoff and jitter; when the attempts run out it returns a
 // *RetryError. It applies only to an outermost transaction, is ignored when
 // the block joins an outer one, and never retries an ambiguous commit.
-// Begin refuses it: only a closure can be re-run.
+// Begin refuses it: only a closure can be re-run. Add FailoverBudget to
+// ride through failovers too: re-run after the node failed before COMMIT
+// was sent (those re-runs do not count as attempts).
 func Retry(maxAttempts int) TxOption {
 	return TxOption{kind: txOptRetry, count: maxAttempts}
 }
 
+// DefaultFailoverBudget is how long FailoverBudget(0) retries failovers:
+// longer than a failover manager takes to promote a standby (Patroni's
+// default ttl is 30 s, and about that was measured by hand for ttl 20).
+const DefaultFailoverBudget = 30 * time.Second
+
+// FailoverBudget makes Retry also re-run the closure, from BEGIN, when the
+// transaction failed because its node failed before COMMIT was sent, for
+// as long as budget allows (0 means DefaultFailoverBudget), counted from
+// the first such failure. Such failures are: the connection was lost or
+// the server ended the session (57P01, 57P02, 57P03), the node turned
+// read-only under a transaction not started ReadOnly (25006, confirmed by
+// asking the node), or no connection could be made (the
+// network refused it, the server is starting or shutting down, no host of
+// a multi-host DSN with target_session_attrs=read-write accepts writes).
+// The server rolled such a transaction back, so running it again is safe
+// (given a closure that is safe to re-run, as for Retry). A failure after
+// COMMIT was sent is ErrAmbiguousCommit and is never re-run.
+//
+// Failover re-runs do not count against Retry's attempts, which stay for
+// serialization failures and deadlocks; they wait with exponential
+// backoff (from 10 ms, doubling, capped at 1 s, half of it jittered), so
+// writes resume within about a second of a new primary accepting them.
+// When the budget runs out Transaction returns a *RetryError whose
+// Failover is true. It needs Retry, is refused by Begin, and a negative
+// budget is refused.
+func FailoverBudget(budget time.Duration) TxOption {
+	return TxOption{kind: txOptFailover, budget: budget}
+}
+
 func collectTxOptions(opts []TxOption) (txOptions, error) {
 	o := txOptions{nesting: NestJoin, maxAttempts: 1}
+	failover := false
 	for _, opt := range opts {
 		switch opt.kind {
 		case txOptNesting:
@@ -197,7 +234,15 @@ func collectTxOptions(opts []TxOption) (txOptions, error) {
 			o.readOnly = true
 		case txOptRetry:
 			o.maxAttempts, o.retry = opt.count, true
+		case txOptFailover:
+			if opt.budget < 0 {
+				return o, fmt.Errorf("piccolo: FailoverBudget needs a budget of 0 (the default, %v) or more, got %v", DefaultFailoverBudget, opt.budget)
+			}
+			o.failover, failover = cmp.Or(opt.budget, DefaultFailoverBudget), true
 		}
+	}
+	if failover && !o.retry {
+		return o, fmt.Errorf("piccolo: FailoverBudget without Retry means nothing: only Transaction with Retry runs its closure again")
 	}
 	switch o.nesting {
 	case NestJoin, NestRefuse, NestSavepoint:

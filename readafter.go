@@ -117,7 +117,7 @@ const commitPosition = "SELECT pg_current_wal_insert_lsn()::text"
 func (c *txConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
 	r := readAfterFrom(ctx)
 	if r == nil {
-		return c.conn.Exec(ctx, "COMMIT")
+		return c.engine.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return sendCommit(ctx, c.conn) })
 	}
 	e := c.engine
 	p := c.conn.PgConn().StartPipeline(ctx)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,8 +18,10 @@ import (
 // Inside another transaction of this engine, Nesting decides (NestJoin by
 // default). A nested block must end before the block it is nested in: one
 // still open then (fn running on in another goroutine) is rolled back, and
-// Transaction returns ErrTransactionDone (see Commit). With Retry, the closure is run again from BEGIN after a
-// serialization failure or deadlock; fn must then be safe to re-run.
+// Transaction returns ErrTransactionDone (see Commit). With Retry, the
+// closure is run again from BEGIN after a serialization failure or
+// deadlock, and with FailoverBudget also after its node failed before
+// COMMIT was sent; fn must then be safe to re-run.
 func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Context) error, opts ...TxOption) error {
 	o, err := collectTxOptions(opts)
 	if err != nil {
@@ -30,21 +30,18 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 	if fn == nil {
 		return errors.New("piccolo: Transaction: nil function")
 	}
-	attempts := o.maxAttempts
+	r := retrier{maxAttempts: o.maxAttempts, budget: o.failover}
 	if e.txFrom(ctx) != nil {
-		attempts = 1 // only the outermost transaction can start over
+		r = retrier{maxAttempts: 1} // only the outermost transaction can start over
 	}
-	for attempt := 1; ; attempt++ {
-		o.attempt = attempt
-		err := e.runTx(ctx, fn, o)
-		if err == nil || attempt >= attempts || !IsRetryable(err) {
-			if err != nil && attempts > 1 && attempt == attempts && IsRetryable(err) {
-				return &RetryError{Attempts: attempts, Err: err}
-			}
+	for {
+		o.attempt = r.runs + 1 // the TxTracer's attempt
+		wait, done, err := r.next(ctx, e.runTx(ctx, fn, o))
+		if done {
 			return err
 		}
-		if waitErr := sleepBackoff(ctx, attempt); waitErr != nil {
-			return fmt.Errorf("piccolo: context ended before retry %d: %w (last failure: %w)", attempt+1, waitErr, err)
+		if waitErr := r.sleep(ctx, wait); waitErr != nil {
+			return fmt.Errorf("piccolo: context ended before retry %d: %w (last failure: %w)", r.runs+1, waitErr, err)
 		}
 	}
 }
@@ -52,11 +49,33 @@ func (e *PostgresEngine) Transaction(ctx context.Context, fn func(ctx context.Co
 // errPanicked is the rollback cause recorded when a closure panics.
 var errPanicked = errors.New("piccolo: transaction closure panicked")
 
-func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) error {
+// run is the outcome of one run of a Transaction closure.
+type run struct {
+	err error // what Transaction returns for the run
+	// cause is the failure that decides whether Retry re-runs a node's
+	// failure: the closure's own error when it returned one (a rollback
+	// that fails after it is not the closure's failure), else that of
+	// Begin or Commit.
+	cause error
+	// rolledBack: the transaction is known not to have committed: it never
+	// began, or it rolled back.
+	rolledBack bool
+}
+
+// runTx runs fn once in a transaction.
+func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context) error, o txOptions) (r run) {
 	txCtx, tx, err := e.begin(ctx, o)
 	if err != nil {
-		return err
+		return run{err: err, cause: err, rolledBack: true}
 	}
+	defer func() {
+		r.rolledBack = tx.RolledBack()
+		if r.cause != nil && tx.c.demoted.Load() {
+			// A statement met 25006 because the node turned read-only
+			// (settleReadOnly): a failure of the node, whatever fn made of it.
+			r.cause = readOnlyNode{r.cause}
+		}
+	}()
 	returned := false
 	defer func() {
 		if !returned { // panic or runtime.Goexit: roll back, let it go on
@@ -67,35 +86,25 @@ func (e *PostgresEngine) runTx(ctx context.Context, fn func(ctx context.Context)
 	returned = true
 	if err != nil {
 		if rbErr := tx.abort(ctx, err); rbErr != nil {
-			return errors.Join(err, rbErr)
+			return run{err: errors.Join(err, rbErr), cause: err}
 		}
-		return err
+		return run{err: err, cause: err}
 	}
 	if !tx.active() {
 		// Committed or rolled back by hand (nil), or rolled back because an
 		// enclosing block ended while fn ran: that is not a success.
-		return tx.endedByEnclosing()
+		err = tx.endedByEnclosing()
+		return run{err: err, cause: err}
 	}
-	return tx.Commit(ctx)
-}
-
-// sleepBackoff waits before retry number attempt: exponential from 10ms,
-// capped at 1s, with full jitter so that conflicting clients spread out.
-func sleepBackoff(ctx context.Context, attempt int) error {
-	ceiling := min(10*time.Millisecond<<min(attempt-1, 10), time.Second)
-	timer := time.NewTimer(rand.N(ceiling) + time.Millisecond)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	err = tx.Commit(ctx)
+	return run{err: err, cause: err}
 }
 
 // IsRetryable reports whether err is a serialization failure (40001) or a
 // deadlock (40P01): the whole transaction may succeed if run again from BEGIN.
-// An ambiguous commit is never retryable.
+// An ambiguous commit is never retryable. (Failures of the node, which
+// Retry re-runs with FailoverBudget, are not reported here: only
+// Transaction knows that COMMIT had not been sent.)
 func IsRetryable(err error) bool {
 	if errors.Is(err, ErrAmbiguousCommit) {
 		return false

@@ -224,6 +224,7 @@ func (e *PostgresEngine) begin(ctx context.Context, o txOptions) (context.Contex
 		return ctx, nil, err
 	}
 	tx := &PostgresTransaction{c: newTxConn(e, l, o.beginSQL()), kind: kindRoot}
+	tx.c.readOnly = o.readOnly
 	tx.c.top = tx
 	return e.withTx(tx.traceStart(ctx, o), tx), tx, nil
 }

@@ -72,6 +72,14 @@ type txConn struct {
 	// savepoint, whose RELEASE then fails, so that block sends it at once
 	// (see deferReleaseLocked).
 	handSavepoints int
+
+	// readOnly: the transaction was started with ReadOnly, so a 25006 in
+	// it is its own. metReadOnly: a statement of a transaction not started
+	// so met a 25006 (held under the turn); its end asks the node whether
+	// it turned read-only (see settleReadOnly), and sets demoted if so.
+	readOnly    bool
+	metReadOnly bool
+	demoted     atomic.Bool
 }
 
 func newTxConn(e *PostgresEngine, l lease, begin string) *txConn {
@@ -192,13 +200,37 @@ func (t *PostgresTransaction) onConn(ctx context.Context, use connUse, r *rider,
 	}
 	rode, err := t.flushLocked(ctx, use, r)
 	if err != nil && !rode {
-		return markLost(c.conn, err)
+		return c.failed(ctx, err)
 	}
 	if !rode {
 		err = fn(ctx, c.conn)
 	}
 	c.checkEndedLocked()
-	return markLost(c.conn, err)
+	return c.failed(ctx, err)
+}
+
+// failed passes err, the outcome of work on the transaction's connection,
+// through the engine's rule for failed connections (connFailed), and notes
+// a 25006 met by a transaction not started ReadOnly, for its end to settle
+// (settleReadOnly). The caller holds the turn.
+func (c *txConn) failed(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !c.readOnly && readOnlySQL(err) {
+		c.metReadOnly = true
+	}
+	return c.engine.connFailed(ctx, c.conn, err)
+}
+
+// settleReadOnly runs when the root ends, before its connection is given
+// back (idle, after its ROLLBACK): when a statement met a 25006 it did not
+// ask for, it evicts the connection if its node turned read-only (see
+// evictIfReadOnly) and records that in demoted. The caller holds the turn.
+func (c *txConn) settleReadOnly(ctx context.Context) {
+	if c.metReadOnly && c.engine.evictIfReadOnly(ctx, c.conn) {
+		c.demoted.Store(true)
+	}
 }
 
 // checkEndedLocked notices a transaction that a statement sent as SQL

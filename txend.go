@@ -113,6 +113,26 @@ import (
 //     closes them first, reading what is left; after that they give no
 //     rows and no error. A joined block, or a savepoint block never sent,
 //     ends without touching them: a loop over the rows goes on.
+//  14. Transaction with Retry and FailoverBudget: when its root's node
+//     failed before COMMIT was sent (the connection was lost or the server
+//     ended the session, the node turned read-only (rule 15), or no
+//     connection could be made), the server has rolled the transaction
+//     back: the root reports RolledBack, its OnRollback hooks run, and
+//     Transaction runs the closure again from BEGIN on a fresh connection,
+//     with backoff, until the failover budget runs out (then a *RetryError
+//     with Failover set). Only when the failure is the node's: an error
+//     the closure returned is its own and comes back (a failed ROLLBACK
+//     after it does not count). A session that ended before BEGIN was sent
+//     loses nothing: the engine takes a fresh connection and the closure
+//     runs once. After COMMIT was sent a lost connection is
+//     ErrAmbiguousCommit, never run again.
+//  15. A statement that meets 25006 (read_only_sql_transaction) in work
+//     the engine did not make read-only (ReadOnly) makes the engine ask the
+//     node, once the connection is idle again, whether it refuses writes
+//     from every session (pg_is_in_recovery, or default_transaction_read_only
+//     in its configuration). If so the connection and the pool's idle ones
+//     are evicted and the failure is the node's (rule 14); if not (the
+//     caller's own SET TRANSACTION READ ONLY) nothing is evicted or re-run.
 
 // Commit commits the transaction. For the outermost transaction it sends
 // COMMIT (nothing, if no statement ran) and releases the connection; a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -50,7 +51,7 @@ func (t *PostgresTransaction) endRoot(ctx context.Context, commit bool) (hooks [
 	}
 	if c.conn.IsClosed() {
 		// The connection died before COMMIT: the server rolled back.
-		return nil, commitRolledBack(true, errors.New("the connection was closed before COMMIT"))
+		return nil, commitRolledBack(true, lostConn{errors.New("the connection was closed before COMMIT")})
 	}
 	tag, err := c.commit(ctx) // COMMIT, and the WAL position when ctx asks (readafter.go)
 	outcome, err = commitOutcome(tag, err)
@@ -67,7 +68,14 @@ func commitOutcome(tag pgconn.CommandTag, err error) (txState, error) {
 		return txCommitted, nil
 	case errors.As(err, &pgErr):
 		// The server refused the commit (a deferred constraint, a
-		// serialization failure): the transaction is gone.
+		// serialization failure): the transaction is gone. So it is when
+		// the answer is the session's end (57P01, 57P02): PostgreSQL sends
+		// that error only where it handles interrupts, never between the
+		// commit record and COMMIT's reply. (A crash or an immediate
+		// shutdown ends a session with a WARNING and the end of the stream,
+		// and one terminated while waiting for a synchronous standby warns
+		// and says nothing more: both fall to the default case.) So Retry
+		// may run it again.
 		return txRolledBack, commitRolledBack(true, err)
 	default:
 		// COMMIT was handed to a live connection that then failed: pgx may
@@ -82,6 +90,7 @@ func commitOutcome(tag pgconn.CommandTag, err error) (txState, error) {
 // unknown). The caller holds the turn.
 func (t *PostgresTransaction) settleRoot(ctx context.Context, outcome txState) []func(context.Context) {
 	c := t.c
+	c.settleReadOnly(ctx)
 	c.lease.release(ctx)
 	c.conn = nil
 	c.mu.Lock()
@@ -187,4 +196,17 @@ func (c *txConn) rollBackSavepoint(ctx context.Context, s *PostgresTransaction) 
 		u.abortErr = fmt.Errorf("a savepoint block inside could not be rolled back: %w", err)
 	}
 	return err
+}
+
+// sendCommit sends COMMIT alone, straight through pgconn: pgx's Exec would
+// first deallocate the statements its cache invalidated, and a failure
+// there (a session the server had ended) comes before COMMIT is written:
+// it must not read as an ambiguous commit. The wire is the same: pgx sends
+// a statement without arguments as a simple query.
+func sendCommit(ctx context.Context, conn *pgx.Conn) (pgconn.CommandTag, error) {
+	results, err := conn.PgConn().Exec(ctx, "COMMIT").ReadAll()
+	if len(results) == 0 {
+		return pgconn.CommandTag{}, err
+	}
+	return results[len(results)-1].CommandTag, err
 }

@@ -48,27 +48,40 @@ func (m *model) block(op Op, c *ctxNode, f *frame, path string) {
 		}
 		return
 	}
-	m.ops(op.Body, &frame{ctx: inner, outer: f}, path+".")
-	if op.Kind == Begin {
-		e = m.finish(h, op.End == CommitEnd, inner)
-		m.record(Result{Path: path + ".end", Op: Begin, Err: e, Atomic: -1}, h, inner)
-		return
-	}
-	// Rule 8.
-	switch {
-	case op.End == ReturnNil && h.active():
-		e = m.finish(h, true, inner)
-	case op.End == ReturnNil && h.endedBy: // an enclosing block's end rolled it back
-		e = TxDone
-	case op.End == ReturnNil: // ended by hand
-	case op.End == ReturnErr:
-		m.abort(h, inner)
-		e = Boom
-	default:
-		m.abort(h, inner)
-		e = Panicked
+	for {
+		m.ops(op.Body, &frame{ctx: inner, outer: f}, path+".")
+		if op.Kind == Begin {
+			e = m.finish(h, op.End == CommitEnd, inner)
+			m.record(Result{Path: path + ".end", Op: Begin, Err: e, Atomic: -1}, h, inner)
+			return
+		}
+		e = m.endTx(op, h, inner)
+		if !rerun(op, h, e) {
+			break
+		}
+		h, _ = m.open(op.Mode, c) // a root again: it always opens
+		inner = &ctxNode{parent: c, h: h}
 	}
 	m.record(Result{Path: path, Op: Tx, Err: e, Atomic: -1}, h, c)
+}
+
+// endTx ends h, the block a Tx closure ran in, as Transaction does when the
+// closure ends as op says (rule 8), and returns what Transaction returns
+// (before any re-run).
+func (m *model) endTx(op Op, h *handle, inner *ctxNode) Class {
+	switch {
+	case op.End == ReturnNil && h.active():
+		return m.finish(h, true, inner)
+	case op.End == ReturnNil && h.endedBy: // an enclosing block's end rolled it back
+		return TxDone
+	case op.End == ReturnNil: // ended by hand
+		return OK
+	case op.End == ReturnErr:
+		m.abort(h, inner)
+		return Boom
+	}
+	m.abort(h, inner)
+	return Panicked
 }
 
 // abort rolls h back after its closure failed, unless it has ended.

@@ -86,6 +86,13 @@ func rolledBackErr(commit bool, ctxErr Class) Class {
 // outcome and the hooks it runs.
 func (m *model) endRoot(h *handle, commit bool, ctxErr Class) (Class, []int) {
 	defer clear(h.c.cursors)
+	if h.c.dead { // rule 14: the server rolled back when it ended the session
+		h.state = rolledBack
+		if !commit {
+			return AnyErr, h.onRollback // ROLLBACK on the dead connection fails
+		}
+		return CommitRolledBack | ctxErr, h.onRollback
+	}
 	if commit && !h.rbOnly && ctxErr == 0 && !h.c.aborted {
 		for row := range h.c.rows {
 			m.committed[row] = true

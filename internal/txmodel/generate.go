@@ -13,9 +13,41 @@ func Generate(r *rand.Rand, cfg Config) Program {
 	g := &gen{r: r, cfg: cfg, budget: cfg.Ops}
 	var p Program
 	for g.budget > 0 {
+		if g.r.IntN(60) == 0 { // rare: each costs a connection
+			p = append(p, g.killTx())
+			continue
+		}
 		p = append(p, g.op(0))
 	}
 	return p
+}
+
+// killTx draws a Transaction with Retry and FailoverBudget whose closure
+// runs statements and kills its own connection once (rule 14). Only
+// statements: what a lost connection does to savepoint blocks, batches and
+// hooks is not the rule's business.
+func (g *gen) killTx() Op {
+	op := Op{Kind: Tx, Mode: NestJoin, Retry: true, End: End(g.weighted(6, 2, 1))}
+	n := g.r.IntN(4) + 1
+	kill := g.r.IntN(n + 1)
+	for i := range n + 1 {
+		g.budget--
+		if i == kill {
+			op.Body = append(op.Body, Op{Kind: Kill})
+			continue
+		}
+		switch g.weighted(6, 1, 1, 1) {
+		case 0:
+			op.Body = append(op.Body, Op{Kind: Insert, Row: g.row()})
+		case 1:
+			op.Body = append(op.Body, Op{Kind: InsertDup})
+		case 2:
+			op.Body = append(op.Body, Op{Kind: DivZero})
+		default:
+			op.Body = append(op.Body, Op{Kind: CountCursors})
+		}
+	}
+	return op
 }
 
 type gen struct {

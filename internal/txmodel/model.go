@@ -11,7 +11,7 @@ import (
 // Run runs p on the model and returns what the engine must report.
 func Run(p Program) Outcome {
 	m := &model{committed: map[int]bool{0: true}, hookRows: map[int]int{},
-		sps: map[int]*spRef{}, batches: map[int]*batch{}, rowsets: map[int]*rowset{}}
+		sps: map[int]*spRef{}, batches: map[int]*batch{}, rowsets: map[int]*rowset{}, killed: map[string]bool{}}
 	m.ops(p, &frame{ctx: &ctxNode{}}, "")
 	for _, b := range m.batches { // the program's deferred Close
 		m.closeBatch(b, &ctxNode{})
@@ -27,8 +27,9 @@ type model struct {
 	batches   map[int]*batch
 	rowsets   map[int]*rowset
 	results   []Result
-	cursors   int // numbers cursors
-	generated int // numbers generated savepoint names
+	cursors   int             // numbers cursors
+	generated int             // numbers generated savepoint names
+	killed    map[string]bool // the Kill operations that ran, by path
 }
 
 // spRef is a *Savepoint: its transaction and name.
@@ -136,6 +137,8 @@ func (m *model) op(op Op, f *frame, path string) {
 		} else {
 			closeRows(rs)
 		}
+	case Kill:
+		m.kill(h, path)
 	}
 	m.record(r, h, c)
 }
@@ -187,6 +190,8 @@ func (m *model) send(h *handle, c *ctxNode, cursor bool, do func(*conn) Class) C
 		return TxDone
 	case busy:
 		return Busy
+	case h.c.dead:
+		return AnyErr // rule 14: 57P01, or the connection is closed
 	}
 	if e := h.c.flush(); e != 0 {
 		return e
@@ -272,7 +277,7 @@ func (m *model) savepoint(op Op, c *ctxNode) Class {
 // needsTx reports whether op works on CurrentTransaction(ctx).
 func needsTx(k Kind) bool {
 	switch k {
-	case Commit, Rollback, Savepoint, RollbackToName, OnCommit, OnRollback:
+	case Commit, Rollback, Savepoint, RollbackToName, OnCommit, OnRollback, Kill:
 		return true
 	}
 	return false

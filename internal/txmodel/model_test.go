@@ -9,6 +9,13 @@ import (
 func tx(mode Nest, end End, body ...Op) Op { return Op{Kind: Tx, Mode: mode, End: end, Body: body} }
 func ins(row int) Op                       { return Op{Kind: Insert, Row: row} }
 
+// retryTx is a Transaction with Retry and FailoverBudget (rule 14).
+func retryTx(end End, body ...Op) Op {
+	return Op{Kind: Tx, Mode: NestJoin, End: end, Body: body, Retry: true}
+}
+
+var kill = Op{Kind: Kill}
+
 // TestModelStatesTheRules pins the model's answer for the rules it states,
 // so that a change to the model is a deliberate change of semantics.
 func TestModelStatesTheRules(t *testing.T) {
@@ -58,6 +65,14 @@ func TestModelStatesTheRules(t *testing.T) {
 		{"rule 12: a refused savepoint block's Commit rolls back",
 			Program{tx(NestJoin, ReturnNil, ins(1), Op{Kind: DivZero},
 				Op{Kind: Begin, Mode: NestSavepoint, End: CommitEnd, Body: []Op{ins(2)}})}, []int{0}, CommitRolledBack, "1.3.end"},
+		{"rule 14: a connection lost before COMMIT under Retry runs the closure again, which commits",
+			Program{retryTx(ReturnNil, ins(1), kill, ins(2))}, []int{0, 1, 2}, OK, ""},
+		{"rule 14: the statement after the kill fails",
+			Program{retryTx(ReturnErr, ins(1), kill, ins(2))}, []int{0}, AnyErr, "1.3"},
+		{"rule 14: the closure's own error after the kill comes back, not re-run",
+			Program{retryTx(ReturnErr, ins(1), kill)}, []int{0}, Boom, ""},
+		{"rule 14: without Retry the lost connection's rollback comes back",
+			Program{tx(NestJoin, ReturnNil, ins(1), kill, ins(2))}, []int{0}, CommitRolledBack, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := Run(tc.p)
@@ -74,6 +89,16 @@ func TestModelStatesTheRules(t *testing.T) {
 				t.Errorf("call %s: %s, want %s", r.Path, r.Err, tc.last)
 			}
 		})
+	}
+}
+
+// TestModelKillBeforeBeginRunsOnce pins rule 14's other half: a session
+// that ends before the transaction began loses nothing, and the closure
+// runs once.
+func TestModelKillBeforeBeginRunsOnce(t *testing.T) {
+	out := Run(Program{retryTx(ReturnNil, kill, ins(1))})
+	if len(out.Results) != 3 || !slices.Equal(out.Committed, []int{0, 1}) {
+		t.Errorf("results %v, committed %v: want one run that commits row 1", out.Results, out.Committed)
 	}
 }
 

@@ -13,7 +13,8 @@
 // blocks (rule 1) and Transaction (rule 8) in blocks.go, statements (rule
 // 2) in model.go, ending (rules 3 to 11) in end.go, Batch and Atomic in
 // batch.go; state.go is the server side, with the SAVEPOINTs an aborted
-// transaction refuses (rule 12); rows.go the Querier's open rows (rule 13).
+// transaction refuses (rule 12); rows.go the Querier's open rows (rule 13);
+// failover.go the connection lost under a Retry transaction (rule 14).
 package txmodel
 
 import (
@@ -52,6 +53,11 @@ const (
 	RowsRead                   // read rows[Ref] to its end (Next until false), which closes it
 	RowsClose                  // rows[Ref].Close()
 	ScanInsert                 // QueryFunc(ctx, "SELECT 1", a callback that inserts row Row with ctx); Value: what the insert returned (rule 2)
+	// Kill terminates the backend of cur's connection from another
+	// connection (pg_terminate_backend, waiting for it to end), the first
+	// time the operation runs (a Retry re-run runs it as a no-op): the
+	// server rolls back what the transaction did (rule 14).
+	Kill
 )
 
 // End is how a block ends.
@@ -99,6 +105,8 @@ type Op struct {
 	// cursor count) instead of the engine's Exec: the outcome is the same,
 	// as the Querier routes every call like the engine.
 	Querier bool
+	// Retry: a Tx given Retry(2) and FailoverBudget(0) (rule 14).
+	Retry bool
 }
 
 // Item is one query queued in an Atomic.
@@ -161,7 +169,11 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("e.Transaction(%s, func(%s context.Context) error { // %s", ctx, inner, op.Mode)
 		writeOps(b, op.Body, depth+1)
 		line("\t%s", op.End)
-		line("})")
+		if op.Retry {
+			line("}, Retry(2), FailoverBudget(0))")
+		} else {
+			line("})")
+		}
 	case Begin:
 		line("%s, tx%d, _ := e.Begin(%s, Nesting(%s))", inner, depth+1, ctx, op.Mode)
 		writeOps(b, op.Body, depth+1)
@@ -210,6 +222,8 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("rows%d.Close()", op.Ref)
 	case ScanInsert:
 		line("queryFunc(%s, \"SELECT 1\", func() { insert(%s, %d) })", ctx, ctx, op.Row)
+	case Kill:
+		line("kill(%s) // pg_terminate_backend of its connection, on the first run only", ctx)
 	}
 }
 

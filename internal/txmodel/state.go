@@ -53,6 +53,7 @@ type conn struct {
 	rows    map[int]int
 	cursors map[int]int
 	aborted bool      // a statement failed: the server refuses all but ROLLBACK (TO)
+	dead    bool      // the server ended the session under the begun transaction (rule 14)
 	open    []*handle // the nested blocks opened so far, in order
 	held    *rowset   // a Querier's open rows reading from it (rule 13)
 }
