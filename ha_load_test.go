@@ -34,9 +34,11 @@ const (
 	haSteady = 2 * time.Second
 )
 
-// haTxOptions are the options of every transfer: where the failover
-// budget of the engine's Retry goes once it has one.
-func haTxOptions() []piccolo.TxOption { return []piccolo.TxOption{piccolo.Retry(haAttempts)} }
+// haTxOptions are the options of every transfer: Retry, whose failover
+// budget re-runs a transfer whose node failed before COMMIT was sent.
+func haTxOptions() []piccolo.TxOption {
+	return []piccolo.TxOption{piccolo.Retry(haAttempts), piccolo.FailoverBudget(haFailoverBudget)}
+}
 
 // haPhase is the part of the run an outcome belongs to.
 type haPhase int
