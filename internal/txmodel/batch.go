@@ -148,12 +148,17 @@ func (m *model) closeCursor(b *batch, c *ctxNode) Class {
 		return OK
 	}
 	x := holder(b)
-	if x == nil || !x.usable() {
+	if x == nil {
 		return OK
 	}
 	cn := x.c
 	if cn.held != nil {
-		return Busy // rule 13: the cursor stays open until the transaction ends
+		// Rule 13, before the transaction's state is looked at: the
+		// cursor stays open until the transaction ends.
+		return Busy
+	}
+	if !x.usable() {
+		return OK
 	}
 	if e := cn.flush(); e != 0 {
 		return e
