@@ -21,8 +21,9 @@ import (
 //     behind is skipped.
 //  3. Reads take the candidates in turn (round-robin); with none, they run
 //     on the primary.
-//  4. A routed read whose node fails at the connection level before a row
-//     reached the caller runs again on the primary, and the node is out
+//  4. A routed read whose node fails at the connection level (it refuses
+//     or drops the connection, or ends the session: 57P01, 57P02, 57P03)
+//     before a row reached the caller runs again on the primary, and the node is out
 //     until a health check passes (route.go states the fallback in full).
 //     An error about the statement is returned naming the node.
 //  5. Health checks run every CheckInterval from StartConnectionPool until

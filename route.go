@@ -72,9 +72,11 @@ func (e *PostgresEngine) onConn(ctx context.Context, use connUse, r *rider, fn c
 // nodeDown reports whether err says a node could not serve at all, as
 // opposed to an error about the statement. It positively identifies
 // connection-level failures: connecting failed (even with a server error
-// such as 53300 too many connections or 57P03 starting up), or the
-// connection broke (a network error, the end of the stream, a closed
-// connection). Errors pgx raises before sending (an argument it cannot
+// such as 53300 too many connections or 57P03 starting up), the connection
+// broke (a network error, the end of the stream, a closed connection), or
+// the server ended the session under the statement (57P01, 57P02, 57P03: a
+// node shutting down or restarting, as a switchover does to its
+// standbys). Errors pgx raises before sending (an argument it cannot
 // encode, a wrong argument count), errors of the caller's scan function and
 // errors PostgreSQL sent about the statement are not. (Its own function so
 // that the error targets escape only on the error path.)
@@ -86,7 +88,7 @@ func nodeDown(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return false
+		return sessionEnded(err)
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)

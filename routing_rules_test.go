@@ -157,6 +157,37 @@ func TestRoutingRule4ConnectionFailureFallsBackToThePrimary(t *testing.T) {
 	})
 }
 
+// Routing rule 4, a session the node ends: a routed read whose backend
+// the node terminates while it runs (57P01, as a node being shut down or
+// restarted by a switchover answers) runs again on the primary.
+func TestRoutingRule4SessionEndedFallsBackToThePrimary(t *testing.T) {
+	t.Parallel()
+	dsn, node := faultAppName(t)
+	r1 := newEngine(t, false, piccolo.PostgresConfig{DSN: dsn})
+	e, primary := routedEngine(t, map[string]*piccolo.PostgresEngine{"r1": r1}, time.Hour)
+	ctx := context.Background()
+	killer := newEngine(t, false, piccolo.PostgresConfig{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // terminates the node's statement once it runs
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			_, _ = killer.Exec(ctx, piccolo.Querystring{SQL: "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%'", Args: []any{node}})
+		}
+	}()
+	got := scalarOn[string](t, ctx, e, "SELECT current_setting('application_name') FROM pg_sleep(CASE WHEN current_setting('application_name') = '"+node+"' THEN 30 ELSE 0 END)", piccolo.Read())
+	if got != primary {
+		t.Fatalf("a read whose session the node ended ran on %q, want the primary %q", got, primary)
+	}
+	if nodes := e.ReadNodes(); nodes[0].Routed {
+		t.Fatalf("the node that ended the session is still routed: %+v", nodes)
+	}
+}
+
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
 // position in its own pipeline (TestRoundTrips counts the round trips), a
 // write outside a transaction (Exec, the Querier's QueryRow) reads it
