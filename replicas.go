@@ -23,7 +23,8 @@ import (
 //     on the primary.
 //  4. A routed read whose node fails at the connection level (it refuses
 //     or drops the connection, or ends the session: 57P01, 57P02, 57P03)
-//     before a row reached the caller runs again on the primary, and the node is out
+//     before a row reached the caller runs again on another candidate,
+//     else on the primary, and the node is out
 //     until a health check passes (route.go states the fallback in full).
 //     An error about the statement is returned naming the node.
 //  5. Health checks run every CheckInterval from StartConnectionPool until

@@ -22,9 +22,11 @@ import (
 // The fallback rule, written here only: a routed read whose replica fails
 // at the connection level (nodeDown: the replica is down) before work
 // handed anything to the caller (handed false: no row reached a scan
-// callback) marks the replica down and runs again on e, the primary. A read
-// may so run twice, which is what Read declares harmless. Any other
-// failure is returned naming the node, which stays in use.
+// callback) marks the replica down and runs again on another healthy
+// replica, else on e, the primary (during a failover the primary may be
+// the one that is down, and the standbys still serve). A read may so run
+// more than once, which is what Read declares harmless. Any other failure
+// is returned naming the node, which stays in use.
 func (e *PostgresEngine) route(ctx context.Context, ro runOptions, work func(on *PostgresEngine) (handed bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -34,10 +36,19 @@ func (e *PostgresEngine) route(ctx context.Context, ro runOptions, work func(on 
 		return err
 	}
 	handed, err := work(target)
-	if err != nil && node != "" && !ro.onNode && !handed && ctx.Err() == nil && nodeDown(err) {
+	// Each replica that is down is marked so and the read moves on: to
+	// another healthy replica, else to the primary. A check running
+	// meanwhile may bring a node back; the attempts stay bounded.
+	tries := 0
+	if e.router != nil {
+		tries = len(e.router.nodes)
+	}
+	for ; err != nil && node != "" && !ro.onNode && !handed && ctx.Err() == nil && nodeDown(err); tries-- {
 		e.router.markDown(node)
-		node = ""
-		_, err = work(e)
+		if target, node = e, ""; tries > 0 {
+			target, node, _ = e.target(ctx, ro) // not OnNode: no error
+		}
+		handed, err = work(target)
 	}
 	return onNode(node, err)
 }

@@ -157,6 +157,27 @@ func TestRoutingRule4ConnectionFailureFallsBackToThePrimary(t *testing.T) {
 	})
 }
 
+// Routing rule 4, several candidates: a read whose node is down moves on
+// to another candidate before the primary (in a failover the primary may
+// be the node that is down).
+func TestRoutingRule4FallsBackToAnotherCandidateFirst(t *testing.T) {
+	t.Parallel()
+	dsn1, _ := faultAppName(t)
+	proxy := startFaultProxy(t, dsn1)
+	r1 := newEngine(t, false, piccolo.PostgresConfig{DSN: proxy.proxiedDSN(t, dsn1)})
+	dsn2, node2 := faultAppName(t)
+	r2 := newEngine(t, false, piccolo.PostgresConfig{DSN: dsn2})
+	e, _ := routedEngine(t, map[string]*piccolo.PostgresEngine{"r1": r1, "r2": r2}, time.Hour)
+	ctx := context.Background()
+	proxy.setRefuse(true)
+	proxy.cutAll()
+	for i := range 4 { // round-robin: one of the first two picks r1
+		if got := ranOn(t, ctx, e, piccolo.Read()); got != node2 {
+			t.Fatalf("read %d ran on %q, want the candidate still up, %q", i, got, node2)
+		}
+	}
+}
+
 // Routing rule 4, a session the node ends: a routed read whose backend
 // the node terminates while it runs (57P01, as a node being shut down or
 // restarted by a switchover answers) runs again on the primary.
@@ -183,9 +204,9 @@ func TestRoutingRule4SessionEndedFallsBackToThePrimary(t *testing.T) {
 	if got != primary {
 		t.Fatalf("a read whose session the node ended ran on %q, want the primary %q", got, primary)
 	}
-	if nodes := e.ReadNodes(); nodes[0].Routed {
-		t.Fatalf("the node that ended the session is still routed: %+v", nodes)
-	}
+	// The node is out until a check passes, which the fallback asks for
+	// at once: here it passes (only a session ended), so no assertion on
+	// ReadNodes.
 }
 
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
