@@ -22,6 +22,11 @@ type cutConn struct {
 	cut   chan<- struct{}
 }
 
+// NetConn lets the engine's liveness check see the socket: without it
+// the engine cannot tell an idle connection whose session the server
+// ended, and the soak's first statement after a kill could meet it.
+func (c *cutConn) NetConn() net.Conn { return c.Conn }
+
 func (c *cutConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if p := c.armed.Load(); p != nil && bytes.Contains(b, *p) && c.armed.CompareAndSwap(p, nil) {
