@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,12 +51,7 @@ func TestAtomicInOneCommitRefused(t *testing.T) {
 // have committed, and here it did.
 func TestAtomicInOneConnectionLostAfterCommitSent(t *testing.T) {
 	t.Parallel()
-	var armed atomic.Pointer[[]byte]
-	cut := make(chan struct{}, 1)
-	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
-	direct := newEngine(t, false, piccolo.PostgresConfig{})
-	table := newTable(t, direct)
+	e, direct, table, armCommit, cut := commitCutEngine(t)
 	ctx := context.Background()
 	atomicOf := func(names ...string) *piccolo.Atomic {
 		a := e.Atomic()
@@ -69,7 +63,7 @@ func TestAtomicInOneConnectionLostAfterCommitSent(t *testing.T) {
 	if err := atomicOf("warm 1", "warm 2").Run(ctx); err != nil { // describes the statement
 		t.Fatal(err)
 	}
-	armed.Store(&commit)
+	armCommit()
 	err := atomicOf("lost 1", "lost 2").Run(ctx)
 	select {
 	case <-cut:

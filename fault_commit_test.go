@@ -42,6 +42,19 @@ func cutConns(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.
 	return wrapDial(func(conn net.Conn) net.Conn { return &cutConn{Conn: conn, armed: armed, cut: cut} })
 }
 
+// commitCutEngine returns an engine of two connections, any of which
+// dies right after it writes COMMIT once armCommit was called (cut then
+// receives), and a direct engine with a table of its own.
+func commitCutEngine(t *testing.T) (e, direct *piccolo.PostgresEngine, table string, armCommit func(), cut <-chan struct{}) {
+	t.Helper()
+	var armed atomic.Pointer[[]byte]
+	cuts := make(chan struct{}, 1)
+	commit := []byte("COMMIT\x00")
+	e = newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cuts)})
+	direct = newEngine(t, false, piccolo.PostgresConfig{})
+	return e, direct, newTable(t, direct), func() { armed.Store(&commit) }, cuts
+}
+
 // Scenario 6: the connection dies after COMMIT was sent. A net.Conn
 // wrapper, installed with PostgresConfig.Configure as pgx's DialFunc,
 // closes the socket right after writing COMMIT: the server commits, the
@@ -53,19 +66,14 @@ func cutConns(armed *atomic.Pointer[[]byte], cut chan<- struct{}) func(*pgxpool.
 // ROLLBACK tag means rolled back, and anything else is ErrAmbiguousCommit.
 func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	t.Parallel()
-	var armed atomic.Pointer[[]byte]
-	cut := make(chan struct{}, 1)
-	commit := []byte("COMMIT\x00")
-	e := newEngine(t, true, piccolo.PostgresConfig{MaxConns: 2, Configure: cutConns(&armed, cut)})
-	direct := newEngine(t, false, piccolo.PostgresConfig{})
-	table := newTable(t, direct)
+	e, direct, table, armCommit, cut := commitCutEngine(t)
 	bg := context.Background()
 
 	calls := 0
 	err := e.Transaction(bg, func(ctx context.Context) error {
 		calls++
 		mustInsert(t, ctx, e, table, fmt.Sprint("attempt ", calls))
-		armed.Store(&commit)
+		armCommit()
 		return nil
 	}, piccolo.Retry(5), piccolo.Isolation(piccolo.Serializable))
 	select {
@@ -95,7 +103,7 @@ func TestFaultConnectionLostAfterCommitSent(t *testing.T) {
 	// nor rolled back.
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "by hand")
-	armed.Store(&commit)
+	armCommit()
 	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrAmbiguousCommit) {
 		t.Fatalf("Commit: %v, want ErrAmbiguousCommit", err)
 	}
