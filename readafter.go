@@ -119,39 +119,21 @@ func (c *txConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
 	if r == nil {
 		return c.engine.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return sendCommit(ctx, c.conn) })
 	}
-	e := c.engine
-	p := c.conn.PgConn().StartPipeline(ctx)
-	p.SendQueryParams("COMMIT", nil, nil, nil, nil)
-	p.SendQueryParams(commitPosition, nil, nil, nil, nil)
-	err := p.Sync()
-	var tag pgconn.CommandTag
-	if err == nil {
-		tag, err = e.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return closeResult(nextResult(p)) })
-	}
-	if err != nil {
-		_ = p.Close()
-		return tag, err
-	}
 	var pos string
-	_, posErr := e.traced(ctx, c.conn, commitPosition, nil, func() (pgconn.CommandTag, error) {
-		rr, err := nextResult(p)
-		if err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		for rr.NextRow() {
-			pos = string(rr.Values()[0])
-		}
-		return rr.Close()
-	})
-	closeErr := p.Close()
-	if tag.String() == "COMMIT" {
-		l, err := ParseLSN(pos)
-		if posErr != nil || closeErr != nil || err != nil {
+	position := &piped{sql: commitPosition, scan: func(rows pgx.Rows) error { return rows.Scan(&pos) }}
+	ps := []*piped{bare("COMMIT"), position}
+	ran, _, err := c.engine.sendPipeline(ctx, c.conn, ps)
+	if ran == 0 {
+		return ps[0].tag, err // COMMIT's own outcome
+	}
+	if ps[0].tag.String() == "COMMIT" {
+		l, parseErr := ParseLSN(pos)
+		if ran < len(ps) || err != nil || position.scanErr != nil || parseErr != nil {
 			l = lsnUnknown
 		}
 		r.raise(l)
 	}
-	return tag, nil
+	return ps[0].tag, nil
 }
 
 // recordWrite records the WAL position after a statement or CopyFrom that
