@@ -212,7 +212,7 @@ func (b *Batch) Close(ctx context.Context) error {
 // goroutine of its own rather than on the runtime's cleanup goroutine.
 func reclaimBatch(tx *PostgresTransaction) {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		ctx, cancel := boundedContext(context.Background())
 		defer cancel()
 		tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
 		_ = tx.abort(ctx, errors.New("batch never closed"))

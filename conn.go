@@ -35,7 +35,7 @@ func (l lease) release(ctx context.Context) {
 		l.pooled.Release()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	ctx, cancel := boundedContext(ctx)
 	defer cancel()
 	_ = l.conn.Close(ctx)
 }
@@ -203,13 +203,20 @@ func (e *PostgresEngine) resetPool() {
 // caller's context has ended, but never hang.
 const closeTimeout = 5 * time.Second
 
+// boundedContext returns ctx without its cancellation, bounded by
+// closeTimeout: for cleanup that must run whatever ctx says, and never
+// hang.
+func boundedContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return boundedContext(ctx)
+}
+
 // cleanupContext returns a context for statements that must run even when
 // ctx has ended (ROLLBACK, CLOSE), bounded so they never hang.
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx.Err() == nil {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	return boundedContext(ctx)
 }
 
 // runStatement runs q on conn and hands its rows to scan (nil: Exec).
@@ -308,7 +315,7 @@ func (e *PostgresEngine) evictIfReadOnly(ctx context.Context, conn *pgx.Conn) bo
 	if conn == nil || conn.IsClosed() || conn.PgConn().TxStatus() != 'I' {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	ctx, cancel := boundedContext(ctx)
 	defer cancel()
 	var readOnly bool
 	if err := conn.QueryRow(ctx, readOnlyProbe).Scan(&readOnly); err != nil || !readOnly {

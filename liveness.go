@@ -39,7 +39,7 @@ func sessionAlive(conn *pgconn.PgConn) bool {
 			// The FATAL error closed it; or the read timed out with
 			// something in the socket (a loaded machine, a split
 			// message): unknown is not alive, and the pool makes another.
-			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			ctx, cancel := boundedContext(context.Background())
 			_ = conn.Close(ctx)
 			cancel()
 			return false
