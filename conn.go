@@ -207,7 +207,7 @@ const closeTimeout = 5 * time.Second
 // closeTimeout: for cleanup that must run whatever ctx says, and never
 // hang.
 func boundedContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return boundedContext(ctx)
+	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 }
 
 // cleanupContext returns a context for statements that must run even when
