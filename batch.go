@@ -40,7 +40,8 @@ type Batch struct {
 	size   int
 
 	mu        sync.Mutex
-	formats   []int16 // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
+	formats   []int16       // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
+	first     *bufferedRows // opened in one pipeline: the first FETCH's rows, until the first Next
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
 	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
@@ -154,7 +155,18 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		return 0, errCursorGone
 	}
 	// A cursor opened outside a savepoint block can be read inside it.
+	first := b.first
+	b.first = nil
 	err := tx.onConn(ctx, useScans|useCursor, nil, func(ctx context.Context, conn *pgx.Conn) error {
+		if first != nil {
+			// At hand, but Next honours its context as when it fetches.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var err error
+			_, n, err = readRows(first, scan)
+			return err
+		}
 		if b.formats != nil {
 			var err error
 			n, err = b.fetchKnown(ctx, conn, scan)
@@ -250,6 +262,7 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		return nil
 	}
 	b.closed = true
+	b.first = nil
 	b.reclaim.Stop()
 	if b.own {
 		if cause != nil {

@@ -3,13 +3,16 @@ package piccolo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -347,4 +350,130 @@ func TestBatchFromReleasedSavepointBlockClosesItsCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Rule: a Batch outside a transaction reads its first batch as it opens
+// (BEGIN, DECLARE and the first FETCH in one round trip); should the query
+// fail while that FETCH runs, Batch succeeds and the first Next reports
+// the failure exactly as when it sends the FETCH itself (as it does in a
+// caller's transaction); the batch's transaction rolls back.
+func TestBatchFirstFetchFailureIsTheFirstNexts(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	failing := piccolo.Raw("SELECT 1 / (5 - g) AS q FROM generate_series(1, 30) g")
+	first := func(ctx context.Context) string {
+		b, err := e.Batch(ctx, failing, piccolo.BatchSize(10))
+		if err != nil {
+			t.Fatalf("Batch: %v, want the failure on the first Next", err)
+		}
+		seen := 0
+		n, err := b.NextFunc(ctx, func(pgx.Rows) error { seen++; return nil })
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+			t.Fatalf("first NextFunc: %v, want 22012", err)
+		}
+		if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+			t.Fatalf("Next after the failure: %v", err)
+		}
+		return fmt.Sprintf("%d rows (scan saw %d): %s %s", n, seen, pgErr.Code, pgErr.Message)
+	}
+	own := first(ctx)
+	var live string
+	_ = e.Transaction(ctx, func(ctx context.Context) error { live = first(ctx); return nil })
+	if own != live {
+		t.Fatalf("first NextFunc of a batch of its own: %s\nread live: %s", own, live)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule: the first batch, read as the batch opens and kept until the first
+// Next, reads through pgx.Rows exactly as rows read live from the
+// connection: Scan (into values, and into a RowScanner), Values, RawValues,
+// NULLs, empty values and rows of no columns.
+func TestBatchFirstRowsReadAsLiveRows(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	const q = `SELECT g::int4 AS n, CASE WHEN g % 2 = 0 THEN NULL ELSE 'v' || g END AS s,
+		'2026-01-02 03:04:05+00'::timestamptz + g * interval '1 day' AS t, ''::text AS empty,
+		NULL::int8 AS nothing FROM generate_series(1, 6) g ORDER BY g`
+	// read describes every row the way a caller's scan callback may read
+	// it; in a transaction of the caller's, every batch is read live.
+	read := func(ctx context.Context) []string {
+		b, err := e.Batch(ctx, piccolo.Raw(q), piccolo.BatchSize(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(ctx)
+		var got []string
+		scan := func(rows pgx.Rows) error {
+			values, err := rows.Values()
+			if err != nil {
+				return err
+			}
+			var n int32
+			var s pgtype.Text
+			var at time.Time
+			var empty string
+			var nothing *int64
+			if err := rows.Scan(&n, &s, &at, &empty, &nothing); err != nil {
+				return err
+			}
+			m, err := pgx.RowToMap(rows)
+			if err != nil {
+				return err
+			}
+			got = append(got, fmt.Sprintf("%v %q %v|%d %v %v %q %v|%v|%s", values, rows.RawValues(), rows.FieldDescriptions()[1].Name,
+				n, s, at.UTC(), empty, nothing, m, rows.CommandTag()))
+			return nil
+		}
+		for {
+			n, err := b.NextFunc(ctx, scan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return got
+			}
+		}
+	}
+	own := read(ctx)
+	var live []string
+	if err := e.Transaction(ctx, func(ctx context.Context) error { live = read(ctx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(own) != 6 || !slices.Equal(own, live) {
+		t.Fatalf("rows of a batch of its own:\n%s\nread live:\n%s", strings.Join(own, "\n"), strings.Join(live, "\n"))
+	}
+	// A RowScanner reads the row itself.
+	b, err := e.Batch(ctx, piccolo.Raw(q), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []int32
+	if _, err := b.NextFunc(ctx, func(rows pgx.Rows) error {
+		var r firstColumn
+		err := rows.Scan(&r)
+		ns = append(ns, r.n)
+		return err
+	}); err != nil || !slices.Equal(ns, []int32{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("RowScanner: %v, %v", ns, err)
+	}
+	// Rows of no columns are rows all the same.
+	b, err = e.Batch(ctx, piccolo.Raw("SELECT FROM generate_series(1, 3)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := b.Next(ctx); err != nil || len(rows) != 3 {
+		t.Fatalf("rows of no columns: %v, %v", rows, err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// firstColumn is a pgx.RowScanner that keeps a row's first column.
+type firstColumn struct{ n int32 }
+
+func (f *firstColumn) ScanRow(rows pgx.Rows) error {
+	return pgx.ScanRow(rows.Conn().TypeMap(), rows.FieldDescriptions()[:1], rows.RawValues()[:1], &f.n)
 }

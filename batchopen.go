@@ -8,18 +8,21 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// A Batch outside a transaction opens in one round trip: BEGIN and
-// DECLARE travel in one pipeline, every FETCH goes without a describe (its
-// columns' formats are those of the query's description), and the rows
-// end with one COMMIT, which closes the cursor. The query is described
-// (from the engine's cache, or alone, before BEGIN) and its arguments
-// encoded before anything is sent; a query that is not ready opens the
-// usual way. The first FETCH does not travel with DECLARE: it would run
-// under Batch's context instead of the first Next's, which could then not
-// cancel it.
+// A Batch outside a transaction opens in one round trip: BEGIN, DECLARE
+// and the first FETCH travel in one pipeline, every later FETCH goes
+// without a describe (its columns' formats are those of the query's
+// description), and the rows end with one COMMIT, which closes the cursor.
+// The query is described (from the engine's cache, or alone, before BEGIN)
+// and its arguments encoded before anything is sent; a query that is not
+// ready opens the usual way. The first batch is read off the connection
+// as the batch opens, under Batch's context, and kept (bufferedRows) until
+// the first Next, which hands it over without I/O; should the query fail
+// while that FETCH runs, the first Next reports it, as it would had it sent
+// the FETCH itself.
 
 // openInOne declares b's cursor over q, with declare, in one pipeline
-// with its own transaction's BEGIN. handled false: nothing was sent (b is
+// with its own transaction's BEGIN and the first FETCH, whose rows it keeps
+// in b.first. handled false: nothing was sent (b is
 // in the caller's transaction, q cannot ride, see canRide, or failed to
 // describe or encode), and the caller opens it the usual way, which
 // reports any failure. Otherwise err is the failure of BEGIN or DECLARE.
@@ -51,18 +54,27 @@ func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (h
 		ps = append(ps, bare(s))
 	}
 	// DECLARE takes the query's parameters.
-	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats})
+	// FETCH returns the query's columns, in the formats its description
+	// picks.
+	first := &bufferedRows{conn: conn}
+	fetch := &piped{sql: b.fetch, results: eqb.ResultFormats, scan: first.keep}
+	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats}, fetch)
 	ran, _, err := c.sendFirst(ctx, ps, withBegin)
-	if k := len(pending); ran < k {
+	k := len(pending)
+	if ran < k {
 		return true, markLost(c.conn, c.delivered(pending, withBegin, err))
 	}
 	_ = c.delivered(pending, withBegin, nil)
-	if err == nil {
-		// FETCH returns the query's columns, in the formats its
-		// description picks.
-		b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
+	if ran == k+1 && fromServer(err) {
+		first.err, err = err, nil // the first Next's to report
 	}
-	return true, markLost(c.conn, err)
+	if err != nil {
+		return true, markLost(c.conn, err)
+	}
+	first.tag = fetch.tag
+	b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
+	b.first = first
+	return true, nil
 }
 
 // fetchKnown runs the batch's FETCH on conn in the formats its query's

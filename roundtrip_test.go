@@ -126,7 +126,7 @@ func roundTripCases() []roundTripCase {
 			}
 			return positionRecorded(rctx)
 		}, nil},
-		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{13, 13}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
+		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{12, 12}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
 			b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, 1000) AS g"), piccolo.BatchSize(100))
 			if err != nil {
 				return err
