@@ -19,16 +19,7 @@ const (
 	decodeUnknownBinary                   // a type pgx does not know, in binary: the bytes, copied
 	decodeUnknownFormat                   // neither text nor binary: an error
 	decodeText                            // pgx's TextCodec: a string
-	decodeInt2
-	decodeInt4
-	decodeInt8
-	decodeFloat4
-	decodeFloat8
-	decodeBool
-	decodeTimestamptz
-	decodeTimestamp
-	decodeDate
-	decodeUUID
+	decodeScanned                         // one of pgx's common codecs: scanned by read
 )
 
 // columnDecoder decodes the values of one column as pgx's rows.Values does,
@@ -43,10 +34,11 @@ type columnDecoder struct {
 	tm     *pgtype.Map
 	codec  pgtype.Codec
 	scan   pgtype.ScanPlan
+	read   func(plan pgtype.ScanPlan, src []byte) (any, error) // decodeScanned
 }
 
 // scanDsts are the destinations of the columnDecoders' scan plans, one per
-// kind, shared by the columns of a result (which are decoded one at a
+// type, shared by the columns of a result (which are decoded one at a
 // time): variables that need no allocation of their own.
 type scanDsts struct {
 	i16  int16
@@ -84,31 +76,31 @@ func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16, d *scanDs
 		c.kind = decodeText
 		return
 	case pgtype.Int2Codec:
-		c.kind, dst = decodeInt2, &d.i16
+		dst, c.read = reader(&d.i16, boxed[int16])
 	case pgtype.Int4Codec:
-		c.kind, dst = decodeInt4, &d.i32
+		dst, c.read = reader(&d.i32, boxed[int32])
 	case pgtype.Int8Codec:
-		c.kind, dst = decodeInt8, &d.i64
+		dst, c.read = reader(&d.i64, boxed[int64])
 	case pgtype.Float4Codec:
-		c.kind, dst = decodeFloat4, &d.f32
+		dst, c.read = reader(&d.f32, boxed[float32])
 	case pgtype.Float8Codec:
-		c.kind, dst = decodeFloat8, &d.f64
+		dst, c.read = reader(&d.f64, boxed[float64])
 	case pgtype.BoolCodec:
-		c.kind, dst = decodeBool, &d.b
+		dst, c.read = reader(&d.b, boxed[bool])
 	case *pgtype.TimestamptzCodec:
-		c.kind, dst = decodeTimestamptz, &d.tstz
+		dst, c.read = reader(&d.tstz, func(t pgtype.Timestamptz) any { return finiteOr(t.Time, t.InfinityModifier) })
 	case *pgtype.TimestampCodec:
-		c.kind, dst = decodeTimestamp, &d.ts
+		dst, c.read = reader(&d.ts, func(t pgtype.Timestamp) any { return finiteOr(t.Time, t.InfinityModifier) })
 	case pgtype.DateCodec:
-		c.kind, dst = decodeDate, &d.date
+		dst, c.read = reader(&d.date, func(v pgtype.Date) any { return finiteOr(v.Time, v.InfinityModifier) })
 	case pgtype.UUIDCodec:
-		c.kind, dst = decodeUUID, &d.uuid
+		dst, c.read = reader(&d.uuid, func(u pgtype.UUID) any { return u.Bytes })
 	default:
 		return // decodeCodec
 	}
-	if c.scan = dt.Codec.PlanScan(tm, oid, format, dst); c.scan == nil {
-		c.kind = decodeCodec // DecodeValue reports the missing plan
-	}
+	if c.scan = dt.Codec.PlanScan(tm, oid, format, dst); c.scan != nil {
+		c.kind = decodeScanned
+	} // else decodeCodec: DecodeValue reports the missing plan
 }
 
 // errUnknownFormat is rows.Values' error for a value in neither text nor
@@ -121,46 +113,29 @@ func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
 		return nil, nil
 	}
 	switch c.kind {
+	case decodeScanned:
+		return c.read(c.scan, src)
 	case decodeText, decodeUnknownText:
 		return arena.string(src), nil
 	case decodeUnknownBinary:
 		return bytes.Clone(src), nil
 	case decodeUnknownFormat:
 		return nil, errUnknownFormat
-	case decodeCodec:
+	default: // decodeCodec
 		return c.codec.DecodeValue(c.tm, c.oid, c.format, src)
-	}
-	switch c.kind {
-	case decodeInt2:
-		return scanned(c.scan, src, &arena.dst.i16, boxed[int16])
-	case decodeInt4:
-		return scanned(c.scan, src, &arena.dst.i32, boxed[int32])
-	case decodeInt8:
-		return scanned(c.scan, src, &arena.dst.i64, boxed[int64])
-	case decodeFloat4:
-		return scanned(c.scan, src, &arena.dst.f32, boxed[float32])
-	case decodeFloat8:
-		return scanned(c.scan, src, &arena.dst.f64, boxed[float64])
-	case decodeBool:
-		return scanned(c.scan, src, &arena.dst.b, boxed[bool])
-	case decodeTimestamptz:
-		return scanned(c.scan, src, &arena.dst.tstz, func(t pgtype.Timestamptz) any { return finiteOr(t.Time, t.InfinityModifier) })
-	case decodeTimestamp:
-		return scanned(c.scan, src, &arena.dst.ts, func(t pgtype.Timestamp) any { return finiteOr(t.Time, t.InfinityModifier) })
-	case decodeDate:
-		return scanned(c.scan, src, &arena.dst.date, func(d pgtype.Date) any { return finiteOr(d.Time, d.InfinityModifier) })
-	default: // decodeUUID
-		return scanned(c.scan, src, &arena.dst.uuid, func(u pgtype.UUID) any { return u.Bytes })
 	}
 }
 
-// scanned scans src with plan into *dst, a field of a columnDecoder, and
+// reader returns dst, a field of a scanDsts, as a scan plan's destination,
+// and a function that scans src into *dst with a plan made for it and
 // returns box(*dst).
-func scanned[T any](plan pgtype.ScanPlan, src []byte, dst *T, box func(T) any) (any, error) {
-	if err := plan.Scan(src, dst); err != nil {
-		return nil, err
+func reader[T any](dst *T, box func(T) any) (any, func(pgtype.ScanPlan, []byte) (any, error)) {
+	return dst, func(plan pgtype.ScanPlan, src []byte) (any, error) {
+		if err := plan.Scan(src, dst); err != nil {
+			return nil, err
+		}
+		return box(*dst), nil
 	}
-	return box(*dst), nil
 }
 
 // valueArena holds what a result's maps share: the scan destinations, and

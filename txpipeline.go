@@ -128,15 +128,21 @@ func (e *PostgresEngine) canRide(q Querystring) bool {
 
 // nextResult returns the result of the next statement of p.
 func nextResult(p *pgconn.Pipeline) (*pgconn.ResultReader, error) {
+	return pipelineResult[*pgconn.ResultReader](p)
+}
+
+// pipelineResult returns the next result of p, which must be a T.
+func pipelineResult[T any](p *pgconn.Pipeline) (T, error) {
+	var zero T
 	res, err := p.GetResults()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	rr, ok := res.(*pgconn.ResultReader)
+	r, ok := res.(T)
 	if !ok {
-		return nil, fmt.Errorf("piccolo: pipeline: unexpected result %T", res)
+		return zero, fmt.Errorf("piccolo: pipeline: unexpected result %T", res)
 	}
-	return rr, nil
+	return r, nil
 }
 
 // closeResult reads a result with no rows wanted to its end.
@@ -150,16 +156,12 @@ func closeResult(rr *pgconn.ResultReader, err error) (pgconn.CommandTag, error) 
 // describeResult reads the description the last request of p asked for,
 // and closes p.
 func describeResult(p *pgconn.Pipeline) (*pgconn.StatementDescription, error) {
-	res, err := p.GetResults()
+	sd, err := pipelineResult[*pgconn.StatementDescription](p)
 	if closeErr := p.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return nil, err
-	}
-	sd, ok := res.(*pgconn.StatementDescription)
-	if !ok {
-		return nil, fmt.Errorf("piccolo: pipeline: unexpected result %T", res)
 	}
 	return sd, nil
 }
