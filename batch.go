@@ -23,6 +23,13 @@ import (
 // the rows, or leaving an All loop) closes the cursor and gives the
 // connection back. A Batch is safe for concurrent use, one Next at a time.
 //
+// Outside a transaction, a batch of at most 1,000 rows reads its first rows
+// as it opens, in the one round trip that begins its transaction and
+// declares the cursor, and keeps them for the first Next, which then needs
+// no I/O (it still honours its context, and reports a failure of the query
+// in those rows). Larger batches stream every FETCH, the first included,
+// from Next.
+//
 // A Batch lives exactly as long as its cursor on the server. Opened in a
 // NestSavepoint block that is then released, it goes on in the enclosing
 // transaction; once the block rolls back (ROLLBACK TO closes the cursors

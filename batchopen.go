@@ -18,7 +18,13 @@ import (
 // as the batch opens, under Batch's context, and kept (bufferedRows) until
 // the first Next, which hands it over without I/O; should the query fail
 // while that FETCH runs, the first Next reports it, as it would had it sent
-// the FETCH itself.
+// the FETCH itself. Keeping a batch costs memory that NextFunc, which
+// streams each row to its callback, would not spend, so the first FETCH
+// rides only for batches of at most maxKeptRows rows: a larger one costs
+// far more than the round trip it would save.
+
+// maxKeptRows is the largest batch whose first FETCH rides with DECLARE.
+const maxKeptRows = 1000
 
 // openInOne declares b's cursor over q, with declare, in one pipeline
 // with its own transaction's BEGIN and the first FETCH, whose rows it keeps
@@ -54,24 +60,31 @@ func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (h
 		ps = append(ps, bare(s))
 	}
 	// DECLARE takes the query's parameters.
+	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats})
 	// FETCH returns the query's columns, in the formats its description
 	// picks.
-	first := &bufferedRows{conn: conn}
-	fetch := &piped{sql: b.fetch, results: eqb.ResultFormats, scan: first.keep}
-	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats}, fetch)
+	var first *bufferedRows
+	var fetch *piped
+	if b.size <= maxKeptRows {
+		first = &bufferedRows{conn: conn}
+		fetch = &piped{sql: b.fetch, results: eqb.ResultFormats, scan: first.keep}
+		ps = append(ps, fetch)
+	}
 	ran, _, err := c.sendFirst(ctx, ps, withBegin)
 	k := len(pending)
 	if ran < k {
 		return true, markLost(c.conn, c.delivered(pending, withBegin, err))
 	}
 	_ = c.delivered(pending, withBegin, nil)
-	if ran == k+1 && fromServer(err) {
+	if first != nil && ran == k+1 && fromServer(err) {
 		first.err, err = err, nil // the first Next's to report
 	}
 	if err != nil {
 		return true, markLost(c.conn, err)
 	}
-	first.tag = fetch.tag
+	if first != nil {
+		first.tag = fetch.tag
+	}
 	b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
 	b.first = first
 	return true, nil

@@ -30,6 +30,25 @@ func roundTripEngine(t *testing.T, cfg piccolo.PostgresConfig) (*piccolo.Postgre
 	return e, newTable(t, e), counter
 }
 
+// readBatch reads the rows of a Batch of n rows by size to their end.
+func readBatch(ctx context.Context, e *piccolo.PostgresEngine, n, size int) error {
+	b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, $1::int) AS g", n), piccolo.BatchSize(size))
+	if err != nil {
+		return err
+	}
+	seen := 0
+	for rows, err := range b.All(ctx) {
+		if err != nil {
+			return err
+		}
+		seen += len(rows)
+	}
+	if seen != n {
+		return fmt.Errorf("the batch read %d rows, want %d", seen, n)
+	}
+	return nil
+}
+
 // roundTripCase is a workload whose round trips are counted: run does it
 // once (its names made unique by run) and checks its outcome.
 type roundTripCase struct {
@@ -127,21 +146,12 @@ func roundTripCases() []roundTripCase {
 			return positionRecorded(rctx)
 		}, nil},
 		{"Batch of 1,000 rows by 100, outside a transaction", [2]int{12, 12}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
-			b, err := e.Batch(ctx, piccolo.Raw("SELECT g FROM generate_series(1, 1000) AS g"), piccolo.BatchSize(100))
-			if err != nil {
-				return err
-			}
-			seen := 0
-			for rows, err := range b.All(ctx) {
-				if err != nil {
-					return err
-				}
-				seen += len(rows)
-			}
-			if seen != 1000 {
-				return fmt.Errorf("the batch read %d rows, want 1000", seen)
-			}
-			return nil
+			return readBatch(ctx, e, 1000, 100)
+		}, nil},
+		// A batch larger than the engine keeps in memory: its first FETCH
+		// waits for Next, which streams it (open, 3 FETCHes, COMMIT).
+		{"Batch of 2,002 rows by 1,001, outside a transaction", [2]int{5, 5}, func(ctx context.Context, e *piccolo.PostgresEngine, _ string, _ int) error {
+			return readBatch(ctx, e, 2002, 1001)
 		}, nil},
 
 		// Failures: the same outcomes as separate sends.
