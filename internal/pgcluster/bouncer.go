@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Bouncer pool modes, for BouncerOptions.PoolMode.
@@ -137,10 +136,7 @@ func StartBouncer(ctx context.Context, target *Cluster, opts BouncerOptions) (*B
 		return nil, errors.Join(fmt.Errorf("pgcluster: start bouncer: %w", err), b.removeFiles())
 	}
 	if err := b.startOnFreePort(ctx, targetPort, opts); err != nil {
-		// ctx may be done; cleaning up must not be.
-		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		return nil, errors.Join(fmt.Errorf("pgcluster: start bouncer: %w", err), b.Stop(cleanupCtx))
+		return nil, undoStart(ctx, fmt.Errorf("pgcluster: start bouncer: %w", err), b.Stop)
 	}
 	return b, nil
 }

@@ -2,6 +2,7 @@ package pgcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,4 +71,13 @@ func (p *child) stop(ctx context.Context) {
 		}
 	}
 	p.kill()
+}
+
+// undoStart stops what failed to start with err, and returns err with what
+// stop reported. ctx may be done; cleaning up must not be: stop gets a
+// context of its own, bounded by a minute.
+func undoStart(ctx context.Context, err error, stop func(context.Context) error) error {
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return errors.Join(err, stop(cleanup))
 }

@@ -37,7 +37,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // ErrStopped is returned by Restart and StartStandby when a cluster has been
@@ -144,10 +143,7 @@ func create(ctx context.Context, opts Options, populate func(context.Context, *C
 		err = c.startOnFreePort(ctx)
 	}
 	if err != nil {
-		// ctx may be done; cleaning up must not be.
-		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		return nil, errors.Join(fmt.Errorf("pgcluster: %w", err), c.Stop(cleanupCtx))
+		return nil, undoStart(ctx, fmt.Errorf("pgcluster: %w", err), c.Stop)
 	}
 	return c, nil
 }

@@ -114,9 +114,7 @@ func startPatroni(ctx context.Context, opts PatroniOptions) (*Patroni, error) {
 	}
 	err = p.start(ctx)
 	if err != nil {
-		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		return nil, errors.Join(fmt.Errorf("pgcluster: start patroni: %w", err), p.Stop(cleanupCtx))
+		return nil, undoStart(ctx, fmt.Errorf("pgcluster: start patroni: %w", err), p.Stop)
 	}
 	return p, nil
 }
