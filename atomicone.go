@@ -176,17 +176,22 @@ func (t *PostgresTransaction) rideGroup(ctx context.Context, g *atomicGroup, com
 		c.unlock()
 		return true, &AtomicError{Index: g.idx[0], Err: err}
 	}
-	// Under read-your-writes COMMIT goes the usual way, in a pipeline of
-	// its own that reads the WAL position after it (readafter.go).
-	commit = commit && t.plainCommit(withBegin) && readAfterFrom(ctx) == nil
+	// Under read-your-writes the WAL position after COMMIT is read in the
+	// same pipeline (readafter.go).
+	var after *positionAfter
+	commit = commit && t.plainCommit(withBegin)
 	if commit {
 		ps = append(ps, bare("COMMIT"))
+		if readAfterFrom(ctx) != nil {
+			after = newPositionAfter()
+			ps = append(ps, after.read)
+		}
 	}
 	lead := make([]*piped, len(pending), len(pending)+len(ps))
 	for i, s := range pending {
 		lead[i] = bare(s)
 	}
-	hooks, err := t.sendGroup(ctx, pending, withBegin, append(lead, ps...), g, commit)
+	hooks, err := t.sendGroup(ctx, pending, withBegin, append(lead, ps...), g, commit, after)
 	if c.conn != nil { // t goes on
 		c.checkEndedLocked()
 	}
@@ -230,17 +235,21 @@ func (t *PostgresTransaction) plainCommit(withBegin bool) bool {
 		(withBegin || c.conn.PgConn().TxStatus() == 'T')
 }
 
-// sendGroup sends ps: pending, g's statements and, with commit, COMMIT;
-// it settles the pending statements and, with commit, t, as the answers
+// sendGroup sends ps: pending, g's statements and, with commit, COMMIT
+// (then, with after, the read of the WAL position, which it records); it
+// settles the pending statements and, with commit, t, as the answers
 // say, and returns the hooks to run when t ended. The caller holds the
 // turn.
-func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, withBegin bool, ps []*piped, g *atomicGroup, commit bool) ([]func(context.Context), error) {
+func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, withBegin bool, ps []*piped, g *atomicGroup, commit bool, after *positionAfter) ([]func(context.Context), error) {
 	c := t.c
 	ran, sent, err := c.sendFirst(ctx, ps, withBegin)
 	n := len(pending)
-	last := len(ps) - 1 // COMMIT, with commit
-	if !commit {
-		last = len(ps)
+	last := len(ps) // with commit, COMMIT's index
+	if commit {
+		last = len(ps) - 1
+		if after != nil {
+			last--
+		}
 	}
 	if ran < n && (!sent || fromServer(err) || !commit) {
 		// A pending statement failed, or nothing was sent: as when they
@@ -269,6 +278,9 @@ func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, w
 	if commit {
 		if ran > last {
 			err = nil // COMMIT's answer came: a failure after it changes nothing
+		}
+		if after != nil {
+			after.record(readAfterFrom(ctx), ps[last].tag, ran == len(ps))
 		}
 		var outcome txState
 		outcome, err = commitOutcome(ps[last].tag, err)

@@ -67,8 +67,8 @@ func (r *readAfter) raise(l LSN) {
 //
 // A statement, CopyFrom or Querier call run outside a transaction on the
 // primary, not as a read, records the position too, with one more round
-// trip (a
-// transaction's COMMIT carries it for free). Reads, OnNode and statements
+// trip (a transaction's COMMIT, an Atomic's included, carries it for
+// free). Reads, OnNode and statements
 // inside a transaction record nothing; a statement that fails records
 // nothing either (outside a transaction it committed nothing). Without
 // ReadRouting the context changes nothing but what is recorded.
@@ -119,21 +119,42 @@ func (c *txConn) commit(ctx context.Context) (pgconn.CommandTag, error) {
 	if r == nil {
 		return c.engine.traced(ctx, c.conn, "COMMIT", nil, func() (pgconn.CommandTag, error) { return sendCommit(ctx, c.conn) })
 	}
-	var pos string
-	position := &piped{sql: commitPosition, scan: func(rows pgx.Rows) error { return rows.Scan(&pos) }}
-	ps := []*piped{bare("COMMIT"), position}
+	after := newPositionAfter()
+	ps := []*piped{bare("COMMIT"), after.read}
 	ran, _, err := c.engine.sendPipeline(ctx, c.conn, ps)
 	if ran == 0 {
 		return ps[0].tag, err // COMMIT's own outcome
 	}
-	if ps[0].tag.String() == "COMMIT" {
-		l, parseErr := ParseLSN(pos)
-		if ran < len(ps) || err != nil || position.scanErr != nil || parseErr != nil {
-			l = lsnUnknown
-		}
-		r.raise(l)
-	}
+	after.record(r, ps[0].tag, ran == len(ps) && err == nil)
 	return ps[0].tag, nil
+}
+
+// positionAfter reads the WAL position in a pipeline, right after its
+// COMMIT.
+type positionAfter struct {
+	text string
+	read *piped
+}
+
+func newPositionAfter() *positionAfter {
+	p := &positionAfter{}
+	p.read = &piped{sql: commitPosition, scan: func(rows pgx.Rows) error { return rows.Scan(&p.text) }}
+	return p
+}
+
+// record raises r to the position read, when commit, COMMIT's tag, says
+// the transaction committed; ran reports whether the read ran. A position
+// that could not be read is recorded as unknown (rule 7: reads then go to
+// the primary).
+func (p *positionAfter) record(r *readAfter, commit pgconn.CommandTag, ran bool) {
+	if commit.String() != "COMMIT" {
+		return
+	}
+	l, err := ParseLSN(p.text)
+	if !ran || err != nil || p.read.scanErr != nil {
+		l = lsnUnknown
+	}
+	r.raise(l)
 }
 
 // recordWrite records the WAL position after a statement or CopyFrom that

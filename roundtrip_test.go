@@ -127,7 +127,7 @@ func roundTripCases() []roundTripCase {
 			}
 			return positionRecorded(rctx)
 		}, nil},
-		{"Atomic of 10 INSERTs, read-your-writes", [2]int{2, 2}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
+		{"Atomic of 10 INSERTs, read-your-writes", [2]int{1, 1}, func(ctx context.Context, e *piccolo.PostgresEngine, table string, run int) error {
 			rctx := piccolo.WithReadYourWrites(ctx)
 			a := e.Atomic()
 			for i := range 10 {
