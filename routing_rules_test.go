@@ -212,7 +212,7 @@ func TestRoutingRule4SessionEndedFallsBackToThePrimary(t *testing.T) {
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
 // position in its own pipeline (TestRoundTrips counts the round trips), a
 // write outside a transaction (Exec, the Querier's QueryRow) reads it
-// after; reads, failed writes and rollbacks record nothing; without the
+// after; reads, failed writes, rollbacks and failed Atomics record nothing; without the
 // context the position query is never sent.
 func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	t.Parallel()
@@ -264,8 +264,15 @@ func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 		_ = insert(ctx, e, table, "rolled back")
 		return errors.New("no")
 	})
+	// A failed Atomic neither: the second run, described, goes in one
+	// pipeline with its COMMIT and the position read.
+	for range 2 {
+		if err := e.Atomic().Add(piccolo.Raw("INSERT INTO " + table + " (name) VALUES ('atomic')")).Run(rctx); !isUniqueViolation(err) {
+			t.Fatalf("a duplicate INSERT in an Atomic: %v", err)
+		}
+	}
 	if got := piccolo.ReadAfter(rctx); got != last {
-		t.Fatalf("a read, a failed write or a rollback moved the position from %v to %v", last, got)
+		t.Fatalf("a read, a failed write, a rollback or a failed Atomic moved the position from %v to %v", last, got)
 	}
 	if s := strings.Join(tracer.statements(), "\n"); strings.Count(s, "pg_current_wal_insert_lsn") != 5 {
 		t.Fatalf("want the position read after each of 5 writes; statements:\n%s", s)
