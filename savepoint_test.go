@@ -63,9 +63,7 @@ func TestSavepoints(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"before"}) {
-		t.Fatalf("rows %v, want [before]", got)
-	}
+	assertRows(t, e, table, "before")
 	if _, err := tx.Savepoint(ctx, ""); !errors.Is(err, piccolo.ErrTransactionDone) {
 		t.Fatalf("savepoint after commit: %v", err)
 	}
@@ -135,25 +133,20 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 			ctx, outer := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "outer")
 			blockCtx, cancel := context.WithCancel(ctx)
-			blockCtx, block, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint))
-			if err != nil {
-				t.Fatal(err)
-			}
+			blockCtx, block := mustBeginIn(t, blockCtx, e, piccolo.Nesting(piccolo.NestSavepoint))
 			var rolledBack atomic.Bool
 			block.OnRollback(func(context.Context) { rolledBack.Store(true) })
 			mustInsert(t, blockCtx, e, table, "inner")
 			if tc.childBlock {
-				if _, _, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
-					t.Fatal(err)
-				}
+				mustBeginIn(t, blockCtx, e, piccolo.Nesting(piccolo.NestSavepoint))
 			}
 			cancel()
 			if tc.commit {
-				err = block.Commit(blockCtx)
+				err := block.Commit(blockCtx)
 				if !errors.Is(err, piccolo.ErrCommitRolledBack) || !errors.Is(err, context.Canceled) {
 					t.Fatalf("Commit with an ended context: %v, want ErrCommitRolledBack wrapping context.Canceled", err)
 				}
-			} else if err = block.Rollback(blockCtx); err != nil {
+			} else if err := block.Rollback(blockCtx); err != nil {
 				t.Fatalf("Rollback with an ended context: %v", err)
 			}
 			if !block.RolledBack() || !rolledBack.Load() {
@@ -163,9 +156,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 			if err := outer.Commit(ctx); err != nil {
 				t.Fatalf("outer commit: %v", err)
 			}
-			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v: a block reported rolled back was committed", got, want)
-			}
+			assertRows(t, e, table, "outer", "after") // a block reported rolled back was not committed
 		})
 	}
 	t.Run("closure past its deadline", func(t *testing.T) {
@@ -186,9 +177,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := names(t, e, table), []string{"outer"}; !slices.Equal(got, want) {
-			t.Fatalf("rows %v, want %v", got, want)
-		}
+		assertRows(t, e, table, "outer")
 	})
 }
 
@@ -248,9 +237,7 @@ func TestPendingSavepointsSurviveEndedContext(t *testing.T) {
 			if err != nil {
 				t.Fatalf("outer transaction: %v", err)
 			}
-			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v", got, want)
-			}
+			assertRows(t, e, table, "outer", "after")
 		})
 	}
 }
@@ -289,9 +276,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"before", "after"}) {
-				t.Fatalf("rows %v", got)
-			}
+			assertRows(t, e, table, "before", "after")
 		})
 	}
 }
