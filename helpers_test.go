@@ -239,6 +239,17 @@ func mustBeginIn(t testing.TB, ctx context.Context, e *piccolo.PostgresEngine, o
 	return ctx, tx
 }
 
+// mustSavepoint makes a savepoint in tx, named name or, when name is empty,
+// generated.
+func mustSavepoint(t testing.TB, ctx context.Context, tx *piccolo.PostgresTransaction, name string) *piccolo.Savepoint {
+	t.Helper()
+	sp, err := tx.Savepoint(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
 // finishedTxContext returns the context a committed transaction of e ran
 // its closure with: a context kept past the end of its transaction.
 func finishedTxContext(t testing.TB, e *piccolo.PostgresEngine) context.Context {

@@ -18,14 +18,8 @@ func TestSavepoints(t *testing.T) {
 	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
-	sp1, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp2, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp1 := mustSavepoint(t, ctx, tx, "")
+	sp2 := mustSavepoint(t, ctx, tx, "")
 	if sp1.Name() != "savepoint_1" || sp2.Name() != "savepoint_2" {
 		t.Fatalf("generated names %q, %q", sp1.Name(), sp2.Name())
 	}
@@ -262,10 +256,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 			e, table := pooledTable(t)
 			ctx, tx := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "before")
-			sp, err := tx.Savepoint(ctx, "try")
-			if err != nil {
-				t.Fatal(err)
-			}
+			sp := mustSavepoint(t, ctx, tx, "try")
 			if _, err := e.RunQuerystring(ctx, tc.q); err == nil {
 				t.Fatal("the failing statement succeeded")
 			}
@@ -289,15 +280,9 @@ func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
-	mine, err := tx.Savepoint(ctx, "savepoint_1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mine := mustSavepoint(t, ctx, tx, "savepoint_1")
 	mustInsert(t, ctx, e, table, "b")
-	generated, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	generated := mustSavepoint(t, ctx, tx, "")
 	mustInsert(t, ctx, e, table, "c")
 	if err := mine.RollbackTo(ctx); err != nil {
 		t.Fatal(err)

@@ -329,10 +329,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			table := newTable(t, e)
 			ctx, tx := mustBegin(t, e)
 			defer func() { _ = tx.Rollback(ctx) }()
-			before, err := tx.Savepoint(ctx, "before")
-			if err != nil {
-				t.Fatal(err)
-			}
+			before := mustSavepoint(t, ctx, tx, "before")
 			mustInsert(t, ctx, e, table, "undone")
 			if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1/0"}); err == nil {
 				t.Fatal("SELECT 1/0 succeeded")
@@ -378,10 +375,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			if !e.TransactionExists(ctx) {
 				t.Fatal("the transaction became rollback-only")
 			}
-			manual, err := tx.Savepoint(ctx, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			manual := mustSavepoint(t, ctx, tx, "")
 			if err := insert(ctx, e, table, "refused too"); err == nil {
 				t.Fatal("a statement in the aborted transaction succeeded")
 			}
@@ -476,9 +470,7 @@ func blockAfterSavepoint(t *testing.T, e *piccolo.PostgresEngine, table string) 
 	t.Helper()
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
-	if _, err := tx.Savepoint(ctx, "before"); err != nil {
-		t.Fatal(err)
-	}
+	mustSavepoint(t, ctx, tx, "before")
 	blockCtx, block := mustBeginIn(t, ctx, e, piccolo.Nesting(piccolo.NestSavepoint))
 	mustInsert(t, blockCtx, e, table, "inner")
 	return ctx, tx, blockCtx, block
