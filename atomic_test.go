@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +27,7 @@ func TestAtomicAllOrNothing(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Index != 2 || !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 		t.Fatalf("Run: %v, want AtomicError at index 2 wrapping a unique violation", err)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("a failed Atomic committed %v", got)
-	}
+	assertRows(t, e, table) // a failed Atomic commits nothing
 	// The queue was cleared: running again does nothing.
 	if err := a.Run(ctx); err != nil {
 		t.Fatalf("empty Run: %v", err)
@@ -38,9 +35,7 @@ func TestAtomicAllOrNothing(t *testing.T) {
 	if err := a.Add(ins("x"), ins("y")).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"x", "y"}) {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "x", "y")
 	assertNoBorrowed(t, e)
 }
 
@@ -97,9 +92,7 @@ func TestAtomicJoinsOuterTransaction(t *testing.T) {
 	if !errors.Is(err, errBoom) {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("an Atomic inside a rolled-back transaction committed %v", got)
-	}
+	assertRows(t, e, table) // an Atomic inside a rolled-back transaction commits nothing
 }
 
 // countRunner is a Runner: Atomic calls Run instead of sending its statements.
@@ -133,15 +126,12 @@ func TestAtomicRunsRunners(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("the Runner saw %d rows, want the 1 inserted before it", seen)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "a", "b")
 }
 
 func TestAtomicRenderErrorBeforeIO(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	err := e.Atomic().Add(piccolo.Raw("SELECT 1"), piccolo.Raw("")).Run(context.Background())
 	var ae *piccolo.AtomicError
 	if !errors.As(err, &ae) || ae.Index != 1 {
@@ -178,8 +168,7 @@ func TestFailedAtomicCommitsNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logger, logs := newLogger()
-			e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+			e, logs := loggedEngine(t)
 			table := newTable(t, e)
 			err := e.Atomic().Add(
 				piccolo.Raw("INSERT INTO "+table+" (name) VALUES ('first')"),
@@ -217,9 +206,7 @@ func TestAtomicAcceptsScriptsThatOnlyMentionTransactionControl(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"commit; rollback", "begin"}) {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "commit; rollback", "begin")
 }
 
 // Statements that can create what later statements use run before those
@@ -415,8 +402,6 @@ func assertAtomicFailedAt(t *testing.T, e *piccolo.PostgresEngine, table string,
 	if !errors.As(err, &ae) || ae.Index != index {
 		t.Fatalf("Run: %v, want AtomicError at index %d", err, index)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table)
 	assertNoBorrowed(t, e)
 }

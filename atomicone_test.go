@@ -87,8 +87,7 @@ func TestAtomicInOneConnectionLostAfterCommitSent(t *testing.T) {
 // BEGIN, DECLARE, FETCHes and COMMIT.
 func TestLogQueriesCoversPipelinedStatements(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	table := newTable(t, e)
 	ctx := context.Background()
 	for run := range 2 { // the second run goes as one pipeline

@@ -259,9 +259,7 @@ func TestBatchCloseLeavesNoCursorInCallersTransaction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"a", "b"}) {
-				t.Fatalf("rows %v: the transaction did not go on", got)
-			}
+			assertRows(t, e, table, "a", "b") // the transaction went on
 			assertNoBorrowed(t, e)
 		})
 	}
@@ -322,9 +320,7 @@ func TestBatchLivesAsLongAsItsCursor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"outer", "after"}) {
-				t.Fatalf("rows %v", got)
-			}
+			assertRows(t, e, table, "outer", "after")
 		})
 	}
 }

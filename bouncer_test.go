@@ -3,7 +3,6 @@ package piccolo_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -83,9 +82,7 @@ func exerciseThroughPooler(t *testing.T, e *piccolo.PostgresEngine, table string
 	}); !errors.Is(err, errBoom) {
 		t.Fatalf("rolled-back transaction: %v", err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Fatalf("rows %v, want [a b c]", got)
-	}
+	assertRows(t, e, table, "a", "b", "c")
 	// Atomic: DDL, then statements that need it, in one transaction.
 	err = e.Atomic().Add(
 		piccolo.Raw("ALTER TABLE "+table+" ADD COLUMN note text"),

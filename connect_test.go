@@ -163,13 +163,7 @@ func TestClosedEngineRefusesWork(t *testing.T) {
 func TestNewTransactionInAFinishedTransactionsContextSaysWhy(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
-	var leaked context.Context
-	if err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		leaked = ctx
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	leaked := finishedTxContext(t, e)
 	err := e.Transaction(leaked, func(context.Context) error { return nil })
 	if !errors.Is(err, piccolo.ErrTransactionDone) || !strings.Contains(err.Error(), "context the finished one was started with") {
 		t.Errorf("Transaction with a finished transaction's context: %v; want ErrTransactionDone saying which context to use", err)

@@ -135,9 +135,7 @@ func (s failoverSetup) tryTransfer(row string) transferred {
 // asynchronously).
 func (s failoverSetup) newPrimaryHasAll(t *testing.T, rows ...string) {
 	t.Helper()
-	if got := names(t, s.onStandby, s.table); !slices.Equal(got, rows) {
-		t.Fatalf("rows on the new primary %v, want %v", got, rows)
-	}
+	assertRows(t, s.onStandby, s.table, rows...)
 	eventually(t, "no pooled connection on the old primary", func() error {
 		if n := backends(t, s.onPrimary, s.app, ""); n != 0 {
 			return fmt.Errorf("%d backends of the engine on the old primary", n)
@@ -222,9 +220,7 @@ func TestRule14FailoverWaitsForNewPrimary(t *testing.T) {
 	if want := []int32{int32(s.standby.Port())}; !slices.Equal(r.ports, want) {
 		t.Fatalf("the closure ran on ports %v, want %v: once, on the new primary", r.ports, want)
 	}
-	if got := names(t, s.onStandby, s.table); !slices.Equal(got, []string{"before", "across"}) {
-		t.Fatalf("rows on the new primary %v", got)
-	}
+	assertRows(t, s.onStandby, s.table, "before", "across") // on the new primary
 }
 
 // Rule 14 under load: workers keep writing with Retry and FailoverBudget

@@ -49,9 +49,7 @@ func TestRule14LostConnectionBeforeCommitRunsAgain(t *testing.T) {
 			t.Fatalf("swallow %v: %v after %d calls, want nil after 2", swallow, err, calls)
 		}
 	}
-	if got := names(t, e, table); len(got) != 2 || got[0] != "swallow false attempt 2" || got[1] != "swallow true attempt 2" {
-		t.Fatalf("rows %v, want only the re-runs' rows", got)
-	}
+	assertRows(t, e, table, "swallow false attempt 2", "swallow true attempt 2") // only the re-runs' rows
 	assertNoBorrowed(t, e)
 }
 

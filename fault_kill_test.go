@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -54,9 +53,7 @@ func TestFaultBackendTerminatedMidTransaction(t *testing.T) {
 	if err == nil {
 		t.Fatal("Transaction on a terminated backend succeeded")
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("committed rows %v", got)
-	}
+	assertRows(t, e, table)
 	// The pool replaced both connections.
 	if newPid := scalar[int32](t, bg, e, "SELECT pg_backend_pid()"); newPid == pid {
 		t.Fatal("the pool handed out the dead backend again")
@@ -172,9 +169,7 @@ func TestFaultIdleConnectionsKilledThenTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatalf("transaction after the idle connections were killed: %v", err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"first", "second"}) {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "first", "second")
 	faultStillWorks(t, e, table)
 }
 
@@ -288,9 +283,7 @@ func TestFaultSessionEndedBeforeBeginStartsAfresh(t *testing.T) {
 			if warm {
 				want = []string{"warm", "after the kill"}
 			}
-			if got := names(t, e, table); !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v", got, want)
-			}
+			assertRows(t, e, table, want...)
 			faultStillWorks(t, e, table)
 		})
 	}

@@ -41,9 +41,7 @@ func TestFaultStatementTimeoutInTransaction(t *testing.T) {
 	if !errors.Is(err, piccolo.ErrCommitRolledBack) {
 		t.Fatalf("commit after a timed-out statement: %v, want ErrCommitRolledBack", err)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("committed rows %v", got)
-	}
+	assertRows(t, e, table)
 	// The connection survived the timeout and is reused (MaxConns 1), with
 	// the SET LOCAL gone.
 	if got := scalar[int32](t, bg, e, "SELECT pg_backend_pid()"); got != pid {
@@ -83,9 +81,7 @@ func TestFaultIdleInTransactionTimeout(t *testing.T) {
 	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
 		t.Fatalf("commit: %v, want ErrCommitRolledBack", err)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("committed rows %v", got)
-	}
+	assertRows(t, e, table)
 	faultStillWorks(t, e, table)
 }
 
@@ -123,9 +119,7 @@ func TestFaultContextDeadlineMidQuery(t *testing.T) {
 		t.Fatalf("rollback after the deadline: %v, want nil or the closed connection", rbErr)
 	}
 	t.Logf("rollback after the deadline reports: %v", rbErr)
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("committed rows %v", got)
-	}
+	assertRows(t, e, table)
 	assertNoBorrowed(t, e)
 	// The query must be gone from the server, not just from the client.
 	deadline := time.Now().Add(3 * time.Second)
@@ -255,8 +249,6 @@ func TestFaultCancelledContextEverywhere(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatalf("commit after cancelled statements: %v", err)
 	}
-	if got := names(t, e, table); len(got) != 1 || got[0] != "kept" {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "kept")
 	faultStillWorks(t, e, table)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,15 @@ func names(t testing.TB, e *piccolo.PostgresEngine, table string) []string {
 	return out
 }
 
+// assertRows fails the test unless table holds exactly want's names, in id
+// order: none when want is empty.
+func assertRows(t testing.TB, e *piccolo.PostgresEngine, table string, want ...string) {
+	t.Helper()
+	if got := names(t, e, table); !slices.Equal(got, want) {
+		t.Fatalf("rows in %s: %v, want %v", table, got, want)
+	}
+}
+
 func insert(ctx context.Context, e *piccolo.PostgresEngine, table, name string) error {
 	_, err := e.Exec(ctx, piccolo.Querystring{SQL: "INSERT INTO " + table + " (name) VALUES ($1)", Args: []any{name}})
 	return err
@@ -155,6 +165,14 @@ func newLogger() (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
+// loggedEngine returns a pooled engine on the package's database that logs
+// every statement it sends (LogQueries) into the returned buffer.
+func loggedEngine(t testing.TB) (*piccolo.PostgresEngine, *logBuffer) {
+	t.Helper()
+	logger, logs := newLogger()
+	return newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger}), logs
+}
+
 // assertNoBorrowed fails when the engine's pool still lends connections
 // after 2 seconds: the pool destroys a dead connection in the background,
 // counting it borrowed until then.
@@ -206,10 +224,42 @@ func waitRunning(t *testing.T, watcher *piccolo.PostgresEngine, sql string) {
 // (a no-op once it has ended).
 func mustBegin(t testing.TB, e *piccolo.PostgresEngine) (context.Context, *piccolo.PostgresTransaction) {
 	t.Helper()
-	ctx, tx, err := e.Begin(context.Background())
+	return mustBeginIn(t, context.Background(), e)
+}
+
+// mustBeginIn begins a transaction, or a block nested in ctx's, like
+// mustBegin.
+func mustBeginIn(t testing.TB, ctx context.Context, e *piccolo.PostgresEngine, opts ...piccolo.TxOption) (context.Context, *piccolo.PostgresTransaction) {
+	t.Helper()
+	ctx, tx, err := e.Begin(ctx, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
 	return ctx, tx
+}
+
+// mustSavepoint makes a savepoint in tx, named name or, when name is empty,
+// generated.
+func mustSavepoint(t testing.TB, ctx context.Context, tx *piccolo.PostgresTransaction, name string) *piccolo.Savepoint {
+	t.Helper()
+	sp, err := tx.Savepoint(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// finishedTxContext returns the context a committed transaction of e ran
+// its closure with: a context kept past the end of its transaction.
+func finishedTxContext(t testing.TB, e *piccolo.PostgresEngine) context.Context {
+	t.Helper()
+	var kept context.Context
+	if err := e.Transaction(context.Background(), func(ctx context.Context) error {
+		kept = ctx
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return kept
 }

@@ -51,9 +51,7 @@ func TestOnCommitHookCanRunQueries(t *testing.T) {
 			if hookErr != nil {
 				t.Fatalf("query in OnCommit hook: %v", hookErr)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"a", "from hook"}) {
-				t.Fatalf("rows %v", got)
-			}
+			assertRows(t, e, table, "a", "from hook")
 		})
 	}
 }

@@ -12,8 +12,7 @@ import (
 
 func TestLogQueriesCoversEveryStatement(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	table := newTable(t, e)
 	ctx := context.Background()
 	err := e.Transaction(ctx, func(ctx context.Context) error {
@@ -96,8 +95,7 @@ func TestNoLoggingByDefault(t *testing.T) {
 // ROLLBACK TO SAVEPOINT and ROLLBACK.
 func TestLogQueriesCoversRollbacksAndSavepointBlocks(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	table := newTable(t, e)
 	_ = e.Transaction(context.Background(), func(ctx context.Context) error {
 		mustInsert(t, ctx, e, table, "a")

@@ -34,9 +34,7 @@ func TestNestJoin(t *testing.T) {
 		if !errors.Is(err, errBoom) {
 			t.Fatal(err)
 		}
-		if got := names(t, e, table); len(got) != 0 {
-			t.Fatalf("joined block's row survived the outer rollback: %v", got)
-		}
+		assertRows(t, e, table) // the joined block's row went with the outer rollback
 	})
 	for _, failure := range []string{"error", "panic", "rollback"} {
 		t.Run("inner "+failure+" makes the transaction rollback-only", func(t *testing.T) {
@@ -68,9 +66,7 @@ func TestNestJoin(t *testing.T) {
 			if !errors.Is(err, piccolo.ErrCommitRolledBack) {
 				t.Fatalf("outer commit: %v, want ErrCommitRolledBack", err)
 			}
-			if got := names(t, e, table); len(got) != 0 {
-				t.Fatalf("half of the transaction was committed: %v", got)
-			}
+			assertRows(t, e, table) // no half of the transaction was committed
 			if committed.Load() {
 				t.Fatal("OnCommit ran for a transaction that rolled back")
 			}
@@ -81,8 +77,7 @@ func TestNestJoin(t *testing.T) {
 
 func TestNestRefuse(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	err := e.Transaction(context.Background(), func(ctx context.Context) error {
 		err := e.Transaction(ctx, func(context.Context) error { return nil }, piccolo.Nesting(piccolo.NestRefuse))
 		if !errors.Is(err, piccolo.ErrNestedTransaction) {
@@ -164,9 +159,7 @@ func TestNestSavepoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"outer", "kept", "level2"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "outer", "kept", "level2")
 	if want := []string{"inner rolled back", "kept"}; !slices.Equal(hooks, want) {
 		t.Fatalf("hooks ran: %v, want %v", hooks, want)
 	}
@@ -178,10 +171,7 @@ func TestBeginNesting(t *testing.T) {
 	ctx, outer := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
 
-	spCtx, sp, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
-	if err != nil {
-		t.Fatal(err)
-	}
+	spCtx, sp := mustBeginIn(t, ctx, e, piccolo.Nesting(piccolo.NestSavepoint))
 	mustInsert(t, spCtx, e, table, "inner")
 	if err := sp.Rollback(spCtx); err != nil {
 		t.Fatal(err)
@@ -189,10 +179,7 @@ func TestBeginNesting(t *testing.T) {
 	if err := insert(spCtx, e, table, "x"); !errors.Is(err, piccolo.ErrTransactionDone) {
 		t.Fatalf("statement through a rolled-back savepoint block: %v", err)
 	}
-	joinCtx, joined, err := e.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	joinCtx, joined := mustBeginIn(t, ctx, e)
 	mustInsert(t, joinCtx, e, table, "joined")
 	if err := joined.Commit(joinCtx); err != nil {
 		t.Fatal(err)
@@ -203,7 +190,5 @@ func TestBeginNesting(t *testing.T) {
 	if err := outer.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"outer", "joined"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "outer", "joined")
 }

@@ -165,9 +165,7 @@ func TestQuerierOpenRowsRefuseStatementsFromTheSameGoroutine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); len(got) != 2 || got[0] != "turn" || got[1] != "after" {
-		t.Fatalf("rows: %v, want [turn after]", got)
-	}
+	assertRows(t, e, table, "turn", "after")
 	assertNoBorrowed(t, e)
 }
 
@@ -285,9 +283,7 @@ func TestQuerierResultsLeftOpenCloseWhenTheBlockEnds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Transaction with results left open: %v", err)
 	}
-	if got := names(t, e, table); len(got) != 3 || got[0] != "batch" || got[1] != "a" || got[2] != "b" {
-		t.Fatalf("rows: %v, want [batch a b]", got)
-	}
+	assertRows(t, e, table, "batch", "a", "b")
 	if rows.Next() {
 		t.Error("rows closed by the transaction's end gave a row")
 	}

@@ -87,9 +87,7 @@ func inRolledBackTransaction(t *testing.T, e *piccolo.PostgresEngine, table stri
 // connections.
 func assertEmptyAndReturned(t *testing.T, e *piccolo.PostgresEngine, table string) {
 	t.Helper()
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows in %s: %v, want none", table, got)
-	}
+	assertRows(t, e, table)
 	assertNoBorrowed(t, e)
 }
 
@@ -99,13 +97,7 @@ func TestQuerierAfterTransactionEndsReturnsErrTransactionDone(t *testing.T) {
 	t.Parallel()
 	e, table := pooledTable(t)
 	q := e.Querier()
-	var kept context.Context
-	if err := e.Transaction(context.Background(), func(ctx context.Context) error {
-		kept = ctx
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	kept := finishedTxContext(t, e)
 	calls := map[string]func() error{
 		"Exec": func() error {
 			_, err := q.Exec(kept, "INSERT INTO "+table+" (name) VALUES ('late')")
@@ -151,9 +143,7 @@ func TestQuerierSavepointBlockRollsBackOnlyItsPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); len(got) != 2 || got[0] != "outer" || got[1] != "after" {
-		t.Fatalf("rows: %v, want [outer after]", got)
-	}
+	assertRows(t, e, table, "outer", "after")
 }
 
 // Retry re-runs the querier's calls with the whole closure: the failed
@@ -229,8 +219,7 @@ func TestQuerierWithReadWithoutReadRoutingRunsOnPrimary(t *testing.T) {
 // its arguments, batches and COPY included.
 func TestQuerierStatementsAreLogged(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	table := newTable(t, e)
 	q := e.Querier()
 	ctx := context.Background()

@@ -18,14 +18,8 @@ func TestSavepoints(t *testing.T) {
 	ctx, tx := mustBegin(t, e)
 
 	mustInsert(t, ctx, e, table, "before")
-	sp1, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp2, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp1 := mustSavepoint(t, ctx, tx, "")
+	sp2 := mustSavepoint(t, ctx, tx, "")
 	if sp1.Name() != "savepoint_1" || sp2.Name() != "savepoint_2" {
 		t.Fatalf("generated names %q, %q", sp1.Name(), sp2.Name())
 	}
@@ -63,9 +57,7 @@ func TestSavepoints(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"before"}) {
-		t.Fatalf("rows %v, want [before]", got)
-	}
+	assertRows(t, e, table, "before")
 	if _, err := tx.Savepoint(ctx, ""); !errors.Is(err, piccolo.ErrTransactionDone) {
 		t.Fatalf("savepoint after commit: %v", err)
 	}
@@ -135,25 +127,20 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 			ctx, outer := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "outer")
 			blockCtx, cancel := context.WithCancel(ctx)
-			blockCtx, block, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint))
-			if err != nil {
-				t.Fatal(err)
-			}
+			blockCtx, block := mustBeginIn(t, blockCtx, e, piccolo.Nesting(piccolo.NestSavepoint))
 			var rolledBack atomic.Bool
 			block.OnRollback(func(context.Context) { rolledBack.Store(true) })
 			mustInsert(t, blockCtx, e, table, "inner")
 			if tc.childBlock {
-				if _, _, err := e.Begin(blockCtx, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
-					t.Fatal(err)
-				}
+				mustBeginIn(t, blockCtx, e, piccolo.Nesting(piccolo.NestSavepoint))
 			}
 			cancel()
 			if tc.commit {
-				err = block.Commit(blockCtx)
+				err := block.Commit(blockCtx)
 				if !errors.Is(err, piccolo.ErrCommitRolledBack) || !errors.Is(err, context.Canceled) {
 					t.Fatalf("Commit with an ended context: %v, want ErrCommitRolledBack wrapping context.Canceled", err)
 				}
-			} else if err = block.Rollback(blockCtx); err != nil {
+			} else if err := block.Rollback(blockCtx); err != nil {
 				t.Fatalf("Rollback with an ended context: %v", err)
 			}
 			if !block.RolledBack() || !rolledBack.Load() {
@@ -163,9 +150,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 			if err := outer.Commit(ctx); err != nil {
 				t.Fatalf("outer commit: %v", err)
 			}
-			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v: a block reported rolled back was committed", got, want)
-			}
+			assertRows(t, e, table, "outer", "after") // a block reported rolled back was not committed
 		})
 	}
 	t.Run("closure past its deadline", func(t *testing.T) {
@@ -186,9 +171,7 @@ func TestSavepointBlockEndsWithCleanupContext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := names(t, e, table), []string{"outer"}; !slices.Equal(got, want) {
-			t.Fatalf("rows %v, want %v", got, want)
-		}
+		assertRows(t, e, table, "outer")
 	})
 }
 
@@ -248,9 +231,7 @@ func TestPendingSavepointsSurviveEndedContext(t *testing.T) {
 			if err != nil {
 				t.Fatalf("outer transaction: %v", err)
 			}
-			if got, want := names(t, e, table), []string{"outer", "after"}; !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v", got, want)
-			}
+			assertRows(t, e, table, "outer", "after")
 		})
 	}
 }
@@ -275,10 +256,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 			e, table := pooledTable(t)
 			ctx, tx := mustBegin(t, e)
 			mustInsert(t, ctx, e, table, "before")
-			sp, err := tx.Savepoint(ctx, "try")
-			if err != nil {
-				t.Fatal(err)
-			}
+			sp := mustSavepoint(t, ctx, tx, "try")
 			if _, err := e.RunQuerystring(ctx, tc.q); err == nil {
 				t.Fatal("the failing statement succeeded")
 			}
@@ -289,9 +267,7 @@ func TestSavepointSurvivesAFailedFirstStatement(t *testing.T) {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"before", "after"}) {
-				t.Fatalf("rows %v", got)
-			}
+			assertRows(t, e, table, "before", "after")
 		})
 	}
 }
@@ -304,15 +280,9 @@ func TestGeneratedSavepointNamesAvoidTheCallersNames(t *testing.T) {
 	e, table := pooledTable(t)
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "a")
-	mine, err := tx.Savepoint(ctx, "savepoint_1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mine := mustSavepoint(t, ctx, tx, "savepoint_1")
 	mustInsert(t, ctx, e, table, "b")
-	generated, err := tx.Savepoint(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	generated := mustSavepoint(t, ctx, tx, "")
 	mustInsert(t, ctx, e, table, "c")
 	if err := mine.RollbackTo(ctx); err != nil {
 		t.Fatal(err)

@@ -82,9 +82,7 @@ func TestOuterStatementsRefusedWhileSavepointBlockOpen(t *testing.T) {
 				if !errors.Is(callErr, piccolo.ErrConnBusy) || !strings.Contains(callErr.Error(), "NestSavepoint block") {
 					t.Errorf("outer %s while a block is open: %v, want ErrConnBusy naming the open block", call.name, callErr)
 				}
-				if got := names(t, e, table); !slices.Equal(got, want) {
-					t.Fatalf("rows %v, want %v", got, want)
-				}
+				assertRows(t, e, table, want...)
 			})
 		}
 	}
@@ -175,9 +173,7 @@ func TestSavepointBlockWhoseFirstStatementFailsRollsBackOnlyItself(t *testing.T)
 	if err != nil {
 		t.Fatalf("outer transaction: %v", err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"outer", "outer again"}) {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "outer", "outer again")
 	assertNoBorrowed(t, e)
 }
 
@@ -205,9 +201,7 @@ func TestRolledBackSavepointBlockKeepsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, e, table); !slices.Equal(got, []string{"outer"}) {
-		t.Fatalf("rows %v, want [outer]: a rolled-back savepoint block left rows behind", got)
-	}
+	assertRows(t, e, table, "outer") // a rolled-back savepoint block leaves no rows behind
 }
 
 // When the connection dies inside a savepoint block, the whole
@@ -247,10 +241,7 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 	e, table := pooledTable(t)
 	sp := piccolo.Nesting(piccolo.NestSavepoint)
 	ctx, tx := mustBegin(t, e)
-	aCtx, a, err := e.Begin(ctx, sp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	aCtx, a := mustBeginIn(t, ctx, e, sp)
 	mustInsert(t, aCtx, e, table, "a")
 
 	// A sibling of a, by Begin or Transaction, is refused before any I/O.
@@ -259,15 +250,12 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 		t.Fatalf("sibling Begin: %v, want ErrNestedTransaction saying another block is still open", err)
 	}
 	ran := false
-	err = e.Transaction(ctx, func(context.Context) error { ran = true; return nil }, sp)
+	err := e.Transaction(ctx, func(context.Context) error { ran = true; return nil }, sp)
 	if !errors.Is(err, piccolo.ErrNestedTransaction) || ran {
 		t.Fatalf("sibling Transaction: %v (closure ran %v), want ErrNestedTransaction", err, ran)
 	}
 	// Also from a joined block of the root.
-	joinedCtx, joined, err := e.Begin(ctx)
-	if err != nil {
-		t.Fatalf("a joined block beside an open savepoint block: %v", err)
-	}
+	joinedCtx, joined := mustBeginIn(t, ctx, e) // a joined block beside an open savepoint block
 	if _, _, err := e.Begin(joinedCtx, sp); !errors.Is(err, piccolo.ErrNestedTransaction) {
 		t.Fatalf("sibling Begin from a joined block: %v, want ErrNestedTransaction", err)
 	}
@@ -295,9 +283,7 @@ func TestSavepointBlocksFormAStack(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"a", "a child", "b"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "a", "a child", "b")
 }
 
 // A savepoint block that cannot be rolled back to its savepoint (here a
@@ -324,9 +310,7 @@ func TestSavepointBlockThatCannotRollBackMakesTransactionRollbackOnly(t *testing
 	if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
 		t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows %v, want none", got)
-	}
+	assertRows(t, e, table)
 }
 
 // A savepoint block opened in a transaction that PostgreSQL had already
@@ -345,10 +329,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			table := newTable(t, e)
 			ctx, tx := mustBegin(t, e)
 			defer func() { _ = tx.Rollback(ctx) }()
-			before, err := tx.Savepoint(ctx, "before")
-			if err != nil {
-				t.Fatal(err)
-			}
+			before := mustSavepoint(t, ctx, tx, "before")
 			mustInsert(t, ctx, e, table, "undone")
 			if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1/0"}); err == nil {
 				t.Fatal("SELECT 1/0 succeeded")
@@ -372,10 +353,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			if end == "closure error" {
 				blockErr = e.Transaction(ctx, body, nest)
 			} else {
-				blockCtx, b, err := e.Begin(ctx, nest)
-				if err != nil {
-					t.Fatal(err)
-				}
+				blockCtx, b := mustBeginIn(t, ctx, e, nest)
 				_ = body(blockCtx)
 				if end == "Commit" {
 					blockErr = b.Commit(blockCtx)
@@ -397,10 +375,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			if !e.TransactionExists(ctx) {
 				t.Fatal("the transaction became rollback-only")
 			}
-			manual, err := tx.Savepoint(ctx, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			manual := mustSavepoint(t, ctx, tx, "")
 			if err := insert(ctx, e, table, "refused too"); err == nil {
 				t.Fatal("a statement in the aborted transaction succeeded")
 			}
@@ -414,9 +389,7 @@ func TestSavepointBlockRefusedInAbortedTransactionNeverExisted(t *testing.T) {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatalf("Commit: %v", err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, []string{"recovered"}) {
-				t.Fatalf("rows %v, want [recovered]", got)
-			}
+			assertRows(t, e, table, "recovered")
 		})
 	}
 	assertNoBorrowed(t, e)
@@ -451,9 +424,7 @@ func TestReleasedSavepointBlockReleaseRidesWithTheNextStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"seed", "a", "b", "c", "d"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "seed", "a", "b", "c", "d")
 }
 
 // A savepoint block whose savepoint a statement by hand destroyed (a
@@ -488,9 +459,7 @@ func TestSavepointBlockCommitAfterItsSavepointWasDestroyedRollsBack(t *testing.T
 			if err := tx.Commit(ctx); !errors.Is(err, piccolo.ErrCommitRolledBack) {
 				t.Fatalf("Commit: %v, want ErrCommitRolledBack", err)
 			}
-			if got := names(t, e, table); len(got) != 0 {
-				t.Fatalf("rows %v, want none", got)
-			}
+			assertRows(t, e, table)
 		})
 	}
 }
@@ -501,13 +470,8 @@ func blockAfterSavepoint(t *testing.T, e *piccolo.PostgresEngine, table string) 
 	t.Helper()
 	ctx, tx := mustBegin(t, e)
 	mustInsert(t, ctx, e, table, "outer")
-	if _, err := tx.Savepoint(ctx, "before"); err != nil {
-		t.Fatal(err)
-	}
-	blockCtx, block, err := e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustSavepoint(t, ctx, tx, "before")
+	blockCtx, block := mustBeginIn(t, ctx, e, piccolo.Nesting(piccolo.NestSavepoint))
 	mustInsert(t, blockCtx, e, table, "inner")
 	return ctx, tx, blockCtx, block
 }

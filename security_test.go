@@ -165,8 +165,7 @@ func TestLargeArgumentRoundTrips(t *testing.T) {
 // number of arguments logged.
 func TestLoggedArgumentsAreBounded(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{Logger: logger, LogQueries: true})
+	e, logs := loggedEngine(t)
 	arg := bytes.Repeat([]byte("0"), 256<<10)
 	if got := scalar[int32](t, context.Background(), e, "SELECT length($1::bytea)", arg); got != 256<<10 {
 		t.Fatalf("length %d", got)

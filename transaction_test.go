@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -101,9 +100,7 @@ func TestTransactionOutcome(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
 				t.Fatalf("Transaction: %v, want %v", err, tc.wantErr)
 			}
-			if got := names(t, e, table); !slices.Equal(got, tc.want) {
-				t.Fatalf("rows %v, want %v", got, tc.want)
-			}
+			assertRows(t, e, table, tc.want...)
 			assertNoBorrowed(t, e)
 		})
 	}
@@ -125,9 +122,7 @@ func TestTransactionPanicRollsBackAndRepanics(t *testing.T) {
 			panic("kaboom")
 		})
 	}()
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows after panic: %v", got)
-	}
+	assertRows(t, e, table) // nothing after a panic
 	if !rolledBack.Load() {
 		t.Fatal("OnRollback hook did not run after the panic")
 	}
@@ -177,9 +172,7 @@ func TestFinishedTransactionRefusesStatements(t *testing.T) {
 			if finish == "commit" {
 				want = []string{"a"}
 			}
-			if got := names(t, e, table); !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v", got, want)
-			}
+			assertRows(t, e, table, want...)
 			assertNoBorrowed(t, e)
 		})
 	}
@@ -216,8 +209,7 @@ func TestTransactionExists(t *testing.T) {
 
 func TestEmptyTransactionSendsNothing(t *testing.T) {
 	t.Parallel()
-	logger, logs := newLogger()
-	e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+	e, logs := loggedEngine(t)
 	if err := e.Transaction(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -294,9 +286,7 @@ func TestCommitOnDeadConnection(t *testing.T) {
 	if tx.Committed() {
 		t.Fatal("a dead connection's transaction reports committed")
 	}
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table)
 	assertNoBorrowed(t, e)
 	// The pool replaced the connection.
 	mustInsert(t, context.Background(), e, table, "b")
@@ -311,11 +301,7 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	bg := context.Background()
 	t.Run("rollback-only", func(t *testing.T) {
-		ctx, tx, err := e.Begin(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(ctx)
+		ctx, _ := mustBegin(t, e)
 		_ = e.Transaction(ctx, func(context.Context) error { return errBoom }) // joined: marks rollback-only
 		_, stmtErr := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"})
 		if !errors.Is(stmtErr, piccolo.ErrTransactionDone) {
@@ -326,11 +312,7 @@ func TestTransactionExistsSaysWhetherStatementsCanRun(t *testing.T) {
 		}
 	})
 	t.Run("COMMIT sent as SQL is refused", func(t *testing.T) {
-		ctx, tx, err := e.Begin(bg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(ctx)
+		ctx, _ := mustBegin(t, e)
 		if _, err := e.Exec(ctx, piccolo.Querystring{SQL: "SELECT 1"}); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +30,7 @@ func TestSwallowedServerErrorMakesCommitRollBack(t *testing.T) {
 		if !errors.Is(err, piccolo.ErrCommitRolledBack) {
 			t.Fatalf("commit after a swallowed server error: %v, want ErrCommitRolledBack", err)
 		}
-		if got := names(t, e, table); len(got) != 0 {
-			t.Fatalf("rows %v committed", got)
-		}
+		assertRows(t, e, table)
 	})
 }
 
@@ -58,9 +55,7 @@ func TestClientSideEncodeErrorKeepsTheTransaction(t *testing.T) {
 		if err != nil {
 			t.Fatalf("transaction after a client-side encode error: %v", err)
 		}
-		if got := names(t, e, table); !slices.Equal(got, []string{"a"}) {
-			t.Fatalf("rows %v", got)
-		}
+		assertRows(t, e, table, "a")
 		assertNoBorrowed(t, e)
 	})
 }
@@ -106,9 +101,7 @@ func TestStatementCancelledInTransactionFailsTheTransaction(t *testing.T) {
 			if !tc.swallow && !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("the closure's error was replaced: %v", err)
 			}
-			if got := names(t, e, table); len(got) != 0 {
-				t.Fatalf("rows %v", got)
-			}
+			assertRows(t, e, table)
 			assertNoBorrowed(t, e)
 			mustInsert(t, context.Background(), e, table, "pool works")
 		})

@@ -29,8 +29,7 @@ func TestTransactionRefusesTransactionControlSQL(t *testing.T) {
 	} {
 		t.Run(script, func(t *testing.T) {
 			t.Parallel()
-			logger, logs := newLogger()
-			e := newEngine(t, true, piccolo.PostgresConfig{LogQueries: true, Logger: logger})
+			e, logs := loggedEngine(t)
 			table := newTable(t, e)
 			sql := strings.ReplaceAll(script, "%[1]s", table)
 			var scriptErr, afterErr error
@@ -75,7 +74,5 @@ func TestTransactionControlSQLAllowedWhereItCannotHide(t *testing.T) {
 	if err := e.RunDDL(ctx, "BEGIN; INSERT INTO "+table+" (name) VALUES ('script'); COMMIT"); err != nil {
 		t.Fatalf("a script with its own transaction, outside one: %v", err)
 	}
-	if got := names(t, e, table); len(got) != 2 || got[0] != "kept" || got[1] != "script" {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table, "kept", "script")
 }

@@ -3,7 +3,6 @@ package piccolo_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -39,23 +38,14 @@ func TestEndingABlockRollsBackItsOpenNestedBlocks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t, e)
-			rootCtx, rootTx, err := e.Begin(bg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rootTx.Rollback(rootCtx)
+			rootCtx, rootTx := mustBegin(t, e)
 			mustInsert(t, rootCtx, e, table, "root")
 			endedCtx, ended := rootCtx, rootTx
 			if tc.ended != root {
-				if endedCtx, ended, err = e.Begin(rootCtx, piccolo.Nesting(tc.ended)); err != nil {
-					t.Fatal(err)
-				}
+				endedCtx, ended = mustBeginIn(t, rootCtx, e, piccolo.Nesting(tc.ended))
 				mustInsert(t, endedCtx, e, table, "block")
 			}
-			childCtx, child, err := e.Begin(endedCtx, piccolo.Nesting(tc.child))
-			if err != nil {
-				t.Fatal(err)
-			}
+			childCtx, child := mustBeginIn(t, endedCtx, e, piccolo.Nesting(tc.child))
 			var childRolledBack atomic.Bool
 			child.OnRollback(func(context.Context) { childRolledBack.Store(true) })
 			mustInsert(t, childCtx, e, table, "child")
@@ -77,9 +67,7 @@ func TestEndingABlockRollsBackItsOpenNestedBlocks(t *testing.T) {
 			if !childRolledBack.Load() { // a joined child's hook runs with the root's rollback
 				t.Error("the child's OnRollback hook did not run")
 			}
-			if got := names(t, e, table); !slices.Equal(got, tc.want) {
-				t.Fatalf("rows %v, want %v", got, tc.want)
-			}
+			assertRows(t, e, table, tc.want...)
 		})
 	}
 	// A child closure still running in another goroutine when its parent
@@ -114,9 +102,7 @@ func TestEndingABlockRollsBackItsOpenNestedBlocks(t *testing.T) {
 			if err := <-childErr; !errors.Is(err, piccolo.ErrTransactionDone) {
 				t.Errorf("child closure: %v, want ErrTransactionDone", err)
 			}
-			if got := names(t, e, table); !slices.Equal(got, wantRows) {
-				t.Fatalf("rows %v, want %v", got, wantRows)
-			}
+			assertRows(t, e, table, wantRows...)
 		})
 	}
 }
@@ -143,11 +129,7 @@ func TestHooksRunWithoutTheCallersCancellation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			table := newTable(t, e)
-			rootCtx, root, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer root.Rollback(rootCtx)
+			rootCtx, root := mustBegin(t, e)
 			if tc.block {
 				mustInsert(t, rootCtx, e, table, "outer")
 			}
@@ -155,9 +137,7 @@ func TestHooksRunWithoutTheCallersCancellation(t *testing.T) {
 			defer cancel()
 			ctx, tx := ctx, root
 			if tc.block {
-				if ctx, tx, err = e.Begin(ctx, piccolo.Nesting(piccolo.NestSavepoint)); err != nil {
-					t.Fatal(err)
-				}
+				ctx, tx = mustBeginIn(t, ctx, e, piccolo.Nesting(piccolo.NestSavepoint))
 			}
 			mustInsert(t, ctx, e, table, "tx")
 			var hookErr error
@@ -173,7 +153,7 @@ func TestHooksRunWithoutTheCallersCancellation(t *testing.T) {
 				tx.OnRollback(hook)
 				cancel()
 			}
-			err = tx.Commit(ctx)
+			err := tx.Commit(ctx)
 			if tc.commit != (err == nil) {
 				t.Fatalf("Commit: %v", err)
 			}
@@ -185,9 +165,7 @@ func TestHooksRunWithoutTheCallersCancellation(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := names(t, e, table); !slices.Equal(got, tc.want) {
-				t.Fatalf("rows %v, want %v", got, tc.want)
-			}
+			assertRows(t, e, table, tc.want...)
 		})
 	}
 }
@@ -202,16 +180,9 @@ func TestBlockEndedBySQLReportsNoOutcome(t *testing.T) {
 	for _, mode := range []piccolo.NestMode{piccolo.NestSavepoint, piccolo.NestJoin} {
 		t.Run(mode.String(), func(t *testing.T) {
 			table := newTable(t, e)
-			rootCtx, root, err := e.Begin(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer root.Rollback(rootCtx)
+			rootCtx, root := mustBegin(t, e)
 			mustInsert(t, rootCtx, e, table, "root")
-			ctx, block, err := e.Begin(rootCtx, piccolo.Nesting(mode))
-			if err != nil {
-				t.Fatal(err)
-			}
+			ctx, block := mustBeginIn(t, rootCtx, e, piccolo.Nesting(mode))
 			var hooks atomic.Int32
 			for _, tx := range []*piccolo.PostgresTransaction{root, block} {
 				tx.OnCommit(func(context.Context) { hooks.Add(1) })
@@ -237,9 +208,7 @@ func TestBlockEndedBySQLReportsNoOutcome(t *testing.T) {
 			if hooks.Load() != 0 {
 				t.Errorf("%d hooks ran for an outcome the engine does not know", hooks.Load())
 			}
-			if got, want := names(t, e, table), []string{"root", "block"}; !slices.Equal(got, want) {
-				t.Fatalf("rows %v, want %v", got, want)
-			}
+			assertRows(t, e, table, "root", "block")
 		})
 	}
 }

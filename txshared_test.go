@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,9 +175,7 @@ func TestCommitWithEndedContextStillEndsTheTransaction(t *testing.T) {
 		t.Errorf("after Transaction returned %v the transaction is still active", err)
 	}
 	assertNoBorrowed(t, e)
-	if got := names(t, e, table); len(got) != 0 {
-		t.Fatalf("rows %v", got)
-	}
+	assertRows(t, e, table)
 }
 
 // A Batch read in a transaction that another goroutine commits meanwhile
@@ -303,9 +300,7 @@ func TestScanCallbackCannotRunStatementsInItsTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"after"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "after")
 	if hooks.Load() != 2 {
 		t.Fatalf("%d OnCommit hooks registered in scan callbacks ran, want 2", hooks.Load())
 	}
@@ -335,9 +330,7 @@ func TestScanCallbackMakesOtherGoroutinesWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := names(t, e, table), []string{"other goroutine"}; !slices.Equal(got, want) {
-		t.Fatalf("rows %v, want %v", got, want)
-	}
+	assertRows(t, e, table, "other goroutine")
 }
 
 // Two goroutines sharing a transaction take turns with savepoint blocks:
