@@ -18,11 +18,7 @@ type AddColumn struct {
 
 // AddColumn starts an ALTER TABLE ... ADD COLUMN of col.
 func (t *Table[T]) AddColumn(col Col) AddColumn {
-	a := AddColumn{t: t.def}
-	if col != nil {
-		a.col = col.ref()
-	}
-	return a
+	return AddColumn{t: t.def, col: refOf(col)}
 }
 
 // IfNotExists makes adding an existing column (and index) a no-op.
@@ -75,10 +71,7 @@ func (d DropColumn) Cascade() DropColumn {
 // Querystrings implements piccolo.Query.
 func (d DropColumn) Querystrings() ([]piccolo.Querystring, error) {
 	r := newRenderer(d.t)
-	name, err := quoteIdent(d.name)
-	if err != nil {
-		r.fail(err)
-	}
+	name := r.quoted(quoteIdent(d.name))
 	r.write("ALTER TABLE ", d.t.quoted, " DROP COLUMN ", ifExists(d.ifExists), name, cascade(d.cascade))
 	return one(r.querystring("DropColumn from"))
 }
@@ -93,20 +86,13 @@ type RenameColumn struct {
 
 // RenameColumn starts an ALTER TABLE ... RENAME COLUMN old TO col's name.
 func (t *Table[T]) RenameColumn(old string, col Col) RenameColumn {
-	rc := RenameColumn{t: t.def, old: old}
-	if col != nil {
-		rc.col = col.ref()
-	}
-	return rc
+	return RenameColumn{t: t.def, old: old, col: refOf(col)}
 }
 
 // Querystrings implements piccolo.Query.
 func (rc RenameColumn) Querystrings() ([]piccolo.Querystring, error) {
 	r := newRenderer(rc.t)
-	old, err := quoteIdent(rc.old)
-	if err != nil {
-		r.fail(err)
-	}
+	old := r.quoted(quoteIdent(rc.old))
 	c := r.column(rc.col)
 	if c != nil && c.name == rc.old {
 		r.fail(errors.New("RenameColumn to the same name " + c.quoted))

@@ -67,10 +67,7 @@ func (c CreateIndex) Querystrings() ([]piccolo.Querystring, error) {
 		}
 		name = strings.Join(append(parts, "idx"), "_")
 	}
-	quoted, err := quoteIdent(name)
-	if err != nil {
-		r.fail(err)
-	}
+	quoted := r.quoted(quoteIdent(name))
 	cols := r.b.String()
 	r.b.Reset()
 	r.write(indexSQL(c.t, quoted, c.unique, c.concurrently, c.ifNotExists, cols))
@@ -114,10 +111,7 @@ func (d DropIndex) Concurrently() DropIndex {
 // Querystrings implements piccolo.Query.
 func (d DropIndex) Querystrings() ([]piccolo.Querystring, error) {
 	r := newRenderer(d.t)
-	name, err := quoteQualified(d.t.schema, d.name)
-	if err != nil {
-		r.fail(err)
-	}
+	name := r.quoted(quoteQualified(d.t.schema, d.name))
 	if d.concurrently && d.cascade {
 		r.fail(errors.New("PostgreSQL does not allow CONCURRENTLY with CASCADE"))
 	}

@@ -52,6 +52,15 @@ func (r *renderer) fail(err error) {
 	}
 }
 
+// quoted returns the quoted name q, recording err, the error of a name
+// that cannot be quoted.
+func (r *renderer) quoted(q string, err error) string {
+	if err != nil {
+		r.fail(err)
+	}
+	return q
+}
+
 // column resolves ref to one of the statement's table's columns, or records
 // why it cannot be used.
 func (r *renderer) column(ref colRef) *column {
@@ -177,11 +186,16 @@ func one(q piccolo.Querystring, err error) ([]piccolo.Querystring, error) {
 func refs(cols []Col) []colRef {
 	out := make([]colRef, len(cols))
 	for i, c := range cols {
-		if c == nil {
-			out[i] = colRef{err: errZeroColumn}
-			continue
-		}
-		out[i] = c.ref()
+		out[i] = refOf(c)
 	}
 	return out
+}
+
+// refOf is c's reference, or for a nil Col one that fails rendering with
+// errZeroColumn.
+func refOf(c Col) colRef {
+	if c == nil {
+		return colRef{err: errZeroColumn}
+	}
+	return c.ref()
 }

@@ -188,8 +188,11 @@ func TestRenderErrors(t *testing.T) {
 		{"drop index empty", bands.DropIndex(""), "invalid identifier"},
 		{"drop index concurrently cascade", bands.DropIndex("i").Concurrently().Cascade(), "CONCURRENTLY with CASCADE"},
 		{"add other table's column", bands.AddColumn(mName), "belongs to table"},
+		{"add nil col", bands.AddColumn(nil), `query: AddColumn to "band": query: zero Column`},
 		{"drop column nul", bands.DropColumn("a\x00"), "NUL byte"},
 		{"rename same", bands.RenameColumn("name", bName), "to the same name"},
+		{"rename to nil col", bands.RenameColumn("old", nil), `query: RenameColumn of "band": query: zero Column`},
+		{"rename nul", bands.RenameColumn("a\x00", nil), "NUL byte"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,12 +252,15 @@ func TestWhereMatchingEveryRowIsNoWhere(t *testing.T) {
 }
 
 // TestBuildersAreValues checks that extending a builder leaves the
-// original as it was, even when the extensions share its backing arrays.
+// original as it was, even when the extensions share its backing arrays;
+// Update and Delete, which share their Where, All and Returning, too.
 func TestBuildersAreValues(t *testing.T) {
 	t.Parallel()
 	base := bands.Select(bID).Where(bID.Gt(0), bID.Lt(100))
 	a := base.Where(bName.Eq("a")).Limit(1)
 	b := base.Where(bName.Eq("b"))
+	update := bands.Update(bName.Set("x")).Where(bID.Gt(0))
+	remove := bands.Delete()
 	for _, tt := range []struct {
 		q    piccolo.Query
 		want string
@@ -262,6 +268,11 @@ func TestBuildersAreValues(t *testing.T) {
 		{base, `SELECT "id" FROM "band" WHERE "id" > $1 AND "id" < $2`},
 		{a, `SELECT "id" FROM "band" WHERE "id" > $1 AND "id" < $2 AND "name" = $3 LIMIT $4`},
 		{b, `SELECT "id" FROM "band" WHERE "id" > $1 AND "id" < $2 AND "name" = $3`},
+		{update, `UPDATE "band" SET "name" = $1 WHERE "id" > $2`},
+		{update.Where(bID.Lt(100)).Returning(bID), `UPDATE "band" SET "name" = $1 WHERE "id" > $2 AND "id" < $3 RETURNING "id"`},
+		{update.All(), `UPDATE "band" SET "name" = $1 WHERE "id" > $2`},
+		{remove.All().Returning(bName), `DELETE FROM "band" RETURNING "name"`},
+		{remove.Where(bID.Eq(1)), `DELETE FROM "band" WHERE "id" = $1`},
 	} {
 		qs, err := tt.q.Querystrings()
 		if err != nil || qs[0].SQL != tt.want {
@@ -270,6 +281,9 @@ func TestBuildersAreValues(t *testing.T) {
 	}
 	if qs, _ := b.Querystrings(); qs[0].Args[2] != "b" {
 		t.Errorf("b's argument %v was overwritten", qs[0].Args[2])
+	}
+	if _, err := remove.Querystrings(); !errors.Is(err, ErrNoWhere) {
+		t.Errorf("Delete after All and Where on copies: %v; want ErrNoWhere", err)
 	}
 }
 

@@ -34,21 +34,18 @@ func (u Update[T]) Set(set ...Assignment) Update[T] {
 }
 
 // Where adds conditions, joined with AND to any given before.
-func (u Update[T]) Where(exprs ...Expr) Update[T] {
-	u.rows.where = slices.Concat(u.rows.where, exprs)
-	return u
-}
+func (u Update[T]) Where(exprs ...Expr) Update[T] { return u.with(u.rows.and(exprs)) }
 
 // All allows the Update to render without a Where condition, changing
 // every row.
-func (u Update[T]) All() Update[T] {
-	u.rows.all = true
-	return u
-}
+func (u Update[T]) All() Update[T] { return u.with(u.rows.everyRow()) }
 
 // Returning adds a RETURNING clause with cols.
-func (u Update[T]) Returning(cols ...Col) Update[T] {
-	u.rows.returning = refs(cols)
+func (u Update[T]) Returning(cols ...Col) Update[T] { return u.with(u.rows.returningCols(cols)) }
+
+// with returns u picking its rows with f.
+func (u Update[T]) with(f rowFilter) Update[T] {
+	u.rows = f
 	return u
 }
 
@@ -83,6 +80,25 @@ type rowFilter struct {
 	returning []colRef
 }
 
+// and returns a copy with exprs joined with AND to the conditions given
+// before.
+func (f rowFilter) and(exprs []Expr) rowFilter {
+	f.where = slices.Concat(f.where, exprs)
+	return f
+}
+
+// everyRow returns a copy that renders without a condition.
+func (f rowFilter) everyRow() rowFilter {
+	f.all = true
+	return f
+}
+
+// returningCols returns a copy whose RETURNING clause lists cols.
+func (f rowFilter) returningCols(cols []Col) rowFilter {
+	f.returning = refs(cols)
+	return f
+}
+
 // render writes the WHERE and RETURNING clauses. Without All, conditions
 // that match every row unconditionally (none, nil ones, or only empty
 // Ands, at any depth, however wrapped: Or(And()) is TRUE) record
@@ -107,21 +123,18 @@ type Delete[T any] struct {
 func (t *Table[T]) Delete() Delete[T] { return Delete[T]{t: t} }
 
 // Where adds conditions, joined with AND to any given before.
-func (d Delete[T]) Where(exprs ...Expr) Delete[T] {
-	d.rows.where = slices.Concat(d.rows.where, exprs)
-	return d
-}
+func (d Delete[T]) Where(exprs ...Expr) Delete[T] { return d.with(d.rows.and(exprs)) }
 
 // All allows the Delete to render without a Where condition, deleting
 // every row.
-func (d Delete[T]) All() Delete[T] {
-	d.rows.all = true
-	return d
-}
+func (d Delete[T]) All() Delete[T] { return d.with(d.rows.everyRow()) }
 
 // Returning adds a RETURNING clause with cols.
-func (d Delete[T]) Returning(cols ...Col) Delete[T] {
-	d.rows.returning = refs(cols)
+func (d Delete[T]) Returning(cols ...Col) Delete[T] { return d.with(d.rows.returningCols(cols)) }
+
+// with returns d picking its rows with f.
+func (d Delete[T]) with(f rowFilter) Delete[T] {
+	d.rows = f
 	return d
 }
 
