@@ -417,6 +417,8 @@ func TestPlayground(t *testing.T) {
 	})
 }
 
+// Rule: table creations queued on an Atomic commit together or not at all:
+// a failing query after them names its index, and no table is left.
 func TestAtomicCreateIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -431,6 +433,10 @@ func TestAtomicCreateIsAllOrNothing(t *testing.T) {
 	}
 }
 
+// Rule: Select, Objects and Raw stream typed rows through a cursor in
+// batches of BatchSize, every row once and in order; leaving the loop early
+// closes the cursor and gives the connection back; a query that cannot
+// render or run is yielded as an error.
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

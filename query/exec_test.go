@@ -64,6 +64,9 @@ func TestSelectAllScansIntoFields(t *testing.T) {
 	}
 }
 
+// Rule: Insert.Run sends one chunk as one INSERT with no transaction and
+// writes the generated ids back into the rows; RETURNING fewer rows than
+// were sent (a trigger skipped one) is an error, not a silent mismatch.
 func TestInsertRunWritesBackIDs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -90,6 +93,8 @@ func TestInsertRunWritesBackIDs(t *testing.T) {
 	}
 }
 
+// Rule: an Insert of more rows than one statement takes runs its chunks in
+// one transaction: a failing chunk rolls back the ones before it.
 func TestInsertRunChunksInOneTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
