@@ -206,18 +206,17 @@ func (t *PostgresTransaction) rideGroup(ctx context.Context, g *atomicGroup, com
 	return true, err
 }
 
-// sendFirst sends ps, which start with the pending statements, in one
-// pipeline (see sendPipeline). A session that ended before BEGIN ran is
-// replaced, and ps sent again on the fresh one: nothing had run. The
-// caller holds the turn.
-func (c *txConn) sendFirst(ctx context.Context, ps []*piped, withBegin bool) (ran int, sent bool, err error) {
-	e := c.engine
-	ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
+// sendFirst sends, with send, statements that start with the pending ones
+// in one pipeline on c's connection (see sendPipeline). A session that
+// ended before BEGIN ran is replaced, and they are sent again on the fresh
+// one: nothing had run. The caller holds the turn.
+func (c *txConn) sendFirst(ctx context.Context, withBegin bool, send func(*pgx.Conn) (ran int, sent bool, err error)) (ran int, sent bool, err error) {
+	ran, sent, err = send(c.conn)
 	if withBegin && ran == 0 && sessionEnded(err) {
 		var replaced bool
-		if replaced, err = e.replaceEnded(ctx, &c.lease, err); replaced {
+		if replaced, err = c.engine.replaceEnded(ctx, &c.lease, err); replaced {
 			c.conn = c.lease.conn
-			ran, sent, err = e.sendPipeline(ctx, c.conn, ps)
+			ran, sent, err = send(c.conn)
 		}
 	}
 	return ran, sent, err
@@ -242,7 +241,9 @@ func (t *PostgresTransaction) plainCommit(withBegin bool) bool {
 // turn.
 func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, withBegin bool, ps []*piped, g *atomicGroup, commit bool, after *positionAfter) ([]func(context.Context), error) {
 	c := t.c
-	ran, sent, err := c.sendFirst(ctx, ps, withBegin)
+	ran, sent, err := c.sendFirst(ctx, withBegin, func(conn *pgx.Conn) (int, bool, error) {
+		return c.engine.sendPipeline(ctx, conn, ps)
+	})
 	n := len(pending)
 	last := len(ps) // with commit, COMMIT's index
 	if commit {

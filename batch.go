@@ -23,12 +23,10 @@ import (
 // the rows, or leaving an All loop) closes the cursor and gives the
 // connection back. A Batch is safe for concurrent use, one Next at a time.
 //
-// Outside a transaction, a batch of at most 1,000 rows reads its first rows
-// as it opens, in the one round trip that begins its transaction and
-// declares the cursor, and keeps them for the first Next, which then needs
-// no I/O (it still honours its context, and reports a failure of the query
-// in those rows). Larger batches stream every FETCH, the first included,
-// from Next.
+// Outside a transaction, the first FETCH travels with the BEGIN and DECLARE
+// that open the batch, in one round trip; its rows wait on the connection
+// until the first Next reads them, under that Next's context, as it reads
+// any FETCH.
 //
 // A Batch lives exactly as long as its cursor on the server. Opened in a
 // NestSavepoint block that is then released, it goes on in the enclosing
@@ -48,7 +46,7 @@ type Batch struct {
 
 	mu        sync.Mutex
 	formats   []int16       // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
-	first     *bufferedRows // opened in one pipeline: the first FETCH's rows, until the first Next
+	first     *firstFetch   // a batch of its own: its first FETCH while unread (batchopen.go)
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
 	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
@@ -99,11 +97,11 @@ func (e *PostgresEngine) openBatch(ctx context.Context, q Querystring, size int)
 		if _, b.tx, err = e.begin(ctx, txOptions{nesting: NestJoin, maxAttempts: 1}); err != nil {
 			return nil, err
 		}
-		b.own = true
+		b.own, b.first = true, &firstFetch{}
 		// A batch dropped without Close would hold its pooled connection
 		// for ever: when the garbage collector finds it, roll back and
 		// give the connection back, and say so.
-		b.reclaim = runtime.AddCleanup(b, reclaimBatch, b.tx)
+		b.reclaim = runtime.AddCleanup(b, reclaimBatch, batchLeft{tx: b.tx, first: b.first})
 	}
 	b.cursor = `"piccolo_batch_` + strconv.FormatUint(e.cursorID.Add(1), 10) + `"`
 	b.fetch = "FETCH FORWARD " + strconv.Itoa(size) + " FROM " + b.cursor
@@ -162,16 +160,10 @@ func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, e
 		return 0, errCursorGone
 	}
 	// A cursor opened outside a savepoint block can be read inside it.
-	first := b.first
-	b.first = nil
 	err := tx.onConn(ctx, useScans|useCursor, nil, func(ctx context.Context, conn *pgx.Conn) error {
-		if first != nil {
-			// At hand, but Next honours its context as when it fetches.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if b.first != nil && b.first.p != nil {
 			var err error
-			_, n, err = readRows(first, scan)
+			n, err = b.first.read(ctx, b.engine, conn, b.fetch, scan)
 			return err
 		}
 		if b.formats != nil {
@@ -226,15 +218,23 @@ func (b *Batch) Close(ctx context.Context) error {
 	return b.closeLocked(ctx, nil)
 }
 
+// batchLeft is what the cleanup of a batch of its own that became garbage
+// unclosed needs: its transaction, and its first FETCH if still unread.
+type batchLeft struct {
+	tx    *PostgresTransaction
+	first *firstFetch
+}
+
 // reclaimBatch ends the transaction of a batch that became garbage
 // before it was closed. The ROLLBACK is network I/O, so it runs on a
 // goroutine of its own rather than on the runtime's cleanup goroutine.
-func reclaimBatch(tx *PostgresTransaction) {
+func reclaimBatch(left batchLeft) {
 	go func() {
 		ctx, cancel := boundedContext(context.Background())
 		defer cancel()
-		tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
-		_ = tx.abort(ctx, errors.New("batch never closed"))
+		left.tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
+		left.first.drop(ctx)
+		_ = left.tx.abort(ctx, errors.New("batch never closed"))
 	}()
 }
 
@@ -269,9 +269,9 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		return nil
 	}
 	b.closed = true
-	b.first = nil
 	b.reclaim.Stop()
 	if b.own {
+		b.first.drop(ctx)
 		if cause != nil {
 			return b.tx.abort(ctx, cause)
 		}

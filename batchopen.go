@@ -3,6 +3,7 @@ package piccolo
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -14,24 +15,31 @@ import (
 // description), and the rows end with one COMMIT, which closes the cursor.
 // The query is described (from the engine's cache, or alone, before BEGIN)
 // and its arguments encoded before anything is sent; a query that is not
-// ready opens the usual way. The first batch is read off the connection
-// as the batch opens, under Batch's context, and kept (bufferedRows) until
-// the first Next, which hands it over without I/O; should the query fail
-// while that FETCH runs, the first Next reports it, as it would had it sent
-// the FETCH itself. Keeping a batch costs memory that NextFunc, which
-// streams each row to its callback, would not spend, so the first FETCH
-// rides only for batches of at most maxKeptRows rows: a larger one costs
-// far more than the round trip it would save.
+// ready opens the usual way.
+//
+// Batch reads the answers to BEGIN and DECLARE and leaves the first
+// FETCH's rows on the connection, unread, for the first Next: that Next
+// reads them under its own context, exactly as if it had sent the FETCH
+// (the server ran it meanwhile), and the rows stream from the connection to
+// its scan callback as any FETCH's do. pgconn watches one context for a
+// pipeline's whole life, so the pipeline gets a context of its own
+// (firstFetch.ctx), ended for it when the context of whichever call is
+// reading (Batch, then Next, Close or the cleanup of a batch never closed)
+// ends.
 
-// maxKeptRows is the largest batch whose first FETCH rides with DECLARE.
-const maxKeptRows = 1000
+// firstFetch is a Batch's first FETCH while its rows wait on the
+// connection, in the pipeline that declared the cursor.
+type firstFetch struct {
+	p      *pgconn.Pipeline // nil: nothing is waiting
+	cancel context.CancelFunc
+}
 
 // openInOne declares b's cursor over q, with declare, in one pipeline
-// with its own transaction's BEGIN and the first FETCH, whose rows it keeps
-// in b.first. handled false: nothing was sent (b is
-// in the caller's transaction, q cannot ride, see canRide, or failed to
-// describe or encode), and the caller opens it the usual way, which
-// reports any failure. Otherwise err is the failure of BEGIN or DECLARE.
+// with its own transaction's BEGIN and the first FETCH, whose rows it
+// leaves unread in b.first. handled false: nothing was sent (b is in the
+// caller's transaction, q cannot ride, see canRide, or failed to describe
+// or encode), and the caller opens it the usual way, which reports any
+// failure. Otherwise err is the failure of BEGIN or DECLARE.
 func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (handled bool, err error) {
 	e, t := b.engine, b.tx
 	c := t.c
@@ -59,35 +67,89 @@ func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (h
 	for _, s := range pending {
 		ps = append(ps, bare(s))
 	}
-	// DECLARE takes the query's parameters.
+	// DECLARE takes the query's parameters; FETCH returns the query's
+	// columns, in the formats its description picks.
 	ps = append(ps, &piped{sql: declare, args: q.Args, sd: sd, params: eqb.ParamValues, formats: eqb.ParamFormats})
-	// FETCH returns the query's columns, in the formats its description
-	// picks.
-	var first *bufferedRows
-	var fetch *piped
-	if b.size <= maxKeptRows {
-		first = &bufferedRows{conn: conn}
-		fetch = &piped{sql: b.fetch, results: eqb.ResultFormats, scan: first.keep}
-		ps = append(ps, fetch)
-	}
-	ran, _, err := c.sendFirst(ctx, ps, withBegin)
-	k := len(pending)
-	if ran < k {
+	fetch := &piped{sql: b.fetch, results: eqb.ResultFormats}
+	f := b.first
+	ran, _, err := c.sendFirst(ctx, withBegin, func(conn *pgx.Conn) (int, bool, error) {
+		var pctx context.Context
+		pctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		f.p = conn.PgConn().StartPipeline(pctx)
+		stop := context.AfterFunc(ctx, f.cancel)
+		ran, sent, err := e.pipe(ctx, conn, f.p, ps, fetch)
+		if !stop() {
+			// ctx ended, and with it the pipeline's context: even with
+			// the answers in, the rows left could not be read.
+			err = endedWith(ctx, err)
+		}
+		if err != nil {
+			f.drop(ctx)
+		}
+		return ran, sent, err
+	})
+	if k := len(pending); ran < k {
 		return true, markLost(c.conn, c.delivered(pending, withBegin, err))
 	}
 	_ = c.delivered(pending, withBegin, nil)
-	if first != nil && ran == k+1 && fromServer(err) {
-		first.err, err = err, nil // the first Next's to report
-	}
 	if err != nil {
 		return true, markLost(c.conn, err)
 	}
-	if first != nil {
-		first.tag = fetch.tag
-	}
 	b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
-	b.first = first
 	return true, nil
+}
+
+// read hands the rows of the first FETCH, fetch, to scan under ctx, and
+// returns how many there were. It ends f, whatever happens.
+func (f *firstFetch) read(ctx context.Context, e *PostgresEngine, conn *pgx.Conn, fetch string, scan func(pgx.Rows) error) (n int, err error) {
+	if err := ctx.Err(); err != nil {
+		f.drop(ctx)
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, f.cancel)
+	defer f.cancel()
+	_, err = e.traced(ctx, conn, fetch, nil, func() (pgconn.CommandTag, error) {
+		rr, err := nextResult(f.p)
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		var tag pgconn.CommandTag
+		tag, n, err = readRows(pgx.RowsFromResultReader(conn.TypeMap(), rr), scan)
+		return tag, err
+	})
+	if closeErr := f.p.Close(); err == nil {
+		err = closeErr
+	}
+	f.p = nil
+	if !stop() && err != nil {
+		err = endedWith(ctx, err)
+	}
+	return n, err
+}
+
+// endedWith returns err, the outcome of reading a pipeline whose own
+// context was ended because ctx ended, as ctx's failure: pgconn reports
+// its own context's cancellation, not the caller's deadline.
+func endedWith(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %w", ctx.Err(), err)
+}
+
+// drop discards the first FETCH's rows, if they wait still, and closes
+// its pipeline, bounded by a cleanup context (ctx may have ended).
+func (f *firstFetch) drop(ctx context.Context) {
+	if f.p == nil {
+		return
+	}
+	cleanup, cancel := cleanupContext(ctx)
+	defer cancel()
+	stop := context.AfterFunc(cleanup, f.cancel)
+	defer stop()
+	_ = f.p.Close()
+	f.p = nil
+	f.cancel()
 }
 
 // fetchKnown runs the batch's FETCH on conn in the formats its query's

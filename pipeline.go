@@ -65,6 +65,16 @@ func (e *PostgresEngine) ready(conn *pgx.Conn, q Querystring, scan func(pgx.Rows
 // (false: a write failure that sent nothing).
 func (e *PostgresEngine) sendPipeline(ctx context.Context, conn *pgx.Conn, ps []*piped) (ran int, sent bool, err error) {
 	p := conn.PgConn().StartPipeline(ctx)
+	if ran, sent, err = e.pipe(ctx, conn, p, ps, nil); err != nil {
+		return ran, sent, err
+	}
+	return ran, sent, p.Close()
+}
+
+// pipe sends ps, then unread (unless nil), in p, and reads the results of
+// ps as sendPipeline does. It closes p when it fails; otherwise p stays
+// open, with unread's result (if any) not read yet.
+func (e *PostgresEngine) pipe(ctx context.Context, conn *pgx.Conn, p *pgconn.Pipeline, ps []*piped, unread *piped) (ran int, sent bool, err error) {
 	for i, s := range ps {
 		switch {
 		case s.sd == nil:
@@ -76,6 +86,12 @@ func (e *PostgresEngine) sendPipeline(ctx context.Context, conn *pgx.Conn, ps []
 		default:
 			p.SendQueryParams(s.sql, s.params, s.sd.ParamOIDs, s.formats, s.results)
 		}
+	}
+	if unread != nil {
+		// Flush: the server sends the answers to ps at once, instead of
+		// with unread's, which may take long to run.
+		p.SendFlushRequest()
+		p.SendQueryParams(unread.sql, nil, nil, nil, unread.results)
 	}
 	if err := p.Sync(); err != nil {
 		_ = p.Close()
@@ -108,5 +124,5 @@ func (e *PostgresEngine) sendPipeline(ctx context.Context, conn *pgx.Conn, ps []
 			return i, true, err
 		}
 	}
-	return len(ps), true, p.Close()
+	return len(ps), true, nil
 }
