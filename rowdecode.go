@@ -34,7 +34,12 @@ type columnDecoder struct {
 	tm     *pgtype.Map
 	codec  pgtype.Codec
 	scan   pgtype.ScanPlan
-	read   func(plan pgtype.ScanPlan, src []byte) (any, error) // decodeScanned
+	// decodeScanned: read scans src with plan into dst, the field of a
+	// scanDsts of the column's type, and returns the value (see
+	// scanValue); a function, not a closure, so planning allocates
+	// nothing.
+	dst  any
+	read func(plan pgtype.ScanPlan, src []byte, dst any) (any, error)
 }
 
 // scanDsts are the destinations of the columnDecoders' scan plans, one per
@@ -70,35 +75,34 @@ func (c *columnDecoder) plan(tm *pgtype.Map, oid uint32, format int16, d *scanDs
 		return
 	}
 	c.codec = dt.Codec
-	var dst any // the scan plan's destination
 	switch dt.Codec.(type) {
 	case pgtype.TextCodec:
 		c.kind = decodeText
 		return
 	case pgtype.Int2Codec:
-		dst, c.read = reader(&d.i16, boxed[int16])
+		c.dst, c.read = &d.i16, scanValue[int16]
 	case pgtype.Int4Codec:
-		dst, c.read = reader(&d.i32, boxed[int32])
+		c.dst, c.read = &d.i32, scanValue[int32]
 	case pgtype.Int8Codec:
-		dst, c.read = reader(&d.i64, boxed[int64])
+		c.dst, c.read = &d.i64, scanValue[int64]
 	case pgtype.Float4Codec:
-		dst, c.read = reader(&d.f32, boxed[float32])
+		c.dst, c.read = &d.f32, scanValue[float32]
 	case pgtype.Float8Codec:
-		dst, c.read = reader(&d.f64, boxed[float64])
+		c.dst, c.read = &d.f64, scanValue[float64]
 	case pgtype.BoolCodec:
-		dst, c.read = reader(&d.b, boxed[bool])
+		c.dst, c.read = &d.b, scanValue[bool]
 	case *pgtype.TimestamptzCodec:
-		dst, c.read = reader(&d.tstz, func(t pgtype.Timestamptz) any { return finiteOr(t.Time, t.InfinityModifier) })
+		c.dst, c.read = &d.tstz, scanValue[pgtype.Timestamptz]
 	case *pgtype.TimestampCodec:
-		dst, c.read = reader(&d.ts, func(t pgtype.Timestamp) any { return finiteOr(t.Time, t.InfinityModifier) })
+		c.dst, c.read = &d.ts, scanValue[pgtype.Timestamp]
 	case pgtype.DateCodec:
-		dst, c.read = reader(&d.date, func(v pgtype.Date) any { return finiteOr(v.Time, v.InfinityModifier) })
+		c.dst, c.read = &d.date, scanValue[pgtype.Date]
 	case pgtype.UUIDCodec:
-		dst, c.read = reader(&d.uuid, func(u pgtype.UUID) any { return u.Bytes })
+		c.dst, c.read = &d.uuid, scanValue[pgtype.UUID]
 	default:
 		return // decodeCodec
 	}
-	if c.scan = dt.Codec.PlanScan(tm, oid, format, dst); c.scan != nil {
+	if c.scan = dt.Codec.PlanScan(tm, oid, format, c.dst); c.scan != nil {
 		c.kind = decodeScanned
 	} // else decodeCodec: DecodeValue reports the missing plan
 }
@@ -114,7 +118,7 @@ func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
 	}
 	switch c.kind {
 	case decodeScanned:
-		return c.read(c.scan, src)
+		return c.read(c.scan, src, c.dst)
 	case decodeText, decodeUnknownText:
 		return arena.string(src), nil
 	case decodeUnknownBinary:
@@ -126,16 +130,26 @@ func (c *columnDecoder) decode(src []byte, arena *valueArena) (any, error) {
 	}
 }
 
-// reader returns dst, a field of a scanDsts, as a scan plan's destination,
-// and a function that scans src into *dst with a plan made for it and
-// returns box(*dst).
-func reader[T any](dst *T, box func(T) any) (any, func(pgtype.ScanPlan, []byte) (any, error)) {
-	return dst, func(plan pgtype.ScanPlan, src []byte) (any, error) {
-		if err := plan.Scan(src, dst); err != nil {
-			return nil, err
-		}
-		return box(*dst), nil
+// scanValue scans src with plan into dst, a *T that is a field of a
+// scanDsts, and returns the value as pgtype's DecodeValue does: a time
+// as a time.Time or its infinity modifier, a UUID as its bytes, any other
+// value as it is.
+func scanValue[T any](plan pgtype.ScanPlan, src []byte, dst any) (any, error) {
+	p := dst.(*T)
+	if err := plan.Scan(src, p); err != nil {
+		return nil, err
 	}
+	switch v := any(p).(type) {
+	case *pgtype.Timestamptz:
+		return finiteOr(v.Time, v.InfinityModifier), nil
+	case *pgtype.Timestamp:
+		return finiteOr(v.Time, v.InfinityModifier), nil
+	case *pgtype.Date:
+		return finiteOr(v.Time, v.InfinityModifier), nil
+	case *pgtype.UUID:
+		return v.Bytes, nil
+	}
+	return *p, nil
 }
 
 // valueArena holds what a result's maps share: the scan destinations, and
@@ -147,9 +161,6 @@ type valueArena struct {
 	dst  scanDsts
 	text strings.Builder
 }
-
-// boxed returns v as an any.
-func boxed[T any](v T) any { return v }
 
 // The largest chunk of strings (the first are smaller: a result of one row
 // needs no more), and the longest string copied into one.
