@@ -185,3 +185,29 @@ func TestBeginRidesWithTheFirstStatement(t *testing.T) {
 		t.Fatalf("the log does not show BEGIN, then the statement with its argument:\n%s", out)
 	}
 }
+
+// Rule: a statement whose rows ride in one pipeline with the pending BEGIN
+// hands its scan callback rows that know their connection (rows.Conn, as a
+// pgx.RowScanner may use for its types), as when it goes alone: whether it
+// rides (once described) or not changes nothing the callback can see.
+func TestRidingRowsKnowTheirConnection(t *testing.T) {
+	t.Parallel()
+	e, table := pooledTable(t)
+	ctx := context.Background()
+	mustInsert(t, ctx, e, table, "a")
+	q := piccolo.Querystring{SQL: "SELECT id FROM " + table}
+	for run := range 2 { // the first run describes the statement, the second rides
+		err := e.Transaction(ctx, func(ctx context.Context) error {
+			return e.QueryFunc(ctx, q, func(rows pgx.Rows) error {
+				if rows.Conn() == nil {
+					return errors.New("rows.Conn() is nil")
+				}
+				var r firstColumn
+				return rows.Scan(&r)
+			})
+		})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+}
