@@ -128,3 +128,44 @@ func TestLogQueriesCoversPipelinedStatements(t *testing.T) {
 		at += i + len(want)
 	}
 }
+
+// Rule: under WithReadYourWrites an Atomic sent as one pipeline (its
+// COMMIT followed by the read of the WAL position) ends as without the
+// context: a COMMIT the server refuses is ErrCommitRolledBack, a
+// connection lost once COMMIT was sent is ErrAmbiguousCommit, and neither
+// moves ReadAfter; a committed one raises it.
+func TestAtomicInOneReadYourWritesKeepsCommitOutcomes(t *testing.T) {
+	t.Parallel()
+	e, direct, table, armCommit, cut := commitCutEngine(t)
+	child := strings.TrimSuffix(table, `"`) + `_child"`
+	ctx := context.Background()
+	if err := direct.RunDDL(ctx, "CREATE TABLE "+child+" (pid int REFERENCES "+table+"(id) DEFERRABLE INITIALLY DEFERRED)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.RunDDL(context.Background(), "DROP TABLE "+child) })
+	rctx := piccolo.WithReadYourWrites(ctx)
+	for run := range 2 { // the first run describes the statements
+		if err := e.Atomic().Add(piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", fmt.Sprint("warm ", run))).Run(rctx); err != nil {
+			t.Fatal(err)
+		}
+		err := e.Atomic().Add(piccolo.Raw("INSERT INTO "+child+" VALUES ($1)", 424242)).Run(rctx)
+		var pgErr *pgconn.PgError
+		if !errors.Is(err, piccolo.ErrCommitRolledBack) || !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+			t.Fatalf("run %d: deferred FK violation at commit: %v, want ErrCommitRolledBack with 23503", run, err)
+		}
+	}
+	committed := piccolo.ReadAfter(rctx)
+	if committed == 0 {
+		t.Fatal("a committed Atomic recorded no position")
+	}
+	armCommit()
+	err := e.Atomic().Add(piccolo.Raw("INSERT INTO "+table+" (name) VALUES ($1)", "lost")).Run(rctx)
+	<-cut
+	if !errors.Is(err, piccolo.ErrAmbiguousCommit) || errors.Is(err, piccolo.ErrCommitRolledBack) {
+		t.Fatalf("connection lost after COMMIT was sent: %v, want ErrAmbiguousCommit alone", err)
+	}
+	if got := piccolo.ReadAfter(rctx); got != committed {
+		t.Fatalf("a refused or ambiguous COMMIT moved the position from %v to %v", committed, got)
+	}
+	faultStillWorks(t, e, table)
+}
