@@ -473,3 +473,40 @@ type firstColumn struct{ n int32 }
 func (f *firstColumn) ScanRow(rows pgx.Rows) error {
 	return pgx.ScanRow(rows.Conn().TypeMap(), rows.FieldDescriptions()[:1], rows.RawValues()[:1], &f.n)
 }
+
+// Rule: the first batch, kept from the open pipeline until the first Next,
+// tells an empty value from NULL even when no value of the batch has a
+// single byte (an empty text or bytea reads as "" or []byte{}, as read live).
+func TestBatchFirstRowsKeepEmptyValuesApartFromNull(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	read := func(ctx context.Context) string {
+		b, err := e.Batch(ctx, piccolo.Raw("SELECT ''::text AS s, ''::bytea AS b, NULL::text AS n FROM generate_series(1, 2)"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(ctx)
+		var got []string
+		if _, err := b.NextFunc(ctx, func(rows pgx.Rows) error {
+			var s, n pgtype.Text
+			var by []byte
+			if err := rows.Scan(&s, &by, &n); err != nil {
+				return err
+			}
+			got = append(got, fmt.Sprintf("%v %v %v %v", s, by == nil, n, rows.RawValues()[0] == nil))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(got, "; ")
+	}
+	own := read(ctx)
+	var live string
+	if err := e.Transaction(ctx, func(ctx context.Context) error { live = read(ctx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if own != live {
+		t.Fatalf("rows of a batch of its own: %s\nread live: %s", own, live)
+	}
+}
