@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/piccolo-go/piccolo"
 )
 
@@ -157,4 +160,31 @@ func TestBatchNeverClosedIsReclaimed(t *testing.T) {
 	if !strings.Contains(logs.String(), "never closed") {
 		t.Fatalf("no warning about the leaked batch:\n%s", logs)
 	}
+}
+
+// Rule: a Batch whose context ends while it opens fails, and holds no
+// connection, whatever pgx's context watcher does; in particular the
+// server's answer to a CancelRequest (57014) sent because Batch's context
+// ended is Batch's failure, never kept for a first Next whose own context
+// is alive.
+func TestBatchCancelledWhileOpeningFails(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{Configure: func(c *pgxpool.Config) {
+		c.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: pg, DeadlineDelay: time.Second}
+		}
+	}})
+	ctx := context.Background()
+	slow := piccolo.Raw("SELECT pg_sleep(0.5), g FROM generate_series(1, 3) g")
+	if _, err := e.RunQuerystring(ctx, slow); err != nil { // described: the next Batch rides
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	b, err := e.Batch(short, slow, piccolo.BatchSize(10))
+	if err == nil {
+		rows, err := b.Next(ctx)
+		t.Fatalf("Batch succeeded after its context ended while it opened; the first Next under a live context: %v, %v", rows, err)
+	}
+	assertNoBorrowed(t, e)
 }
