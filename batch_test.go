@@ -510,3 +510,35 @@ func TestBatchFirstRowsKeepEmptyValuesApartFromNull(t *testing.T) {
 		t.Fatalf("rows of a batch of its own: %s\nread live: %s", own, live)
 	}
 }
+
+// Rule: a Batch whose query's cached description went stale (a column
+// added to the table since) may fail once, but the failure forgets the
+// description: the next Batch of the query describes it again and reads
+// its rows, as pgx's statement cache recovers.
+func TestBatchStaleDescriptionFailsOnlyOnce(t *testing.T) {
+	t.Parallel()
+	e, table := pooledTable(t)
+	ctx := context.Background()
+	mustInsert(t, ctx, e, table, "a")
+	q := piccolo.Raw("SELECT * FROM " + table)
+	read := func() ([]map[string]any, error) {
+		b, err := e.Batch(ctx, q, piccolo.BatchSize(10))
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close(ctx)
+		return b.Next(ctx)
+	}
+	if _, err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN more text DEFAULT 'x'")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = read() // may fail: the description it rode on was stale
+	rows, err := read()
+	if err != nil || len(rows) != 1 || rows[0]["extra"] != int64(7) {
+		t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
+	}
+	assertNoBorrowed(t, e)
+}
