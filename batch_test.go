@@ -517,28 +517,34 @@ func TestBatchFirstRowsKeepEmptyValuesApartFromNull(t *testing.T) {
 // its rows, as pgx's statement cache recovers.
 func TestBatchStaleDescriptionFailsOnlyOnce(t *testing.T) {
 	t.Parallel()
-	e, table := pooledTable(t)
-	ctx := context.Background()
-	mustInsert(t, ctx, e, table, "a")
-	q := piccolo.Raw("SELECT * FROM " + table)
-	read := func() ([]map[string]any, error) {
-		b, err := e.Batch(ctx, q, piccolo.BatchSize(10))
-		if err != nil {
-			return nil, err
-		}
-		defer b.Close(ctx)
-		return b.Next(ctx)
+	// 10: the first FETCH rides with DECLARE; 1,001: Next sends it.
+	for _, size := range []int{10, 1001} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			e, table := pooledTable(t)
+			ctx := context.Background()
+			mustInsert(t, ctx, e, table, "a")
+			q := piccolo.Raw("SELECT * FROM " + table)
+			read := func() ([]map[string]any, error) {
+				b, err := e.Batch(ctx, q, piccolo.BatchSize(size))
+				if err != nil {
+					return nil, err
+				}
+				defer b.Close(ctx)
+				return b.Next(ctx)
+			}
+			if _, err := read(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN more text DEFAULT 'x'")); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = read() // may fail: the description it rode on was stale
+			rows, err := read()
+			if err != nil || len(rows) != 1 || rows[0]["extra"] != int64(7) {
+				t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
+			}
+			assertNoBorrowed(t, e)
+		})
 	}
-	if _, err := read(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN more text DEFAULT 'x'")); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = read() // may fail: the description it rode on was stale
-	rows, err := read()
-	if err != nil || len(rows) != 1 || rows[0]["extra"] != int64(7) {
-		t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
-	}
-	assertNoBorrowed(t, e)
 }
