@@ -379,3 +379,32 @@ func TestReadRoutingDiscoverHostsAndClose(t *testing.T) {
 		t.Fatalf("a read after Close: %v", err)
 	}
 }
+
+// Routing rule 7, for a Batch: a Batch run as a read (Read) under
+// WithReadYourWrites records no position, as any read (on a standby its
+// position read would fail and send every later read to the primary); the
+// COMMIT that ends its own transaction reads none.
+func TestRoutingRule7BatchReadRecordsNoPosition(t *testing.T) {
+	t.Parallel()
+	tracer := &memTracer{node: "primary"}
+	e := newEngine(t, true, piccolo.PostgresConfig{Tracer: tracer})
+	table := newTable(t, e)
+	ctx := context.Background()
+	rctx := piccolo.WithReadYourWrites(ctx)
+	mustInsert(t, ctx, e, table, "moves the WAL") // not under rctx
+	b, err := e.Batch(rctx, piccolo.Raw("SELECT g FROM generate_series(1, 5) AS g"), piccolo.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range b.All(rctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := piccolo.ReadAfter(rctx); got != 0 {
+		t.Fatalf("a Batch read recorded position %v", got)
+	}
+	if s := strings.Join(tracer.statements(), "\n"); strings.Contains(s, "pg_current_wal_insert_lsn") {
+		t.Fatalf("a Batch read read the position:\n%s", s)
+	}
+}
