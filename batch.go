@@ -45,8 +45,8 @@ type Batch struct {
 	size   int
 
 	mu        sync.Mutex
-	formats   []int16       // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
-	first     *firstFetch   // a batch of its own: its first FETCH while unread (batchopen.go)
+	formats   []int16     // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
+	first     *firstFetch // a batch of its own: its first FETCH while unread (batchopen.go)
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
 	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
