@@ -548,3 +548,95 @@ func TestBatchStaleDescriptionFailsOnlyOnce(t *testing.T) {
 		})
 	}
 }
+
+// Rule: every Next of a Batch hands its scan callback rows that know their
+// connection (rows.Conn, which a pgx.RowScanner may use for its types), as
+// the first Next does and as a batch in the caller's transaction does, not
+// only the batch's first rows.
+func TestBatchRowsKnowTheirConnectionOnEveryNext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	// 2: the first FETCH rides with DECLARE; 1,001: Next sends it.
+	for _, size := range []int{2, 1001} {
+		b, err := e.Batch(ctx, seriesQuery(3*size), piccolo.BatchSize(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for {
+			n, err := b.NextFunc(ctx, func(rows pgx.Rows) error {
+				if rows.Conn() == nil {
+					return fmt.Errorf("row %d: rows.Conn() is nil", seen+1)
+				}
+				var r firstColumn
+				seen++
+				return rows.Scan(&r)
+			})
+			if err != nil {
+				t.Fatalf("batches of %d: %v", size, err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if seen != 3*size {
+			t.Fatalf("batches of %d read %d rows", size, seen)
+		}
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule: a Batch closed before its first Next closes as it would had its
+// first FETCH waited for that Next: without an error, even when that
+// FETCH, run as the batch opened, failed (the rows were never asked for;
+// its transaction rolls back, and the connection goes back).
+func TestBatchClosedUnreadIgnoresItsFirstFetchFailure(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	b, err := e.Batch(ctx, piccolo.Raw("SELECT 1 / (5 - g) AS q FROM generate_series(1, 30) g"), piccolo.BatchSize(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("Close before the first Next: %v", err)
+	}
+	if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrBatchClosed) {
+		t.Fatalf("Next after Close: %v", err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule: a Batch whose DECLARE fails because its query's cached
+// description went stale (a parameter's type changed under it) fails at
+// most once: the failure forgets the query's description (cached under
+// the query, not under the DECLARE), and the next Batch describes it again.
+func TestBatchStaleParameterTypesFailOnlyOnce(t *testing.T) {
+	t.Parallel()
+	e, table := pooledTable(t)
+	ctx := context.Background()
+	mustInsert(t, ctx, e, table, "a")
+	// A string argument is sent as text, whatever its parameter's type.
+	q := piccolo.Raw("SELECT name FROM "+table+" WHERE id = $1", "1")
+	read := func() ([]map[string]any, error) {
+		b, err := e.Batch(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close(ctx)
+		return b.Next(ctx)
+	}
+	if _, err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ALTER COLUMN id TYPE text")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = read() // may fail: the description it rode on was stale
+	rows, err := read()
+	if err != nil || len(rows) != 1 || rows[0]["name"] != "a" {
+		t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
+	}
+	assertNoBorrowed(t, e)
+}
