@@ -49,6 +49,7 @@ type Batch struct {
 	first     *firstFetch // a batch of its own: its first FETCH while unread (batchopen.go)
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
+	read      bool            // run as a read (or OnNode): its COMMIT records no position (rule 7)
 	reclaim   runtime.Cleanup // ends an own transaction the caller forgot
 }
 
@@ -85,6 +86,7 @@ func (e *PostgresEngine) Batch(ctx context.Context, q Query, opts ...Option) (*B
 	if err != nil {
 		return nil, err
 	}
+	b.read = ro.read || ro.onNode
 	return b, nil
 }
 
@@ -274,6 +276,9 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 		b.first.drop(ctx)
 		if cause != nil {
 			return b.tx.abort(ctx, cause)
+		}
+		if b.read {
+			ctx = withoutReadAfter(ctx) // a read records no position
 		}
 		// COMMIT closes the cursor too.
 		if err := b.tx.Commit(ctx); err != nil {
