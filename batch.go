@@ -47,6 +47,7 @@ type Batch struct {
 	mu        sync.Mutex
 	formats   []int16     // opened in one pipeline: its columns' formats, so FETCH needs no describe (batchopen.go)
 	first     *firstFetch // a batch of its own: its first FETCH while unread (batchopen.go)
+	described string      // with formats: the query whose cached description gave them
 	closed    bool
 	exhausted bool            // closed because the rows ran out, not by Close
 	read      bool            // run as a read (or OnNode): its COMMIT records no position (rule 7)
@@ -235,7 +236,7 @@ func reclaimBatch(left batchLeft) {
 		ctx, cancel := boundedContext(context.Background())
 		defer cancel()
 		left.tx.c.engine.logger.LogAttrs(ctx, slog.LevelWarn, "piccolo: a Batch was never closed; rolling back its transaction and releasing its connection (call Close, or read it to the end)")
-		left.first.drop(ctx)
+		_ = left.first.drop(ctx)
 		_ = left.tx.abort(ctx, errors.New("batch never closed"))
 	}()
 }
@@ -273,7 +274,13 @@ func (b *Batch) closeLocked(ctx context.Context, cause error) error {
 	b.closed = true
 	b.reclaim.Stop()
 	if b.own {
-		b.first.drop(ctx)
+		if err := b.first.drop(ctx); err != nil && cause == nil {
+			// Closed before the first Next, whose FETCH failed: that
+			// failure was the first Next's to report, and Next never
+			// came. Roll back, quietly.
+			_ = b.tx.abort(ctx, err)
+			return nil
+		}
 		if cause != nil {
 			return b.tx.abort(ctx, cause)
 		}

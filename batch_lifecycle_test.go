@@ -162,12 +162,11 @@ func TestBatchNeverClosedIsReclaimed(t *testing.T) {
 	}
 }
 
-// Rule: a Batch whose context ends while it opens fails, and holds no
-// connection, whatever pgx's context watcher does; in particular the
-// server's answer to a CancelRequest (57014) sent because Batch's context
-// ended is Batch's failure, never kept for a first Next whose own context
-// is alive.
-func TestBatchCancelledWhileOpeningFails(t *testing.T) {
+// Rule: Batch's context bounds its opening only (BEGIN and DECLARE): the
+// first FETCH, sent with them, is read under the first Next's context, so
+// Batch's context ending once Batch returned cancels nothing, whatever
+// pgx's context watcher does (here one that sends a CancelRequest).
+func TestBatchContextBoundsOnlyItsOpening(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{Configure: func(c *pgxpool.Config) {
 		c.ConnConfig.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
@@ -175,16 +174,19 @@ func TestBatchCancelledWhileOpeningFails(t *testing.T) {
 		}
 	}})
 	ctx := context.Background()
-	slow := piccolo.Raw("SELECT pg_sleep(0.5), g FROM generate_series(1, 3) g")
+	slow := piccolo.Raw("SELECT pg_sleep(0.2), g FROM generate_series(1, 3) g")
 	if _, err := e.RunQuerystring(ctx, slow); err != nil { // described: the next Batch rides
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	b, err := e.Batch(short, slow, piccolo.BatchSize(10))
-	if err == nil {
-		rows, err := b.Next(ctx)
-		t.Fatalf("Batch succeeded after its context ended while it opened; the first Next under a live context: %v, %v", rows, err)
+	if err != nil {
+		t.Fatalf("Batch: %v", err)
+	}
+	<-short.Done() // while the first FETCH runs
+	if rows, err := b.Next(ctx); err != nil || len(rows) != 3 {
+		t.Fatalf("the first Next under a live context, after Batch's ended: %v, %v", rows, err)
 	}
 	assertNoBorrowed(t, e)
 }

@@ -84,7 +84,7 @@ func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (h
 			err = endedWith(ctx, err)
 		}
 		if err != nil {
-			f.drop(ctx)
+			_ = f.drop(ctx)
 		}
 		return ran, sent, err
 	})
@@ -93,17 +93,32 @@ func (b *Batch) openInOne(ctx context.Context, q Querystring, declare string) (h
 	}
 	_ = c.delivered(pending, withBegin, nil)
 	if err != nil {
+		// The DECLARE may have failed on the query's description, cached
+		// under the query (sendPipeline forgot the DECLARE's text).
+		b.forgetIfStale(q.SQL, err)
 		return true, markLost(c.conn, err)
 	}
+	b.described = q.SQL
 	b.formats = append(make([]int16, 0, len(eqb.ResultFormats)), eqb.ResultFormats...)
 	return true, nil
+}
+
+// forgetIfStale drops the cached description of sql, the batch's query,
+// when err, its DECLARE's or a FETCH's failure, may come from its being
+// stale (a parameter's type changed, or the formats it gave no longer fit
+// the columns): the next Batch of the query describes it again instead of
+// failing the same way.
+func (b *Batch) forgetIfStale(sql string, err error) {
+	if sql != "" && staleDescription(err) {
+		b.engine.forgetDescription(sql)
+	}
 }
 
 // read hands the rows of the first FETCH, fetch, to scan under ctx, and
 // returns how many there were. It ends f, whatever happens.
 func (f *firstFetch) read(ctx context.Context, e *PostgresEngine, conn *pgx.Conn, fetch string, scan func(pgx.Rows) error) (n int, err error) {
 	if err := ctx.Err(); err != nil {
-		f.drop(ctx)
+		_ = f.drop(ctx)
 		return 0, err
 	}
 	stop := context.AfterFunc(ctx, f.cancel)
@@ -114,7 +129,7 @@ func (f *firstFetch) read(ctx context.Context, e *PostgresEngine, conn *pgx.Conn
 			return pgconn.CommandTag{}, err
 		}
 		var tag pgconn.CommandTag
-		tag, n, err = readRows(pgx.RowsFromResultReader(conn.TypeMap(), rr), scan)
+		tag, n, err = readRows(resultRows(conn, rr), scan)
 		return tag, err
 	})
 	if closeErr := f.p.Close(); err == nil {
@@ -138,18 +153,20 @@ func endedWith(ctx context.Context, err error) error {
 }
 
 // drop discards the first FETCH's rows, if they wait still, and closes
-// its pipeline, bounded by a cleanup context (ctx may have ended).
-func (f *firstFetch) drop(ctx context.Context) {
+// its pipeline, bounded by a cleanup context (ctx may have ended). It
+// returns the FETCH's failure, if it failed.
+func (f *firstFetch) drop(ctx context.Context) error {
 	if f.p == nil {
-		return
+		return nil
 	}
 	cleanup, cancel := cleanupContext(ctx)
 	defer cancel()
 	stop := context.AfterFunc(cleanup, f.cancel)
 	defer stop()
-	_ = f.p.Close()
+	err := f.p.Close()
 	f.p = nil
 	f.cancel()
+	return err
 }
 
 // fetchKnown runs the batch's FETCH on conn in the formats its query's
@@ -159,7 +176,7 @@ func (b *Batch) fetchKnown(ctx context.Context, conn *pgx.Conn, scan func(pgx.Ro
 		rr := conn.PgConn().ExecParams(ctx, b.fetch, nil, nil, nil, b.formats)
 		var tag pgconn.CommandTag
 		var err error
-		tag, n, err = readRows(pgx.RowsFromResultReader(conn.TypeMap(), rr), scan)
+		tag, n, err = readRows(resultRows(conn, rr), scan)
 		return tag, err
 	})
 	return n, err
@@ -169,6 +186,7 @@ func (b *Batch) fetchKnown(ctx context.Context, conn *pgx.Conn, scan func(pgx.Ro
 // or fewer rows than the batch size (they have run out), closes the batch.
 func (b *Batch) fetched(ctx context.Context, n int, sql string, err error) (int, error) {
 	if err != nil {
+		b.forgetIfStale(b.described, err)
 		closeErr := b.closeLocked(ctx, err)
 		return n, errors.Join(statementError(sql, err), closeErr)
 	}

@@ -248,6 +248,57 @@ func readRows(rows pgx.Rows, scan func(pgx.Rows) error) (pgconn.CommandTag, int,
 	return rows.CommandTag(), n, rows.Err()
 }
 
+// connRows are pgx's rows over a result read straight from conn (a
+// pipeline's, or ExecParams'), saying which connection they came from, as
+// the rows of conn.Query do (pgx's say nil), to the caller and to a
+// pgx.RowScanner (pgx's Scan would hand it its own rows).
+type connRows struct {
+	pgx.Rows
+	conn *pgx.Conn
+	err  error // a RowScanner's failure, which ends the rows as in pgx
+}
+
+// Conn returns the connection the rows are read from.
+func (r *connRows) Conn() *pgx.Conn { return r.conn }
+
+// Scan reads the current row into dest, as pgx's rows do, a RowScanner
+// reading these rows.
+func (r *connRows) Scan(dest ...any) error {
+	rs, ok := oneRowScanner(dest)
+	if !ok {
+		return r.Rows.Scan(dest...)
+	}
+	err := rs.ScanRow(r)
+	if err != nil && r.err == nil {
+		r.err = err
+		r.Rows.Close()
+	}
+	return err
+}
+
+// Err returns a RowScanner's failure, else the rows' own.
+func (r *connRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.Rows.Err()
+}
+
+// resultRows returns the rows of rr, a result read from conn.
+func resultRows(conn *pgx.Conn, rr *pgconn.ResultReader) pgx.Rows {
+	return &connRows{Rows: pgx.RowsFromResultReader(conn.TypeMap(), rr), conn: conn}
+}
+
+// oneRowScanner returns dest's only destination when it scans rows
+// itself.
+func oneRowScanner(dest []any) (pgx.RowScanner, bool) {
+	if len(dest) != 1 {
+		return nil, false
+	}
+	rs, ok := dest[0].(pgx.RowScanner)
+	return rs, ok
+}
+
 // lostConn marks an error after which the connection was closed although
 // PostgreSQL sent no error: the network or the server failed under the
 // statement (pgx then often says no more than "conn closed"). It reads as

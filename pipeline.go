@@ -103,7 +103,7 @@ func (e *PostgresEngine) pipe(ctx context.Context, conn *pgx.Conn, p *pgconn.Pip
 			if err != nil || s.scan == nil {
 				return closeResult(rr, err)
 			}
-			tag, _, err := readRows(pgx.RowsFromResultReader(conn.TypeMap(), rr), s.scan)
+			tag, _, err := readRows(resultRows(conn, rr), s.scan)
 			if err != nil {
 				// The rows were read to their end: a failure of the
 				// statement itself is the result's.

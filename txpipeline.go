@@ -93,7 +93,7 @@ func (c *txConn) ride(ctx context.Context, stmts []string, withBegin bool, r *ri
 			return closeResult(rr, err)
 		}
 		var tag pgconn.CommandTag
-		tag, r.seen, err = readRows(pgx.RowsFromResultReader(c.conn.TypeMap(), rr), r.scan)
+		tag, r.seen, err = readRows(resultRows(c.conn, rr), r.scan)
 		return tag, err
 	})
 	if closeErr := p.Close(); err == nil {
