@@ -146,7 +146,9 @@ func (b *Batch) Next(ctx context.Context) ([]map[string]any, error) {
 // connection is held; it returns how many rows it fetched, 0 once they have
 // run out. It is Next without the maps, for typed scanning.
 func (b *Batch) NextFunc(ctx context.Context, scan func(pgx.Rows) error) (int, error) {
-	b.mu.Lock()
+	if err := b.lock(ctx); err != nil {
+		return 0, err
+	}
 	defer b.mu.Unlock()
 	if b.closed {
 		if b.exhausted {
@@ -216,9 +218,23 @@ func (b *Batch) All(ctx context.Context) iter.Seq2[[]map[string]any, error] {
 // after Close returns ErrBatchClosed, or, once the rows had run out, an
 // empty slice as before.
 func (b *Batch) Close(ctx context.Context) error {
-	b.mu.Lock()
+	if err := b.lock(ctx); err != nil {
+		return err
+	}
 	defer b.mu.Unlock()
 	return b.closeLocked(ctx, nil)
+}
+
+// lock takes the batch's lock, one Next or Close at a time. Called from
+// a scan callback of the batch's transaction (the batch's own NextFunc
+// callback, say), which holds the lock or the connection while it runs, it
+// returns ErrConnBusy instead of waiting for ever.
+func (b *Batch) lock(ctx context.Context) error {
+	if id := b.tx.c.scanner.Load(); id != 0 && id == callerID(ctx) {
+		return errScanBusy
+	}
+	b.mu.Lock()
+	return nil
 }
 
 // batchLeft is what the cleanup of a batch of its own that became garbage

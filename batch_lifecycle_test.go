@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -187,6 +188,52 @@ func TestBatchContextBoundsOnlyItsOpening(t *testing.T) {
 	<-short.Done() // while the first FETCH runs
 	if rows, err := b.Next(ctx); err != nil || len(rows) != 3 {
 		t.Fatalf("the first Next under a live context, after Batch's ended: %v, %v", rows, err)
+	}
+	assertNoBorrowed(t, e)
+}
+
+// Rule: a call of a Batch's Next, NextFunc or Close from a scan callback
+// of the batch's transaction (its own NextFunc callback, say) returns
+// ErrConnBusy at once instead of waiting for ever on the batch the callback
+// runs inside; the batch goes on, in its own transaction or the caller's.
+func TestBatchCallsFromItsOwnScanCallbackAreBusy(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, true, piccolo.PostgresConfig{})
+	ctx := context.Background()
+	read := func(ctx context.Context) error {
+		b, err := e.Batch(ctx, seriesQuery(5), piccolo.BatchSize(2))
+		if err != nil {
+			return err
+		}
+		seen := 0
+		for {
+			n, err := b.NextFunc(ctx, func(pgx.Rows) error {
+				seen++
+				if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
+					return fmt.Errorf("Next from the batch's callback: %v, want ErrConnBusy", err)
+				}
+				if err := b.Close(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
+					return fmt.Errorf("Close from the batch's callback: %v, want ErrConnBusy", err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if seen != 5 {
+			return fmt.Errorf("the batch read %d rows, want 5", seen)
+		}
+		return nil
+	}
+	if err := read(ctx); err != nil {
+		t.Fatalf("a batch of its own: %v", err)
+	}
+	if err := e.Transaction(ctx, read); err != nil {
+		t.Fatalf("a batch in the caller's transaction: %v", err)
 	}
 	assertNoBorrowed(t, e)
 }
