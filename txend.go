@@ -29,8 +29,10 @@ import (
 //     inside it, else ErrConnBusy (it would run inside top's savepoint and
 //     top's rollback would undo it). Reading (FETCH) and closing a Batch is
 //     exempt: ROLLBACK TO undoes neither. From a scan callback of the same
-//     transaction: ErrConnBusy. A refused statement sends nothing and keeps
-//     the queued BEGIN and SAVEPOINTs.
+//     transaction: ErrConnBusy, and so for a Batch's Next, NextFunc and
+//     Close from a callback of the batch's own transaction (its own
+//     callback: TestBatchCallsFromItsOwnScanCallbackAreBusy). A refused
+//     statement sends nothing and keeps the queued BEGIN and SAVEPOINTs.
 //  3. Ending a block, by Commit or Rollback, whichever handle and goroutine
 //     call it, first ends the blocks still open inside it, innermost first,
 //     as rolled back: a savepoint block's work is undone on the server
