@@ -383,11 +383,11 @@ func TestBatchFirstFetchFailureIsTheFirstNexts(t *testing.T) {
 	assertNoBorrowed(t, e)
 }
 
-// Rule: the first batch, read as the batch opens and kept until the first
-// Next, reads through pgx.Rows exactly as rows read live from the
-// connection: Scan (into values, and into a RowScanner), Values, RawValues,
+// Rule: the first batch, sent in the pipeline that opens the batch and read
+// by the first Next, reads through pgx.Rows exactly as the rows of a FETCH
+// sent alone: Scan (into values, and into a RowScanner), Values, RawValues,
 // NULLs, empty values and rows of no columns.
-func TestBatchFirstRowsReadAsLiveRows(t *testing.T) {
+func TestBatchFirstRowsReadAsAFetchSentAlone(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	ctx := context.Background()
@@ -474,10 +474,10 @@ func (f *firstColumn) ScanRow(rows pgx.Rows) error {
 	return pgx.ScanRow(rows.Conn().TypeMap(), rows.FieldDescriptions()[:1], rows.RawValues()[:1], &f.n)
 }
 
-// Rule: the first batch, kept from the open pipeline until the first Next,
-// tells an empty value from NULL even when no value of the batch has a
+// Rule: the first batch, sent in the pipeline that opens the batch, tells
+// an empty value from NULL even when no value of the batch has a
 // single byte (an empty text or bytea reads as "" or []byte{}, as read live).
-func TestBatchFirstRowsKeepEmptyValuesApartFromNull(t *testing.T) {
+func TestBatchFirstRowsTellEmptyValuesFromNull(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	ctx := context.Background()
