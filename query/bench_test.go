@@ -208,3 +208,37 @@ func BenchmarkInsert10k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAtomicInserts100 inserts 100 items all or nothing, writing each
+// one's generated id back: the query layer's Inserts on an Atomic (one
+// pipeline, BEGIN and COMMIT included) against the same by hand with pgx
+// (Begin, a batch of INSERT ... RETURNING id, Commit).
+func BenchmarkAtomicInserts100(b *testing.B) {
+	ctx := context.Background()
+	eng, pool := benchSetup(b, 0)
+	rows := newItems(100)
+	b.Run("pgx pipeline", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			must(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				batch := &pgx.Batch{}
+				for _, it := range rows {
+					batch.Queue(`INSERT INTO item (name, qty, price, created) VALUES ($1, $2, $3, $4) RETURNING id`,
+						it.Name, it.Qty, it.Price, it.Created).QueryRow(func(row pgx.Row) error { return row.Scan(&it.ID) })
+				}
+				return tx.SendBatch(ctx, batch).Close()
+			}))
+		}
+	})
+	b.Run("Atomic of Inserts", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			a := eng.Atomic()
+			for _, it := range rows {
+				it.ID = 0
+				a.Add(Items.Insert(it))
+			}
+			must(b, a.Run(ctx))
+		}
+	})
+}

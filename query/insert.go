@@ -106,12 +106,29 @@ func (i Insert[T]) Querystrings() ([]piccolo.Querystring, error) {
 	return qs, nil
 }
 
-// insertPlan is what every chunk of an Insert shares.
-type insertPlan[T any] struct {
+// insertShape is what every chunk of an Insert shares but its rows: the
+// columns and the statement around the VALUES.
+type insertShape struct {
 	cols      []*column // inserted, in table order
 	returning []*column
+	head      string // INSERT INTO t (cols) VALUES
 	tail      string // the ON CONFLICT and RETURNING clauses
-	chunks    [][]*T
+}
+
+// insertShape returns the shape of an INSERT of cols, whose clauses after
+// the VALUES are conflict (rendered) and RETURNING returning.
+func (d *tableDef) insertShape(cols, returning []*column, conflict string) insertShape {
+	r := newRenderer(d)
+	r.write(conflict)
+	r.returning(returningRefs(returning))
+	return insertShape{cols: cols, returning: returning, tail: r.b.String(),
+		head: "INSERT INTO " + d.quoted + " (" + columnList(cols) + ") VALUES "}
+}
+
+// insertPlan is what every chunk of an Insert shares, and its chunks.
+type insertPlan[T any] struct {
+	insertShape
+	chunks [][]*T
 }
 
 // plan resolves the columns and clauses and splits the rows into chunks.
@@ -126,35 +143,49 @@ func (i Insert[T]) plan() (*insertPlan[T], error) {
 			r.fail(fmt.Errorf("row %d is nil", n))
 		}
 	}
-	omitted := map[*column]bool{}
-	for _, ref := range i.omit {
-		omitted[r.column(ref)] = true
+	p := &insertPlan[T]{insertShape: d.insertAll}
+	if len(i.omit) > 0 || i.returningSet || i.conflict != "" {
+		p.insertShape = i.shape(r)
+	} else {
+		checkKeys(r, d.pk, p.cols, i.rows)
 	}
-	p := &insertPlan[T]{}
-	var omittedCols []*column
-	for _, c := range d.cols {
-		if omitted[c] {
-			omittedCols = append(omittedCols, c)
-		} else {
-			p.cols = append(p.cols, c)
-		}
-	}
-	if len(p.cols) == 0 {
-		r.fail(errors.New("every column is omitted"))
-	}
-	checkKeys(r, d.pk, p.cols, i.rows)
-	p.returning = i.returningCols(r, omittedCols)
-	i.renderConflict(r, p.cols)
-	r.returning(i.returningRefs(p.returning))
 	if _, err := r.querystring("Insert into"); err != nil {
 		return nil, err
 	}
-	p.tail = r.b.String()
 	perChunk := max(1, chunkParams/max(1, len(p.cols)))
 	for rows := range slices.Chunk(i.rows, perChunk) {
 		p.chunks = append(p.chunks, rows)
 	}
 	return p, nil
+}
+
+// shape resolves the Insert's columns and clauses and checks its rows'
+// keys, recording failures in r.
+func (i Insert[T]) shape(r *renderer) insertShape {
+	d := i.t.def
+	omitted := map[*column]bool{}
+	for _, ref := range i.omit {
+		omitted[r.column(ref)] = true
+	}
+	var cols, omittedCols []*column
+	for _, c := range d.cols {
+		if omitted[c] {
+			omittedCols = append(omittedCols, c)
+		} else {
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) == 0 {
+		r.fail(errors.New("every column is omitted"))
+	}
+	checkKeys(r, d.pk, cols, i.rows)
+	returning := i.returningCols(r, omittedCols)
+	conflict := newRenderer(d)
+	i.renderConflict(conflict, cols)
+	if conflict.err != nil {
+		r.fail(conflict.err)
+	}
+	return d.insertShape(cols, returning, conflict.b.String())
 }
 
 // returningCols resolves the RETURNING columns: explicit ones, or a
@@ -181,7 +212,7 @@ func (i Insert[T]) returningCols(r *renderer, omitted []*column) []*column {
 }
 
 // returningRefs turns resolved columns back into references for rendering.
-func (i Insert[T]) returningRefs(cols []*column) []colRef {
+func returningRefs(cols []*column) []colRef {
 	out := make([]colRef, 0, len(cols))
 	for _, c := range cols {
 		if c != nil {
@@ -246,14 +277,9 @@ func (i Insert[T]) renderConflict(r *renderer, inserted []*column) {
 func (i Insert[T]) renderChunk(p *insertPlan[T], rows []*T) (piccolo.Querystring, error) {
 	r := newRenderer(i.t.def)
 	r.args = make([]any, 0, len(rows)*len(p.cols))
-	r.write("INSERT INTO ", i.t.def.quoted, " (")
-	for n, c := range p.cols {
-		if n > 0 {
-			r.write(", ")
-		}
-		r.write(c.quoted)
-	}
-	r.write(") VALUES ")
+	// Room for every placeholder ("$n, ", up to 4 digits) at once.
+	r.b.Grow(len(p.head) + len(rows)*(len(p.cols)*7+4) + len(p.tail))
+	r.write(p.head)
 	for n, row := range rows {
 		if n > 0 {
 			r.write(", ")

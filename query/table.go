@@ -30,6 +30,9 @@ type tableDef struct {
 	// selectAll is SELECT of every column FROM the table, the start of
 	// most selects, rendered once.
 	selectAll string
+	// insertAll is what every Insert without Omit, Returning or
+	// OnConflict shares, resolved once.
+	insertAll insertShape
 }
 
 // column is one column of a table and the struct field it maps to.
@@ -130,6 +133,11 @@ func (d *tableDef) build(opts []TableOption) error {
 		return err
 	}
 	d.selectAll = "SELECT " + columnList(d.cols) + " FROM " + d.quoted
+	var returning []*column
+	if d.pk != nil && d.pk.autoKey {
+		returning = []*column{d.pk}
+	}
+	d.insertAll = d.insertShape(d.cols, returning, "")
 	return nil
 }
 
