@@ -226,10 +226,15 @@ func (b *Batch) Close(ctx context.Context) error {
 }
 
 // lock takes the batch's lock, one Next or Close at a time. Called from
-// a scan callback of the batch's transaction (the batch's own NextFunc
-// callback, say), which holds the lock or the connection while it runs, it
-// returns ErrConnBusy instead of waiting for ever.
+// the batch's own NextFunc callback, which runs while its Next holds the
+// lock, it returns ErrConnBusy instead of waiting for ever. (With the lock
+// free, a call from another scan callback of the transaction, or from the
+// goroutine reading a Querier's open rows, goes on, and the connection
+// refuses it as any statement's.)
 func (b *Batch) lock(ctx context.Context) error {
+	if b.mu.TryLock() {
+		return nil
+	}
 	if id := b.tx.c.scanner.Load(); id != 0 && id == callerID(ctx) {
 		return errScanBusy
 	}
