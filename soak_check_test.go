@@ -63,6 +63,10 @@ func (s *soak) check(t *testing.T) soakFigures {
 		}
 	}
 	s.checkBalances(t, present, &f)
+	for _, b := range s.audits.broken {
+		f.violations++
+		t.Errorf("seed %d: a Batch that read to its end saw the accounts wrong: %s", s.seed, b)
+	}
 	return f
 }
 
@@ -315,6 +319,7 @@ func (f soakFigures) report(t *testing.T, s *soak, elapsed time.Duration) {
 		faults = append(faults, fmt.Sprintf("%s %d", k, s.injected[k].Load()))
 	}
 	t.Logf("faults injected: %s; %d backends terminated", strings.Join(faults, ", "), s.killed.Load())
+	t.Logf("audits (Batch streams of every account): %d read whole and balanced, %d failed under the faults", s.audits.whole.Load(), s.audits.failed.Load())
 	classes := make([]string, 0, len(f.errClasses))
 	for c := range f.errClasses {
 		classes = append(classes, c)

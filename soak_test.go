@@ -100,6 +100,7 @@ type soak struct {
 	ids      atomic.Int64 // numbers log rows
 	mu       sync.Mutex
 	ops      []*soakOp
+	audits   soakAudits
 }
 
 // TestSoak runs the soak on a throw-away cluster of its own, so that
