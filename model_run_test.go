@@ -139,7 +139,7 @@ func (r *programRun) op(op txmodel.Op, f *eframe, path string) {
 		if err == nil {
 			r.bats[op.Ref] = b
 		}
-	case txmodel.BatchNext, txmodel.BatchBreak, txmodel.BatchClose:
+	case txmodel.BatchNext, txmodel.BatchBreak, txmodel.BatchClose, txmodel.BatchReenter:
 		b := r.bats[op.Ref]
 		if b == nil {
 			res.Skipped = true
@@ -419,11 +419,35 @@ func (r *programRun) atomic(ctx context.Context, items []txmodel.Item) error {
 	return a.Run(ctx)
 }
 
-// batchOp runs Next, a loop over All left with break, or Close.
+// batchOp runs Next, a loop over All left with break, Close, or NextFunc
+// whose callback calls the batch's Next and Close.
 func batchOp(ctx context.Context, b *piccolo.Batch, k txmodel.Kind) (string, error) {
 	switch k {
 	case txmodel.BatchClose:
 		return "", b.Close(ctx)
+	case txmodel.BatchReenter:
+		var ids []int
+		inner := ""
+		_, err := b.NextFunc(ctx, func(rows pgx.Rows) error {
+			var id int32
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				_, next := b.Next(ctx)
+				closeErr := b.Close(ctx)
+				inner = " " + (classify(next) &^ txmodel.AnyErr).String() + " " + (classify(closeErr) &^ txmodel.AnyErr).String()
+			}
+			ids = append(ids, int(id))
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		if ids == nil {
+			ids = []int{}
+		}
+		return fmt.Sprint(ids) + inner, nil
 	case txmodel.BatchNext:
 		rows, err := b.Next(ctx)
 		if err != nil {

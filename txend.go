@@ -31,7 +31,8 @@ import (
 //     exempt: ROLLBACK TO undoes neither. From a scan callback of the same
 //     transaction: ErrConnBusy, and so for a Batch's Next, NextFunc and
 //     Close from a callback of the batch's own transaction (its own
-//     callback: TestBatchCallsFromItsOwnScanCallbackAreBusy). A refused
+//     callback: TestBatchCallsFromItsOwnScanCallbackAreBusy, and the
+//     model's BatchReenter). A refused
 //     statement sends nothing and keeps the queued BEGIN and SAVEPOINTs.
 //  3. Ending a block, by Commit or Rollback, whichever handle and goroutine
 //     call it, first ends the blocks still open inside it, innermost first,

@@ -149,7 +149,7 @@ func (g *gen) op(depth int) Op {
 		g.bats++
 		op = Op{Kind: BatchOpen, Ref: g.bats}
 	case 13, 14, 15:
-		op = Op{Kind: []Kind{BatchNext, BatchBreak, BatchClose}[g.r.IntN(3)], Ref: 1 + g.r.IntN(g.bats)}
+		op = Op{Kind: []Kind{BatchNext, BatchBreak, BatchClose, BatchReenter}[g.r.IntN(4)], Ref: 1 + g.r.IntN(g.bats)}
 	case 16:
 		op = Op{Kind: Atomic, Items: g.items()}
 	case 17, 18:

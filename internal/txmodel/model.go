@@ -98,7 +98,7 @@ func (m *model) op(op Op, f *frame, path string) {
 		r.Err = m.send(h, c, false, func(cn *conn) Class { return cn.rollbackTo(op.Name) })
 	case BatchOpen:
 		r.Err = m.openBatch(op.Ref, c)
-	case BatchNext, BatchBreak, BatchClose:
+	case BatchNext, BatchBreak, BatchClose, BatchReenter:
 		b := m.batches[op.Ref]
 		if b == nil {
 			r.Skipped = true
@@ -109,8 +109,13 @@ func (m *model) op(op Op, f *frame, path string) {
 			break
 		}
 		r.Err, r.Value = m.next(b, c)
-		if op.Kind == BatchBreak {
+		switch {
+		case op.Kind == BatchBreak:
 			m.closeBatch(b, c)
+		case op.Kind == BatchReenter && r.Err == OK && r.Value != "[]":
+			// Rule 2: the callback runs while its Next holds the batch:
+			// the batch's own calls are busy, and change nothing.
+			r.Value += " " + Busy.String() + " " + Busy.String()
 		}
 	case Atomic:
 		r.Err, r.Atomic = m.atomic(op.Items, c)

@@ -43,6 +43,7 @@ const (
 	BatchNext                  // b[Ref].Next(ctx)
 	BatchBreak                 // for range b[Ref].All(ctx) { break }
 	BatchClose                 // b[Ref].Close(ctx)
+	BatchReenter               // b[Ref].NextFunc(ctx, scan), scan calling b[Ref].Next(ctx) and b[Ref].Close(ctx) on the first row: the value adds their classes
 	Atomic                     // Atomic().Add(Items...).Run(ctx)
 	OnCommit                   // cur.OnCommit(hook Ref); the hook inserts row Row with its ctx unless Row is 0
 	OnRollback                 // cur.OnRollback(hook Ref), as OnCommit
@@ -196,6 +197,8 @@ func writeOp(b *strings.Builder, op Op, depth int) {
 		line("for range b%d.All(%s) { break }", op.Ref, ctx)
 	case BatchClose:
 		line("b%d.Close(%s)", op.Ref, ctx)
+	case BatchReenter:
+		line("b%d.NextFunc(%s, func(pgx.Rows) error { b%d.Next(%s); b%d.Close(%s) })", op.Ref, ctx, op.Ref, ctx, op.Ref, ctx)
 	case Atomic:
 		items := make([]string, len(op.Items))
 		for i, it := range op.Items {
