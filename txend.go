@@ -32,8 +32,8 @@ import (
 //     transaction: ErrConnBusy, and so for a Batch's Next, NextFunc and
 //     Close from a callback of the batch's own transaction (its own
 //     callback: TestBatchCallsFromItsOwnScanCallbackAreBusy, and the
-//     model's BatchReenter). A refused
-//     statement sends nothing and keeps the queued BEGIN and SAVEPOINTs.
+//     model's BatchReenter). A refused statement sends nothing and keeps
+//     the queued BEGIN and SAVEPOINTs.
 //  3. Ending a block, by Commit or Rollback, whichever handle and goroutine
 //     call it, first ends the blocks still open inside it, innermost first,
 //     as rolled back: a savepoint block's work is undone on the server
