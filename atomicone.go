@@ -245,13 +245,7 @@ func (t *PostgresTransaction) sendGroup(ctx context.Context, pending []string, w
 		return c.engine.sendPipeline(ctx, conn, ps)
 	})
 	n := len(pending)
-	last := len(ps) // with commit, COMMIT's index
-	if commit {
-		last = len(ps) - 1
-		if after != nil {
-			last--
-		}
-	}
+	last := n + len(g.stmts) // with commit, COMMIT's index
 	if ran < n && (!sent || fromServer(err) || !commit) {
 		// A pending statement failed, or nothing was sent: as when they
 		// go alone.

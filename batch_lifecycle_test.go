@@ -206,23 +206,18 @@ func TestBatchCallsFromItsOwnScanCallbackAreBusy(t *testing.T) {
 			return err
 		}
 		seen := 0
-		for {
-			n, err := b.NextFunc(ctx, func(pgx.Rows) error {
-				seen++
-				if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
-					return fmt.Errorf("Next from the batch's callback: %v, want ErrConnBusy", err)
-				}
-				if err := b.Close(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
-					return fmt.Errorf("Close from the batch's callback: %v, want ErrConnBusy", err)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+		err = nextFuncToEnd(ctx, b, func(pgx.Rows) error {
+			seen++
+			if _, err := b.Next(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
+				return fmt.Errorf("Next from the batch's callback: %v, want ErrConnBusy", err)
 			}
-			if n == 0 {
-				break
+			if err := b.Close(ctx); !errors.Is(err, piccolo.ErrConnBusy) {
+				return fmt.Errorf("Close from the batch's callback: %v, want ErrConnBusy", err)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if seen != 5 {
 			return fmt.Errorf("the batch read %d rows, want 5", seen)

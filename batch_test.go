@@ -424,15 +424,10 @@ func TestBatchFirstRowsReadAsAFetchSentAlone(t *testing.T) {
 				n, s, at.UTC(), empty, nothing, m, rows.CommandTag()))
 			return nil
 		}
-		for {
-			n, err := b.NextFunc(ctx, scan)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				return got
-			}
+		if err := nextFuncToEnd(ctx, b, scan); err != nil {
+			t.Fatal(err)
 		}
+		return got
 	}
 	own := read(ctx)
 	var live []string
@@ -465,6 +460,16 @@ func TestBatchFirstRowsReadAsAFetchSentAlone(t *testing.T) {
 		t.Fatalf("rows of no columns: %v, %v", rows, err)
 	}
 	assertNoBorrowed(t, e)
+}
+
+// nextFuncToEnd reads b with NextFunc until the rows run out.
+func nextFuncToEnd(ctx context.Context, b *piccolo.Batch, scan func(pgx.Rows) error) error {
+	for {
+		n, err := b.NextFunc(ctx, scan)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
 }
 
 // firstColumn is a pgx.RowScanner that keeps a row's first column.
@@ -517,36 +522,38 @@ func TestBatchFirstRowsTellEmptyValuesFromNull(t *testing.T) {
 // its rows, as pgx's statement cache recovers.
 func TestBatchStaleDescriptionFailsOnlyOnce(t *testing.T) {
 	t.Parallel()
-	// 10: the first FETCH rides with DECLARE; 1,001: Next sends it.
-	for _, size := range []int{10, 1001} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			t.Parallel()
-			e, table := pooledTable(t)
-			ctx := context.Background()
-			mustInsert(t, ctx, e, table, "a")
-			q := piccolo.Raw("SELECT * FROM " + table)
-			read := func() ([]map[string]any, error) {
-				b, err := e.Batch(ctx, q, piccolo.BatchSize(size))
-				if err != nil {
-					return nil, err
-				}
-				defer b.Close(ctx)
-				return b.Next(ctx)
-			}
-			if _, err := read(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN more text DEFAULT 'x'")); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = read() // may fail: the description it rode on was stale
-			rows, err := read()
-			if err != nil || len(rows) != 1 || rows[0]["extra"] != int64(7) {
-				t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
-			}
-			assertNoBorrowed(t, e)
-		})
+	e, table := pooledTable(t)
+	mustInsert(t, context.Background(), e, table, "a")
+	rows, err := readAfterStale(t, e, piccolo.Raw("SELECT * FROM "+table),
+		"ALTER TABLE "+table+" ADD COLUMN extra int8 DEFAULT 7, ADD COLUMN more text DEFAULT 'x'")
+	if err != nil || len(rows) != 1 || rows[0]["extra"] != int64(7) {
+		t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
 	}
+	assertNoBorrowed(t, e)
+}
+
+// readAfterStale reads the first rows of a Batch of q, changes the schema
+// with alter, lets one Batch of q fail on the description it cached (it
+// may), and returns what the Batch after it reads.
+func readAfterStale(t *testing.T, e *piccolo.PostgresEngine, q piccolo.Query, alter string) ([]map[string]any, error) {
+	t.Helper()
+	ctx := context.Background()
+	read := func() ([]map[string]any, error) {
+		b, err := e.Batch(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close(ctx)
+		return b.Next(ctx)
+	}
+	if _, err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Exec(ctx, piccolo.Raw(alter)); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = read() // may fail: the description it rode on was stale
+	return read()
 }
 
 // Rule: every Next of a Batch hands its scan callback rows that know their
@@ -557,28 +564,23 @@ func TestBatchRowsKnowTheirConnectionOnEveryNext(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, true, piccolo.PostgresConfig{})
 	ctx := context.Background()
-	// 2: the first FETCH rides with DECLARE; 1,001: Next sends it.
+	// The first FETCH rides with DECLARE; Next sends the others.
 	for _, size := range []int{2, 1001} {
 		b, err := e.Batch(ctx, seriesQuery(3*size), piccolo.BatchSize(size))
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen := 0
-		for {
-			n, err := b.NextFunc(ctx, func(rows pgx.Rows) error {
-				if rows.Conn() == nil {
-					return fmt.Errorf("row %d: rows.Conn() is nil", seen+1)
-				}
-				var r firstColumn
-				seen++
-				return rows.Scan(&r)
-			})
-			if err != nil {
-				t.Fatalf("batches of %d: %v", size, err)
+		err = nextFuncToEnd(ctx, b, func(rows pgx.Rows) error {
+			if rows.Conn() == nil {
+				return fmt.Errorf("row %d: rows.Conn() is nil", seen+1)
 			}
-			if n == 0 {
-				break
-			}
+			var r firstColumn
+			seen++
+			return rows.Scan(&r)
+		})
+		if err != nil {
+			t.Fatalf("batches of %d: %v", size, err)
 		}
 		if seen != 3*size {
 			t.Fatalf("batches of %d read %d rows", size, seen)
@@ -615,26 +617,10 @@ func TestBatchClosedUnreadIgnoresItsFirstFetchFailure(t *testing.T) {
 func TestBatchStaleParameterTypesFailOnlyOnce(t *testing.T) {
 	t.Parallel()
 	e, table := pooledTable(t)
-	ctx := context.Background()
-	mustInsert(t, ctx, e, table, "a")
+	mustInsert(t, context.Background(), e, table, "a")
 	// A string argument is sent as text, whatever its parameter's type.
-	q := piccolo.Raw("SELECT name FROM "+table+" WHERE id = $1", "1")
-	read := func() ([]map[string]any, error) {
-		b, err := e.Batch(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		defer b.Close(ctx)
-		return b.Next(ctx)
-	}
-	if _, err := read(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Exec(ctx, piccolo.Raw("ALTER TABLE "+table+" ALTER COLUMN id TYPE text")); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = read() // may fail: the description it rode on was stale
-	rows, err := read()
+	rows, err := readAfterStale(t, e, piccolo.Raw("SELECT name FROM "+table+" WHERE id = $1", "1"),
+		"ALTER TABLE "+table+" ALTER COLUMN id TYPE text")
 	if err != nil || len(rows) != 1 || rows[0]["name"] != "a" {
 		t.Fatalf("Batch after a failure on a stale description: %v, %v", rows, err)
 	}

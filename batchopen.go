@@ -23,7 +23,7 @@ import (
 // (the server ran it meanwhile), and the rows stream from the connection to
 // its scan callback as any FETCH's do. pgconn watches one context for a
 // pipeline's whole life, so the pipeline gets a context of its own
-// (firstFetch.ctx), ended for it when the context of whichever call is
+// (see firstFetch), ended for it when the context of whichever call is
 // reading (Batch, then Next, Close or the cleanup of a batch never closed)
 // ends.
 

@@ -212,8 +212,8 @@ func TestRoutingRule4SessionEndedFallsBackToThePrimary(t *testing.T) {
 // Routing rule 7: a root COMMIT under WithReadYourWrites reads the WAL
 // position in its own pipeline (TestRoundTrips counts the round trips), a
 // write outside a transaction (Exec, the Querier's QueryRow) reads it
-// after; reads, failed writes, rollbacks and failed Atomics record nothing; without the
-// context the position query is never sent.
+// after; reads, failed writes, rollbacks and failed Atomics record
+// nothing; without the context the position query is never sent.
 func TestRoutingRule7CommitPositionRidesWithCommit(t *testing.T) {
 	t.Parallel()
 	tracer := &memTracer{node: "primary"}
